@@ -82,6 +82,16 @@ function(tfm_add_test name)
   endif()
 endfunction()
 
+# tfm_add_compile_fail_test(<name> SOURCE <file> REGEX <expected diagnostic>): the file must
+# NOT compile, and the compiler must say REGEX (a static_assert message, say).
+function(tfm_add_compile_fail_test name)
+  cmake_parse_arguments(A "" "SOURCE;REGEX" "" ${ARGN})
+  add_executable(${name} EXCLUDE_FROM_ALL ${A_SOURCE})
+  _tfm_configure_target(${name} SOURCES ${A_SOURCE})
+  add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} --build ${CMAKE_BINARY_DIR} --target ${name})
+  set_tests_properties(${name} PROPERTIES LABELS "unit;compile-fail" PASS_REGULAR_EXPRESSION "${A_REGEX}")
+endfunction()
+
 if(TFM_BUILD_BENCHMARKS)
   find_package(benchmark REQUIRED)
 endif()
