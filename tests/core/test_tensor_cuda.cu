@@ -26,11 +26,12 @@ BOOST_AUTO_TEST_CASE(strided_device_views) {
   auto pad = make_tensor(dev, make_padded_row_major(8, 20, 32));
   fill(pad, 3.0f);
   auto h = make_owning_tensor<float>(make_row_major(8, 32));
-  copy(tensor<const float, decltype(full.layout()), space::cuda>(full), h.view());
+  copy(tensor<const float, std::remove_cvref_t<decltype(full.layout())>, space::cuda>(full), h.view());
   for (int i = 0; i < 8; ++i)
     for (int j = 0; j < 32; ++j) BOOST_TEST(h(i, j) == (j < 20 ? 3.0f : -1.0f));
 }
 
 BOOST_AUTO_TEST_CASE(device_out_of_memory_is_an_exception) {
-  BOOST_CHECK_THROW(buffer<float, space::cuda>(std::size_t(1) << 50), out_of_memory);
+  using device_floats = buffer<float, space::cuda>;
+  BOOST_CHECK_THROW(device_floats(std::size_t(1) << 50), out_of_memory);
 }

@@ -26,9 +26,14 @@
 #define TFM_DEVICE_CODE 0
 #endif
 
-#if defined(__CUDACC__) || defined(__clang__)
+// nvcc's device pass and clang understand `#pragma unroll`; nvcc's host pass hands pragmas to
+// the host compiler (g++ would warn), so there it expands to nothing.
+#if defined(__CUDA_ARCH__) || (defined(__clang__) && !defined(__CUDACC__))
 #define TFM_UNROLL _Pragma("unroll")
 #define TFM_NO_UNROLL _Pragma("unroll 1")
+#elif defined(__CUDACC__)
+#define TFM_UNROLL
+#define TFM_NO_UNROLL
 #elif defined(__GNUC__)
 #define TFM_UNROLL _Pragma("GCC unroll 16")
 #define TFM_NO_UNROLL _Pragma("GCC unroll 1")
