@@ -1,0 +1,8 @@
+if(TFM_TEXT_ENABLED)
+  tfm_add_test(test_tokenizer SOURCES tokenizer/test_tokenizer.cpp LABELS unit)
+  target_link_libraries(test_tokenizer PRIVATE tfm::text)
+  tfm_add_test(test_tokenizer_vocab SOURCES tokenizer/test_tokenizer_vocab.cpp LABELS unit shared-data)
+  target_link_libraries(test_tokenizer_vocab PRIVATE tfm::text)
+  tfm_add_test(test_shard SOURCES tokenizer/test_shard.cpp LABELS unit)
+  target_link_libraries(test_shard PRIVATE tfm::text)
+endif()
