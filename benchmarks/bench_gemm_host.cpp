@@ -1,0 +1,178 @@
+// benchmarks/bench_gemm_host.cpp — host GEMM (tfm::detail::gemm_host) on the shapes of GPT-2
+// small (M = 256 tokens: QKV, attention out, MLP up, MLP down; and 1024³), against OpenBLAS's
+// cblas_sgemm / cblas_sbgemm in the same binary when the build found OpenBLAS.
+//
+// Names: BM_gemm/<variant>/<dtype>/<trans>/M/N/K, trans NN, NT (B stored N×K) or TN (A stored
+// K×M), all row-major. Threads: tfm::host::num_threads() (OMP_NUM_THREADS), and OpenBLAS is set
+// to the same count. Quick smoke run (Google Benchmark 1.7 takes plain seconds):
+//   bench_gemm_host --benchmark_min_time=0.01
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tfm/backend/host/cpu.hpp"
+#include "tfm/backend/host/threading.hpp"
+#include "tfm/core/dtype.hpp"
+#include "tfm/ops/detail/gemm_host.hpp"
+
+#ifdef TFM_BENCH_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace {
+
+using tfm::detail::strided_matrix;
+
+struct gemm_shape {
+  std::int64_t m, n, k;
+};
+
+// GPT-2 small with 256 tokens: attention QKV, MLP up, MLP down and attention out projections'
+// shapes are (256, 2304, 768), (256, 3072, 768), (256, 768, 3072), (256, 768, 768).
+constexpr gemm_shape gpt2_shapes[] = {
+    {256, 768, 768}, {256, 2304, 768}, {256, 3072, 768}, {256, 768, 3072}, {1024, 1024, 1024}};
+// gemm_ref is O(MNK) in double without blocking: small shapes only.
+constexpr gemm_shape ref_shapes[] = {{64, 64, 64}, {128, 128, 128}};
+
+enum class transpose { nn, nt, tn };
+constexpr const char* transpose_name(transpose t) {
+  return t == transpose::nn ? "NN" : t == transpose::nt ? "NT" : "TN";
+}
+
+// Row-major storage of A (M×K, or K×M for TN), B (K×N, or N×K for NT) and C (M×N), and the
+// strided views a kernel sees.
+template <class T>
+struct gemm_operands {
+  std::vector<T> a_store, b_store;
+  std::vector<float> c_store;
+  strided_matrix<const T> a, b;
+  strided_matrix<float> c;
+  std::int64_t lda, ldb;
+
+  gemm_operands(gemm_shape s, transpose t)
+      : a_store(std::size_t(s.m * s.k)), b_store(std::size_t(s.k * s.n)),
+        c_store(std::size_t(s.m * s.n)) {
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (auto& x : a_store) x = T(dist(rng));
+    for (auto& x : b_store) x = T(dist(rng));
+    lda = t == transpose::tn ? s.m : s.k;
+    ldb = t == transpose::nt ? s.k : s.n;
+    a = t == transpose::tn ? strided_matrix<const T>{a_store.data(), s.m, s.k, 1, lda}
+                           : strided_matrix<const T>{a_store.data(), s.m, s.k, lda, 1};
+    b = t == transpose::nt ? strided_matrix<const T>{b_store.data(), s.k, s.n, 1, ldb}
+                           : strided_matrix<const T>{b_store.data(), s.k, s.n, ldb, 1};
+    c = {c_store.data(), s.m, s.n, s.n, 1};
+  }
+};
+
+void set_counters(benchmark::State& state, gemm_shape s) {
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(s.m) * double(s.n) * double(s.k) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = tfm::host::num_threads();
+}
+
+template <class Policy, class T>
+void bm_tfm(benchmark::State& state, gemm_shape s, transpose t) {
+  gemm_operands<T> op(s, t);
+  for (auto _ : state) {
+    tfm::detail::gemm_host(Policy{}, 1.0f, op.a, op.b, 0.0f, op.c);
+    benchmark::DoNotOptimize(op.c.data);
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, s);
+}
+
+#ifdef TFM_BENCH_OPENBLAS
+CBLAS_TRANSPOSE cblas_trans_a(transpose t) { return t == transpose::tn ? CblasTrans : CblasNoTrans; }
+CBLAS_TRANSPOSE cblas_trans_b(transpose t) { return t == transpose::nt ? CblasTrans : CblasNoTrans; }
+
+void bm_openblas_sgemm(benchmark::State& state, gemm_shape s, transpose t) {
+  openblas_set_num_threads(tfm::host::num_threads());
+  gemm_operands<float> op(s, t);
+  for (auto _ : state) {
+    cblas_sgemm(CblasRowMajor, cblas_trans_a(t), cblas_trans_b(t), blasint(s.m), blasint(s.n),
+                blasint(s.k), 1.0f, op.a_store.data(), blasint(op.lda), op.b_store.data(),
+                blasint(op.ldb), 0.0f, op.c_store.data(), blasint(s.n));
+    benchmark::DoNotOptimize(op.c.data);
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, s);
+}
+
+#ifdef TFM_BENCH_OPENBLAS_SBGEMM
+// OpenBLAS's bfloat16 is the raw 16-bit pattern, as tfm::bfloat16 stores it.
+void bm_openblas_sbgemm(benchmark::State& state, gemm_shape s, transpose t) {
+  static_assert(sizeof(::bfloat16) == sizeof(tfm::bfloat16));
+  openblas_set_num_threads(tfm::host::num_threads());
+  gemm_operands<tfm::bfloat16> op(s, t);
+  for (auto _ : state) {
+    cblas_sbgemm(CblasRowMajor, cblas_trans_a(t), cblas_trans_b(t), blasint(s.m), blasint(s.n),
+                 blasint(s.k), 1.0f, reinterpret_cast<const ::bfloat16*>(op.a_store.data()),
+                 blasint(op.lda), reinterpret_cast<const ::bfloat16*>(op.b_store.data()),
+                 blasint(op.ldb), 0.0f, op.c_store.data(), blasint(s.n));
+    benchmark::DoNotOptimize(op.c.data);
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, s);
+}
+#endif
+#endif
+
+template <class F>
+void add(const std::string& variant, const char* dtype, transpose t, F fn,
+         const gemm_shape* shapes, std::size_t count) {
+  const std::string name =
+      "BM_gemm/" + variant + "/" + dtype + "/" + transpose_name(t);
+  for (std::size_t i = 0; i < count; ++i) {
+    const gemm_shape s = shapes[i];
+    benchmark::RegisterBenchmark(name.c_str(), fn, s, t)
+        ->Args({s.m, s.n, s.k})
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+}
+
+template <class F, std::size_t N>
+void add(const std::string& variant, const char* dtype, transpose t, F fn,
+         const gemm_shape (&shapes)[N]) {
+  add(variant, dtype, t, fn, shapes, N);
+}
+
+void register_all() {
+  using tfm::host::isa;
+  constexpr transpose all[] = {transpose::nn, transpose::nt, transpose::tn};
+  for (transpose t : all) {
+    add("blocked", "f32", t, bm_tfm<tfm::gemm_blocked, float>, gpt2_shapes);
+#ifdef TFM_BENCH_OPENBLAS
+    add("openblas_sgemm", "f32", t, bm_openblas_sgemm, gpt2_shapes);
+#endif
+  }
+  for (transpose t : all) {
+    add("blocked", "bf16", t, bm_tfm<tfm::gemm_blocked, tfm::bfloat16>, gpt2_shapes);
+#ifdef TFM_BENCH_OPENBLAS_SBGEMM
+    add("openblas_sbgemm", "bf16", t, bm_openblas_sbgemm, gpt2_shapes);
+#endif
+  }
+  // The portable kernel, for its tuning comment (and a view of what SIMD buys).
+  add("blocked_scalar", "f32", transpose::nn,
+      bm_tfm<tfm::basic_gemm_blocked<isa::scalar>, float>, gpt2_shapes);
+  add("ref", "f32", transpose::nn, bm_tfm<tfm::gemm_ref, float>, ref_shapes);
+  add("blocked", "f32", transpose::nn, bm_tfm<tfm::gemm_blocked, float>, ref_shapes);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("tfm_isa", std::string(tfm::host::isa_name(tfm::host::native_isa)));
+  benchmark::AddCustomContext("tfm_threads", std::to_string(tfm::host::num_threads()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

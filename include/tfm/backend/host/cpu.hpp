@@ -1,0 +1,93 @@
+// tfm/backend/host/cpu.hpp — the host instruction sets tfm's kernels are written for: which one
+// this translation unit was compiled for (it picks the default kernels at compile time) and
+// whether the running CPU can execute each (tests use it to skip kernels the CPU lacks).
+#pragma once
+#include <string_view>
+
+#include "tfm/core/config.hpp"
+
+// x86 SIMD kernels need GCC or Clang (function-level `target` attributes, immintrin.h). nvcc's
+// front end is kept away from them: host code in .cu files gets the portable kernels.
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(__CUDACC__)
+#define TFM_HOST_X86_SIMD 1
+#else
+#define TFM_HOST_X86_SIMD 0
+#endif
+
+// Function attributes that compile one function for an instruction set the rest of the
+// translation unit may not assume; callers check `cpu_supports` before running such code.
+#if TFM_HOST_X86_SIMD
+#define TFM_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define TFM_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
+#define TFM_TARGET_AVX512_BF16 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")))
+#endif
+
+// Keeps a micro-kernel a function of its own: inlined into the blocked driver, GCC 12 ran out
+// of registers and re-loaded B from memory in every FMA (55 instead of 80 GFLOP/s on Zen 3).
+#if defined(__GNUC__) || defined(__clang__)
+#define TFM_HOST_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define TFM_HOST_NOINLINE __declspec(noinline)
+#else
+#define TFM_HOST_NOINLINE
+#endif
+
+namespace tfm::host {
+
+// Instruction-set levels host kernels exist for. Each level includes the ones before it.
+enum class isa {
+  scalar,       // portable C++, auto-vectorised by the compiler for whatever it targets
+  avx2,         // AVX2 + FMA
+  avx512,       // AVX-512 F, BW, VL, DQ
+  avx512_bf16,  // avx512 + AVX512_BF16 (vdpbf16ps)
+};
+
+// The level this translation unit is compiled for (-march, -mavx2 ...): the default kernels.
+inline constexpr isa native_isa =
+#if TFM_HOST_X86_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) && \
+    defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__AVX512BF16__)
+    isa::avx512_bf16;
+#elif TFM_HOST_X86_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) && \
+    defined(__AVX512VL__) && defined(__AVX512DQ__)
+    isa::avx512;
+#elif TFM_HOST_X86_SIMD && defined(__AVX2__) && defined(__FMA__)
+    isa::avx2;
+#else
+    isa::scalar;
+#endif
+
+constexpr std::string_view isa_name(isa i) {
+  switch (i) {
+    case isa::scalar: return "scalar";
+    case isa::avx2: return "avx2";
+    case isa::avx512: return "avx512";
+    case isa::avx512_bf16: return "avx512_bf16";
+  }
+  return "?";
+}
+
+// Whether kernels for `i` are compiled into this translation unit (x86 with GCC/Clang: all of
+// them, through `target` attributes; elsewhere only the portable ones).
+constexpr bool isa_compiled(isa i) { return i == isa::scalar || TFM_HOST_X86_SIMD; }
+
+// Whether the running CPU (and OS) can execute code for `i`.
+inline bool cpu_supports(isa i) {
+#if TFM_HOST_X86_SIMD
+  switch (i) {
+    case isa::scalar: return true;
+    case isa::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case isa::avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    case isa::avx512_bf16:
+      return cpu_supports(isa::avx512) && __builtin_cpu_supports("avx512bf16");
+  }
+  return false;
+#else
+  return i == isa::scalar;
+#endif
+}
+
+}  // namespace tfm::host

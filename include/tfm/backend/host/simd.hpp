@@ -1,0 +1,83 @@
+// tfm/backend/host/simd.hpp — small x86 SIMD building blocks shared by host kernels: loads that
+// widen bf16 to fp32 and an 8×8 fp32 transpose. Each is compiled for the instruction set in its
+// name (TFM_TARGET_*), so callers must check host::cpu_supports first.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "tfm/backend/host/cpu.hpp"
+#include "tfm/core/config.hpp"
+
+#if TFM_HOST_X86_SIMD
+#include <immintrin.h>
+#endif
+
+namespace tfm::host {
+
+// bf16 bits to fp32: bf16 is the top half of an fp32, so widening is a 16-bit shift.
+inline float bf16_bits_to_float(std::uint16_t bits) {
+  const std::uint32_t u = std::uint32_t{bits} << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+#if TFM_HOST_X86_SIMD
+// The helpers pass vectors by value only to code compiled for AVX2 as well.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+namespace avx2 {
+
+// 8 consecutive fp32 values.
+TFM_TARGET_AVX2 inline __m256 load8_f32(const float* p) { return _mm256_loadu_ps(p); }
+
+// 8 consecutive bf16 values (raw bits at p) widened to fp32.
+TFM_TARGET_AVX2 inline __m256 load8_bf16_as_f32(const void* p) {
+  const __m128i h = _mm_loadu_si128(static_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+// 16 consecutive bf16 values (raw bits at p) widened to fp32: lo gets the first 8.
+TFM_TARGET_AVX2 inline void load16_bf16_as_f32(const void* p, __m256& lo, __m256& hi) {
+  const __m256i h = _mm256_loadu_si256(static_cast<const __m256i*>(p));
+  // Interleaving zeros below each 16-bit value puts it in the top half of a 32-bit lane.
+  const __m256i z = _mm256_setzero_si256();
+  const __m256i a = _mm256_unpacklo_epi16(z, h);  // elements 0-3 | 8-11
+  const __m256i b = _mm256_unpackhi_epi16(z, h);  // elements 4-7 | 12-15
+  lo = _mm256_castsi256_ps(_mm256_permute2x128_si256(a, b, 0x20));
+  hi = _mm256_castsi256_ps(_mm256_permute2x128_si256(a, b, 0x31));
+}
+
+// In-place transpose of the 8×8 matrix whose row i is r[i].
+TFM_TARGET_AVX2 inline void transpose8x8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]);
+  const __m256 t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]);
+  const __m256 t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]);
+  const __m256 t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]);
+  const __m256 t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44);
+  const __m256 s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44);
+  const __m256 s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44);
+  const __m256 s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44);
+  const __m256 s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+}  // namespace avx2
+#pragma GCC diagnostic pop
+#endif  // TFM_HOST_X86_SIMD
+
+}  // namespace tfm::host
