@@ -123,45 +123,43 @@ void bm_openblas_sbgemm(benchmark::State& state, gemm_shape s, transpose t) {
 #endif
 
 template <class F>
-void add(const std::string& variant, const char* dtype, transpose t, F fn,
-         const gemm_shape* shapes, std::size_t count) {
-  const std::string name =
-      "BM_gemm/" + variant + "/" + dtype + "/" + transpose_name(t);
-  for (std::size_t i = 0; i < count; ++i) {
-    const gemm_shape s = shapes[i];
-    benchmark::RegisterBenchmark(name.c_str(), fn, s, t)
-        ->Args({s.m, s.n, s.k})
-        ->UseRealTime()
-        ->Unit(benchmark::kMicrosecond);
-  }
+void add(const std::string& variant, const char* dtype, transpose t, F fn, gemm_shape s) {
+  const std::string name = "BM_gemm/" + variant + "/" + dtype + "/" + transpose_name(t);
+  benchmark::RegisterBenchmark(name.c_str(), fn, s, t)
+      ->Args({s.m, s.n, s.k})
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
 }
 
-template <class F, std::size_t N>
-void add(const std::string& variant, const char* dtype, transpose t, F fn,
-         const gemm_shape (&shapes)[N]) {
-  add(variant, dtype, t, fn, shapes, N);
-}
-
+// Shape-major order, each tfm variant next to its OpenBLAS peer, so that a busy machine slows
+// both alike (add --benchmark_enable_random_interleaving=true with repetitions for more).
 void register_all() {
   using tfm::host::isa;
   constexpr transpose all[] = {transpose::nn, transpose::nt, transpose::tn};
   for (transpose t : all) {
-    add("blocked", "f32", t, bm_tfm<tfm::gemm_blocked, float>, gpt2_shapes);
+    for (gemm_shape s : gpt2_shapes) {
+      add("blocked", "f32", t, bm_tfm<tfm::gemm_blocked, float>, s);
 #ifdef TFM_BENCH_OPENBLAS
-    add("openblas_sgemm", "f32", t, bm_openblas_sgemm, gpt2_shapes);
+      add("openblas_sgemm", "f32", t, bm_openblas_sgemm, s);
 #endif
+    }
   }
   for (transpose t : all) {
-    add("blocked", "bf16", t, bm_tfm<tfm::gemm_blocked, tfm::bfloat16>, gpt2_shapes);
+    for (gemm_shape s : gpt2_shapes) {
+      add("blocked", "bf16", t, bm_tfm<tfm::gemm_blocked, tfm::bfloat16>, s);
 #ifdef TFM_BENCH_OPENBLAS_SBGEMM
-    add("openblas_sbgemm", "bf16", t, bm_openblas_sbgemm, gpt2_shapes);
+      add("openblas_sbgemm", "bf16", t, bm_openblas_sbgemm, s);
 #endif
+    }
   }
   // The portable kernel, for its tuning comment (and a view of what SIMD buys).
-  add("blocked_scalar", "f32", transpose::nn,
-      bm_tfm<tfm::basic_gemm_blocked<isa::scalar>, float>, gpt2_shapes);
-  add("ref", "f32", transpose::nn, bm_tfm<tfm::gemm_ref, float>, ref_shapes);
-  add("blocked", "f32", transpose::nn, bm_tfm<tfm::gemm_blocked, float>, ref_shapes);
+  for (gemm_shape s : gpt2_shapes) {
+    add("blocked_scalar", "f32", transpose::nn, bm_tfm<tfm::basic_gemm_blocked<isa::scalar>, float>, s);
+  }
+  for (gemm_shape s : ref_shapes) {
+    add("ref", "f32", transpose::nn, bm_tfm<tfm::gemm_ref, float>, s);
+    add("blocked", "f32", transpose::nn, bm_tfm<tfm::gemm_blocked, float>, s);
+  }
 }
 
 }  // namespace

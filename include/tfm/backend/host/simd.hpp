@@ -37,17 +37,6 @@ TFM_TARGET_AVX2 inline __m256 load8_bf16_as_f32(const void* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-// 16 consecutive bf16 values (raw bits at p) widened to fp32: lo gets the first 8.
-TFM_TARGET_AVX2 inline void load16_bf16_as_f32(const void* p, __m256& lo, __m256& hi) {
-  const __m256i h = _mm256_loadu_si256(static_cast<const __m256i*>(p));
-  // Interleaving zeros below each 16-bit value puts it in the top half of a 32-bit lane.
-  const __m256i z = _mm256_setzero_si256();
-  const __m256i a = _mm256_unpacklo_epi16(z, h);  // elements 0-3 | 8-11
-  const __m256i b = _mm256_unpackhi_epi16(z, h);  // elements 4-7 | 12-15
-  lo = _mm256_castsi256_ps(_mm256_permute2x128_si256(a, b, 0x20));
-  hi = _mm256_castsi256_ps(_mm256_permute2x128_si256(a, b, 0x31));
-}
-
 // In-place transpose of the 8×8 matrix whose row i is r[i].
 TFM_TARGET_AVX2 inline void transpose8x8(__m256 r[8]) {
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]);

@@ -14,6 +14,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "tfm/backend/host/cpu.hpp"
@@ -94,9 +95,12 @@ void gemm_ref_run(float alpha, strided_matrix<const T> a, strided_matrix<const T
 // ---------------------------------------------------------------------------- blocked driver
 
 // Width of a work item's chunk of B, in NR-panels, unless more items are needed to share the
-// work: the chunk's packed B (kc × 8·NR, 128 KiB for the AVX2 kernel) is read from L2 by every
-// row block, and its source is read from memory just before.
+// work: the chunk's packed B (kc × 8·NR: 192 KiB for the AVX2 kernel) is packed from memory
+// and then read from L2 by every A panel of the row block. (4 and 16 measured the same.)
 inline constexpr std::int64_t gemm_chunk_panels = 8;
+
+// Panels per group when threads share the packing of an A block.
+inline constexpr std::int64_t gemm_pack_group_panels = 8;
 
 // Below this many multiply-adds per thread, another thread costs more (fork/join, ~5 µs) than
 // it saves.
@@ -108,82 +112,53 @@ constexpr std::int64_t split_point(std::int64_t count, std::int64_t parts, std::
   return count * i / parts;
 }
 
-// Prefetches a block of an operand a few cache lines at a time, so that reading it from memory
-// overlaps with computing on another block. Operands with neither stride 1 are not prefetched.
-template <class T>
-class gemm_block_prefetcher {
- public:
-  gemm_block_prefetcher() = default;
-  explicit gemm_block_prefetcher(strided_matrix<const T> m) {
-    if (m.rows <= 0 || m.cols <= 0) return;
-    const bool rows_contiguous = m.col_stride == 1;
-    if (!rows_contiguous && m.row_stride != 1) return;
-    base_ = reinterpret_cast<const char*>(m.data);
-    runs_ = rows_contiguous ? m.rows : m.cols;
-    run_stride_ = std::int64_t(sizeof(T)) * (rows_contiguous ? m.row_stride : m.col_stride);
-    lines_per_run_ = (std::int64_t(sizeof(T)) * (rows_contiguous ? m.cols : m.rows) + 63) / 64 + 1;
-    total_ = runs_ * lines_per_run_;
-  }
-  std::int64_t lines() const { return total_; }
-  // Issues the next `count` prefetches (into L2: the block is packed within the next KC block).
-  void issue(std::int64_t count) {
-    for (; count > 0 && next_ < total_; --count, ++next_) {
-      const char* p = base_ + next_ / lines_per_run_ * run_stride_ + next_ % lines_per_run_ * 64;
-#if defined(__GNUC__) || defined(__clang__)
-      __builtin_prefetch(p, 0, 2);
-#else
-      (void)p;
-#endif
-    }
-  }
-
- private:
-  const char* base_ = nullptr;
-  std::int64_t runs_ = 0, run_stride_ = 0, lines_per_run_ = 0, total_ = 0, next_ = 0;
-};
-
 // The pack state of one slot of packed panels, tagged with a generation (one per super-block
 // and KC block, increasing) so it never needs resetting: 2g + 1 while being packed for
 // generation g, 2g + 2 once ready. The first task that needs generation g waits until the
-// slot's previous contents are no longer read (`drained`), claims it and packs; the others wait
-// until it is ready.
+// slot's previous contents are no longer read (`drained`), claims it and packs; the others
+// wait until it is ready (gemm_wait_packed).
 template <class Drained, class Pack>
-void gemm_ensure_packed(std::atomic<std::int64_t>& state, std::int64_t generation,
-                        Drained&& drained, Pack&& pack) {
-  const std::int64_t ready = 2 * generation + 2, packing = 2 * generation + 1;
+void gemm_claim_and_pack(std::atomic<std::int64_t>& state, std::int64_t generation,
+                         Drained&& drained, Pack&& pack) {
+  const std::int64_t packing = 2 * generation + 1;
   std::int64_t s = state.load(std::memory_order_acquire);
-  if (s == ready) return;
-  if (s < packing) {
-    host::spin_wait(drained);
-    if (state.compare_exchange_strong(s, packing, std::memory_order_acq_rel)) {
-      pack();
-      state.store(ready, std::memory_order_release);
-      return;
-    }
+  if (s >= packing) return;  // being packed or ready
+  host::spin_wait(drained);
+  if (state.compare_exchange_strong(s, packing, std::memory_order_acq_rel)) {
+    pack();
+    state.store(packing + 1, std::memory_order_release);
   }
+}
+
+inline void gemm_wait_packed(std::atomic<std::int64_t>& state, std::int64_t generation) {
+  const std::int64_t ready = 2 * generation + 2;
+  if (state.load(std::memory_order_acquire) == ready) return;
   host::spin_wait([&] { return state.load(std::memory_order_acquire) == ready; });
 }
 
 // The blocked GEMM: BLIS's blocking (KC-deep rank updates of an MR×NR register tile, a KC×NR
-// sliver of B in L1, an MC×KC block of A in L2, a KC×NC panel of packed B in L3) with a
-// schedule that needs no barriers between KC blocks:
+// sliver of packed B in L1, an MC×KC block of packed A in L2) with a schedule that needs no
+// barriers between KC blocks:
 //   * C is cut into items, (MC-row block) × (chunk of NR-panels) tiles; a task is one item's
-//     rank-kc update for one KC block. Threads run KC block after KC block; within one, the
-//     items are dealt out statically (chunk-major: a thread's items share its B columns) and
-//     stolen from the back of other threads' ranges once a thread runs dry, so a thread that
-//     another process slows down does not hold up the rest;
+//     rank-kc update for one KC block: for each B panel of the chunk, for each A panel of the
+//     block, one micro-kernel call. Threads run KC block after KC block; within one, the items
+//     are dealt out statically (chunk-major: a thread's items share its B columns) and stolen
+//     from the back of other threads' ranges once a thread runs dry, so a thread that another
+//     process slows down does not hold up the rest;
 //   * a task waits for its item's previous KC block (a progress counter per item), so each
 //     element of C is summed in K order by one thread at a time: results do not depend on the
 //     thread count;
-//   * the panels of each (row block, KC block) and (column chunk, KC block) are packed by the
-//     first task that needs them, into one of `slots` rotating buffers (two with threads, so
-//     a thread can pack KC block kb while another still computes kb - 1); a slot is repacked
-//     once every item reading it has moved past its KC block. Reusing the same memory matters:
-//     packing every KC block into fresh memory was 5-10% slower on one thread;
+//   * the A block of each (row block, KC block) is packed, in groups of panels, by the first
+//     tasks that need it, into one of `slots` rotating buffers (two with threads, so that a thread can pack KC block kb
+//     while another still computes on kb - 1); a slot is repacked once every item reading it
+//     has moved past its KC block. Reusing the same memory matters: packing every KC block
+//     into fresh memory was 5-10% slower on one thread;
+//   * B: with one row block (M ≤ mc, as in GPT-2's 256-token products) each chunk serves one
+//     task, which packs it into a buffer of its own that stays in L2, so B is read from memory
+//     once and never written back. With several row blocks the chunks go through shared slots
+//     like A;
 //   * packed A and B are bounded (gemm_host_pack_budget_bytes, mp rows, nc columns): a bigger
 //     product runs as super-blocks of C, with a barrier between them.
-// One thread has one chunk: for each KC block, for each row block, pack (A block, and B on the
-// first row block), then for each B panel, for each A panel, the micro-kernel: BLIS's order.
 template <class Kernel, host_gemm_input T>
 void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const T> a,
                       strided_matrix<const T> b, float beta, strided_matrix<float> c) {
@@ -211,24 +186,31 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
   // K in KC blocks of equal depth (so the last is not a sliver).
   const std::int64_t kc_max = round_up(ceil_div(k, ceil_div(k, pick(blocks.kc, tuned.kc))), kg);
   const std::int64_t k_blocks = ceil_div(k, kc_max);
-  // Super-blocks of C: at most mp rows and nc columns, packed slots within budget; equal parts.
+  // Super-blocks of C: at most mp rows and nc columns, shared packed slots within budget;
+  // equal parts.
   const std::int64_t budget =
       gemm_host_pack_budget_bytes / std::int64_t(sizeof(packed)) / (slots * kc_max);
   const std::int64_t mp_max = std::max<std::int64_t>(
       mr, std::min(round_up(pick(blocks.mp, tuned.mp), mr), budget / mr * mr));
-  const std::int64_t np_max = std::max<std::int64_t>(
-      nr, std::min(round_up(pick(blocks.nc, tuned.nc), nr), budget / nr * nr));
   const std::int64_t m_supers = ceil_div(m, mp_max);
-  const std::int64_t n_supers = ceil_div(n, np_max);
   const std::int64_t ms_max = round_up(ceil_div(m, m_supers), mr);
+  const std::int64_t m_blocks = ceil_div(ms_max, round_up(pick(blocks.mc, tuned.mc), mr));
+  // With a single row block, a chunk's packed B serves one task only: each thread packs it
+  // into a buffer of its own, reused chunk after chunk, so it stays in L2. (Packing into a
+  // shared slot, which no cache held, cost a memory round trip per line written: 5% of a
+  // 256×3072×768 product on one thread.)
+  const bool private_b = m_blocks == 1;
+  const std::int64_t np_max = std::max<std::int64_t>(
+      nr, std::min(round_up(pick(blocks.nc, tuned.nc), nr),
+                   private_b ? std::numeric_limits<std::int64_t>::max() : budget / nr * nr));
+  const std::int64_t n_supers = ceil_div(n, np_max);
   const std::int64_t ns_max = round_up(ceil_div(n, n_supers), nr);
   const std::int64_t supers = m_supers * n_supers;
 
-  // Items of a super-block: MC-row blocks of equal size × chunks of panels, about 8 per thread
-  // with chunks at least 4 panels wide; one thread: one chunk. Item index: chunk-major, with
-  // the row blocks rotated per chunk so that threads starting on different chunks start on
+  // Items of a super-block: MC-row blocks of equal size × chunks of gemm_chunk_panels panels
+  // (narrower when threads need more items: about 8 each). Item index: chunk-major, with the
+  // row blocks rotated per chunk so that threads starting on different chunks start on
   // different A blocks.
-  const std::int64_t m_blocks = ceil_div(ms_max, round_up(pick(blocks.mc, tuned.mc), mr));
   const std::int64_t ns_panels = ns_max / nr;
   const std::int64_t n_chunks = std::min(
       ns_panels, std::max(ceil_div(ns_panels, gemm_chunk_panels),
@@ -238,20 +220,32 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
     return ch * m_blocks + (ib - ch % m_blocks + m_blocks) % m_blocks;
   };
 
-  // Scratch: packed A slots (MR-panels of kcp = kc rounded up to k_group), packed B slots
-  // (NR-panels), pack states (A blocks, then B chunks, per slot) and item progress (KC blocks
-  // done, per super-block).
+  // Scratch: packed A slots (MR-panels, panel p at p·MR·kc_max whatever the depth of the KC
+  // block, so that row blocks never overlap), packed B slots (NR-panels, likewise), pack
+  // states (A blocks, then B chunks, per slot) and item progress (KC blocks done, per
+  // super-block).
   const std::int64_t a_slot = ms_max * kc_max, b_slot = ns_max * kc_max;
   const std::size_t a_bytes =
       host::round_up_to_cache_line(std::size_t(a_slot * slots) * sizeof(packed));
   const std::size_t b_bytes =
       host::round_up_to_cache_line(std::size_t(b_slot * slots) * sizeof(packed));
-  const std::size_t counters = std::size_t((m_blocks + n_chunks) * slots + supers * n_items);
-  std::byte* scratch = host::thread_scratch().reserve(a_bytes + b_bytes + counters * sizeof(counter));
+  const std::int64_t chunk_cols = ceil_div(ns_panels, n_chunks) * nr;
+  const std::size_t b_private_bytes =
+      private_b ? host::round_up_to_cache_line(std::size_t(chunk_cols * kc_max) * sizeof(packed)) : 0;
+  // A blocks are packed in groups of panels, so that the threads sharing a block pack it
+  // together instead of waiting for one of them.
+  const std::int64_t a_groups = ceil_div(ceil_div(ms_max / mr, m_blocks), gemm_pack_group_panels);
+  const std::size_t counters =
+      std::size_t((m_blocks * a_groups + n_chunks) * slots + supers * n_items);
+  const std::size_t b_shared_bytes = private_b ? 0 : b_bytes;
+  std::byte* scratch = host::thread_scratch().reserve(
+      a_bytes + b_shared_bytes + b_private_bytes * std::size_t(threads) + counters * sizeof(counter));
   packed* const a_pack = reinterpret_cast<packed*>(scratch);
   packed* const b_pack = reinterpret_cast<packed*>(scratch + a_bytes);
-  counter* const a_state = reinterpret_cast<counter*>(scratch + a_bytes + b_bytes);
-  counter* const b_state = a_state + m_blocks * slots;
+  std::byte* const b_private = scratch + a_bytes + b_shared_bytes;
+  counter* const a_state =
+      reinterpret_cast<counter*>(b_private + b_private_bytes * std::size_t(threads));
+  counter* const b_state = a_state + m_blocks * a_groups * slots;
   counter* const progress = b_state + n_chunks * slots;
   for (std::size_t i = 0; i < counters; ++i) new (a_state + i) counter(0);
 
@@ -268,7 +262,6 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
 
       for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
         const std::int64_t pc = kb * kc_max, kc = std::min(kc_max, k - pc);
-        const std::int64_t kcp = round_up(kc, kg);
         const std::int64_t slot = kb % slots;
         const std::int64_t generation = s * k_blocks + kb;
         packed* const a_kb = a_pack + slot * a_slot;
@@ -289,53 +282,63 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
             host::spin_wait([&] { return item_progress[item].load(std::memory_order_acquire) == kb; });
           }
           if (p_begin < p_end && q_begin < q_end) {
-            gemm_ensure_packed(
-                b_state[ch * slots + slot], generation,
-                [&] {
-                  for (std::int64_t i = 0; i < m_blocks; ++i)
-                    if (!done_with_previous(ch * m_blocks + i)) return false;
-                  return true;
-                },
-                [&] {
-                  const std::int64_t col = q_begin * nr;
-                  Kernel::pack_b(sub_matrix(b, pc, n0 + col, kc, std::min(ns, q_end * nr) - col),
-                                 b_kb + q_begin * nr * kcp, nr * kcp);
-                });
-            gemm_ensure_packed(
-                a_state[ib * slots + slot], generation,
-                [&] {
-                  for (std::int64_t j = 0; j < n_chunks; ++j)
-                    if (!done_with_previous(item_of(ib, j))) return false;
-                  return true;
-                },
-                [&] {
-                  const std::int64_t row = p_begin * mr;
-                  Kernel::pack_a(sub_matrix(a, m0 + row, pc, std::min(ms, p_end * mr) - row, kc),
-                                 a_kb + p_begin * mr * kcp, mr * kcp);
-                });
-            // While computing, fetch this row block's share of the chunk's B for the next KC
-            // block: B is read once per product, usually from memory (5-6 GB/s here), and
-            // packing it without this cost ~10% of the time.
-            gemm_block_prefetcher<T> next_b;
-            if (kb + 1 < k_blocks) {
-              const std::int64_t pc1 = pc + kc_max, kc1 = std::min(kc_max, k - pc1);
-              const std::int64_t r0 = split_point(kc1, m_blocks, ib);
-              const std::int64_t r1 = split_point(kc1, m_blocks, ib + 1);
+            // Panel q of the chunk is at b_chunk + (q - q_first)·nr·kc_max.
+            const packed* b_chunk = b_kb;
+            std::int64_t q_first = 0;
+            if (private_b) {
+              packed* const own =
+                  reinterpret_cast<packed*>(b_private + b_private_bytes * std::size_t(tid));
               const std::int64_t col = q_begin * nr;
-              next_b = gemm_block_prefetcher<T>(
-                  sub_matrix(b, pc1 + r0, n0 + col, r1 - r0, std::min(ns, q_end * nr) - col));
+              Kernel::pack_b(sub_matrix(b, pc, n0 + col, kc, std::min(ns, q_end * nr) - col), own,
+                             nr * kc_max);
+              b_chunk = own;
+              q_first = q_begin;
+            } else {
+              counter& state = b_state[ch * slots + slot];
+              gemm_claim_and_pack(
+                  state, generation,
+                  [&] {
+                    for (std::int64_t i = 0; i < m_blocks; ++i)
+                      if (!done_with_previous(ch * m_blocks + i)) return false;
+                    return true;
+                  },
+                  [&] {
+                    const std::int64_t col = q_begin * nr;
+                    Kernel::pack_b(sub_matrix(b, pc, n0 + col, kc, std::min(ns, q_end * nr) - col),
+                                   b_kb + q_begin * nr * kc_max, nr * kc_max);
+                  });
+              gemm_wait_packed(state, generation);
             }
-            const std::int64_t calls = (q_end - q_begin) * (p_end - p_begin);
-            const std::int64_t per_call = (next_b.lines() + calls - 1) / calls;
+            // The A block's groups: claim those nobody packs yet (starting at a different group
+            // on each thread), then wait for the rest.
+            const std::int64_t groups = ceil_div(p_end - p_begin, gemm_pack_group_panels);
+            counter* const group_state = a_state + ib * a_groups * slots;
+            for (std::int64_t g0 = 0; g0 < groups; ++g0) {
+              const std::int64_t g = (g0 + tid) % groups;
+              gemm_claim_and_pack(
+                  group_state[g * slots + slot], generation,
+                  [&] {
+                    for (std::int64_t j = 0; j < n_chunks; ++j)
+                      if (!done_with_previous(item_of(ib, j))) return false;
+                    return true;
+                  },
+                  [&] {
+                    const std::int64_t p0 = p_begin + g * gemm_pack_group_panels;
+                    const std::int64_t p1 = std::min(p_end, p0 + gemm_pack_group_panels);
+                    Kernel::pack_a(
+                        sub_matrix(a, m0 + p0 * mr, pc, std::min(ms, p1 * mr) - p0 * mr, kc),
+                        a_kb + p0 * mr * kc_max, mr * kc_max);
+                  });
+            }
+            for (std::int64_t g = 0; g < groups; ++g) gemm_wait_packed(group_state[g * slots + slot], generation);
             for (std::int64_t q = q_begin; q < q_end; ++q) {
-              const packed* bq = b_kb + q * nr * kcp;
+              const packed* bq = b_chunk + (q - q_first) * nr * kc_max;
               const int cols = static_cast<int>(std::min<std::int64_t>(nr, ns - q * nr));
               for (std::int64_t p = p_begin; p < p_end; ++p) {
                 const int rows = static_cast<int>(std::min<std::int64_t>(mr, ms - p * mr));
                 const gemm_tile_out out{&c(m0 + p * mr, n0 + q * nr), c.row_stride,
                                         c.col_stride, rows, cols, alpha, beta_k};
-                Kernel::run(kc, a_kb + p * mr * kcp, bq, out);
-                next_b.issue(per_call);
+                Kernel::run(kc, a_kb + p * mr * kc_max, bq, out);
               }
             }
           }

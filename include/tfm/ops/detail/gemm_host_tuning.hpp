@@ -1,7 +1,7 @@
 // tfm/ops/detail/gemm_host_tuning.hpp — cache block sizes of the blocked host GEMM, one constexpr
 // policy per instruction set. The register tile (MR×NR) belongs to the micro-kernel; these
-// blocks decide what stays in which cache: a KC×NR sliver of B in L1, an MC×KC block of A in
-// L2, a KC×NC panel of B in L3.
+// blocks decide what stays in which cache: a KC×NR sliver of packed B in L1, an MC×KC block of
+// packed A in L2, and how much of C one pass covers.
 #pragma once
 #include <cstdint>
 
@@ -11,10 +11,10 @@ namespace tfm {
 
 // Cache blocks of the blocked GEMM, in elements; zero means "the tuned value for the ISA".
 struct gemm_block_sizes {
-  std::int64_t mc = 0;  // rows of the A block one work item keeps in L2 (multiple of MR)
-  std::int64_t kc = 0;  // depth of one rank-kc update: A and B slivers of kc stay in L1
-  std::int64_t nc = 0;  // columns of the packed B panel (multiple of NR), L3-resident
-  std::int64_t mp = 0;  // rows of A packed at once (multiple of mc), L3-resident
+  std::int64_t mc = 0;  // rows of the A block a work item keeps in L2 (multiple of MR)
+  std::int64_t kc = 0;  // depth of one rank-kc update (the B sliver of kc × NR stays in L1)
+  std::int64_t nc = 0;  // columns of C per pass: bounds the shared packed B (multiple of NR)
+  std::int64_t mp = 0;  // rows of C per pass: bounds the packed A (multiple of mc)
 
   friend constexpr bool operator==(const gemm_block_sizes&, const gemm_block_sizes&) = default;
 };
@@ -28,33 +28,43 @@ inline constexpr std::int64_t gemm_host_pack_budget_bytes = std::int64_t{8} << 2
 template <host::isa Isa>
 struct gemm_host_tuning;
 
-// Portable kernel (4×16 tile). Measured on AMD EPYC Zen 3 (2.45 GHz, 1 thread, built for
-// -march=native so the loops auto-vectorise to AVX2): TODO
+// Figures below: GFLOP/s on one thread of the AMD EPYC (Zen 3, 2.45 GHz base, 32 KiB L1d and
+// 512 KiB L2 per core, L3 shared with other tenants), geometric mean over GPT-2 small's
+// shapes (M, N, K) = (256, 768, 768), (256, 2304, 768), (256, 3072, 768), (256, 768, 3072),
+// (1024, 1024, 1024), process CPU time, best of 6, all variants interleaved in one run (the
+// machine was busy: absolute numbers moved 10% between runs, rankings did not).
+
+// Portable kernel (4×16 tile, compiled with -march=native: GCC vectorises it to AVX2).
+//   mc=96 kc=256: 27.9   mc=264 kc=256: 28.7   mc=264 kc=384: 30.8   mc=128 kc=128: 22.8
 template <>
 struct gemm_host_tuning<host::isa::scalar> {
-  static constexpr gemm_block_sizes blocks{.mc = 96, .kc = 256, .nc = 4080, .mp = 1152};
+  static constexpr gemm_block_sizes blocks{.mc = 264, .kc = 384, .nc = 4080, .mp = 1056};
 };
 
-// AVX2 + FMA kernel (6×16 tile). Measured on AMD EPYC Zen 3 (32 KiB L1d, 512 KiB L2 per core,
-// 32 MiB shared L3): TODO
+// AVX2 + FMA kernel (6×16 tile). Two runs:
+//   mc=96  kc=256: 64.8 / 71.4   mc=144 kc=256: 65.3 / 72.0   mc=264 kc=256: 66.0 / 74.0
+//   mc=96  kc=384: 64.7 / 72.1   mc=264 kc=384: 67.3 / 74.1   mc=264 kc=512: 66.2 / 73.4
+//   mc=528 kc=384: 66.4 / 74.4
+// mc = 264 holds all 256 rows of the GPT-2 shapes in one block (A block 396 KiB, in L2), so B
+// is packed and read once; kc = 384 halves the passes over C against 256 (a 24 KiB B sliver
+// still fits L1). nc only bounds the packed B panel (M > mc); 4080 = 255·16.
 template <>
 struct gemm_host_tuning<host::isa::avx2> {
-  static constexpr gemm_block_sizes blocks{.mc = 264, .kc = 256, .nc = 4080, .mp = 1056};
+  static constexpr gemm_block_sizes blocks{.mc = 264, .kc = 384, .nc = 4080, .mp = 1056};
 };
 
-// AVX-512 kernel (12×32 tile). Not measured: no AVX-512 machine was available when this was
-// written. Chosen so the B sliver (KC×NR×4 = 32 KiB... halved by kc = 192: 24 KiB) stays within a
-// 48 KiB L1d and the A block (MC×KC×4 = 144×192×4 = 108 KiB) well inside a 1-2 MiB L2.
+// AVX-512 kernel (12×32 tile). Not measured: no AVX-512 machine was available. kc = 192 keeps
+// the B sliver (kc·32·4 = 24 KiB) within a 32 KiB L1d; mc = 264 as for AVX2.
 template <>
 struct gemm_host_tuning<host::isa::avx512> {
-  static constexpr gemm_block_sizes blocks{.mc = 144, .kc = 192, .nc = 4096, .mp = 1152};
+  static constexpr gemm_block_sizes blocks{.mc = 264, .kc = 192, .nc = 4096, .mp = 1056};
 };
 
-// AVX512_BF16 kernel (12×32 tile over K pairs): bf16 panels are half the bytes of fp32 ones, so
-// twice the depth fits the same caches. Not measured (no such machine available).
+// AVX512_BF16 kernel (12×32 tile over K pairs): bf16 panels are half the bytes of fp32 ones,
+// so kc = 384 gives the same 24 KiB B sliver. Not measured (no such machine available).
 template <>
 struct gemm_host_tuning<host::isa::avx512_bf16> {
-  static constexpr gemm_block_sizes blocks{.mc = 144, .kc = 384, .nc = 4096, .mp = 1152};
+  static constexpr gemm_block_sizes blocks{.mc = 264, .kc = 384, .nc = 4096, .mp = 1056};
 };
 
 }  // namespace detail
