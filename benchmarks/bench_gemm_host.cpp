@@ -53,7 +53,8 @@ struct gemm_operands {
   std::int64_t lda, ldb;
 
   gemm_operands(gemm_shape s, transpose t)
-      : a_store(std::size_t(s.m * s.k)), b_store(std::size_t(s.k * s.n)),
+      : a_store(std::size_t(s.m * s.k)),
+        b_store(std::size_t(s.k * s.n)),
         c_store(std::size_t(s.m * s.n)) {
     std::mt19937 rng(42);
     std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -70,8 +71,9 @@ struct gemm_operands {
 };
 
 void set_counters(benchmark::State& state, gemm_shape s) {
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(s.m) * double(s.n) * double(s.k) * 1e-9,
-                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * double(s.m) * double(s.n) * double(s.k) * 1e-9,
+                         benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = tfm::host::num_threads();
 }
 
@@ -87,8 +89,12 @@ void bm_tfm(benchmark::State& state, gemm_shape s, transpose t) {
 }
 
 #ifdef TFM_BENCH_OPENBLAS
-CBLAS_TRANSPOSE cblas_trans_a(transpose t) { return t == transpose::tn ? CblasTrans : CblasNoTrans; }
-CBLAS_TRANSPOSE cblas_trans_b(transpose t) { return t == transpose::nt ? CblasTrans : CblasNoTrans; }
+CBLAS_TRANSPOSE cblas_trans_a(transpose t) {
+  return t == transpose::tn ? CblasTrans : CblasNoTrans;
+}
+CBLAS_TRANSPOSE cblas_trans_b(transpose t) {
+  return t == transpose::nt ? CblasTrans : CblasNoTrans;
+}
 
 void bm_openblas_sgemm(benchmark::State& state, gemm_shape s, transpose t) {
   openblas_set_num_threads(tfm::host::num_threads());
@@ -154,7 +160,8 @@ void register_all() {
   }
   // The portable kernel, for its tuning comment (and a view of what SIMD buys).
   for (gemm_shape s : gpt2_shapes) {
-    add("blocked_scalar", "f32", transpose::nn, bm_tfm<tfm::basic_gemm_blocked<isa::scalar>, float>, s);
+    add("blocked_scalar", "f32", transpose::nn, bm_tfm<tfm::basic_gemm_blocked<isa::scalar>, float>,
+        s);
   }
   for (gemm_shape s : ref_shapes) {
     add("ref", "f32", transpose::nn, bm_tfm<tfm::gemm_ref, float>, s);

@@ -113,7 +113,8 @@ struct test_matrix {
   std::vector<bool> view_mask() const {
     std::vector<bool> mask(store.size(), false);
     for (std::int64_t i = 0; i < view.rows; ++i)
-      for (std::int64_t j = 0; j < view.cols; ++j) mask[std::size_t(&view(i, j) - store.data())] = true;
+      for (std::int64_t j = 0; j < view.cols; ++j)
+        mask[std::size_t(&view(i, j) - store.data())] = true;
     return mask;
   }
 };
@@ -180,7 +181,8 @@ std::vector<float> check_against_ref(const gemm_case& g, std::uint32_t seed = 1)
     for (std::int64_t j = 0; j < g.n; ++j) {
       double mag = 0.0;
       for (std::int64_t k = 0; k < g.k; ++k)
-        mag += std::fabs(double(as_float(a.view(i, k)))) * std::fabs(double(as_float(b.view(k, j))));
+        mag +=
+            std::fabs(double(as_float(a.view(i, k)))) * std::fabs(double(as_float(b.view(k, j))));
       const std::size_t at = std::size_t(&c.view(i, j) - c.store.data());
       const double c_in = g.beta == 0.0f ? 0.0 : std::fabs(double(c0[at]));
       const double budget = 2.0 * double(g.k + 4) * u *
@@ -238,8 +240,7 @@ void run_edge_tiles_and_block_edges_f32() {
 template <isa I>
 void run_edge_tiles_and_block_edges_bf16() {
   sweep_sizes<tiny<I>, tfm::bfloat16>(edge_sizes, edge_sizes, edge_depths, all_transposes);
-  sweep_sizes<tuned<I>, tfm::bfloat16>(edge_sizes, edge_sizes, {1, 17, 65},
-                                                all_transposes);
+  sweep_sizes<tuned<I>, tfm::bfloat16>(edge_sizes, edge_sizes, {1, 17, 65}, all_transposes);
 }
 
 // Mixed sizes up to 257 with the tuned blocks: 257 crosses MC and KC for every kernel.
@@ -282,15 +283,15 @@ void run_alpha_beta() {
     float alpha, beta;
     bool nan_c;
   };
-  const ab cases[] = {{1.0f, 0.0f, true},   {1.0f, 1.0f, false}, {0.5f, -2.0f, false},
-                      {-1.0f, 0.0f, true},  {0.0f, 0.5f, false}, {0.0f, 0.0f, true},
+  const ab cases[] = {{1.0f, 0.0f, true},  {1.0f, 1.0f, false}, {0.5f, -2.0f, false},
+                      {-1.0f, 0.0f, true}, {0.0f, 0.5f, false}, {0.0f, 0.0f, true},
                       {2.0f, 1.0f, false}};
   for (const ab& x : cases) {
     for (layout lc : {layout::row_major, layout::col_major, layout::general}) {
-      check_against_ref<P, float>({37, 50, 45, layout::row_major, layout::row_major, lc, x.alpha,
-                                   x.beta, x.nan_c});
-      check_against_ref<P, tfm::bfloat16>({37, 50, 45, layout::col_major, layout::row_major, lc,
-                                           x.alpha, x.beta, x.nan_c});
+      check_against_ref<P, float>(
+          {37, 50, 45, layout::row_major, layout::row_major, lc, x.alpha, x.beta, x.nan_c});
+      check_against_ref<P, tfm::bfloat16>(
+          {37, 50, 45, layout::col_major, layout::row_major, lc, x.alpha, x.beta, x.nan_c});
     }
   }
 }
@@ -310,8 +311,8 @@ void run_alpha_zero_reads_neither_a_nor_b() {
 template <isa I>
 void run_empty_depth() {
   for (float beta : {0.0f, 1.0f, -3.0f}) {
-    check_against_ref<tuned<I>, float>(
-        {9, 17, 0, layout::row_major, layout::row_major, layout::row_major, 1.0f, beta, beta == 0.0f});
+    check_against_ref<tuned<I>, float>({9, 17, 0, layout::row_major, layout::row_major,
+                                        layout::row_major, 1.0f, beta, beta == 0.0f});
     check_against_ref<tuned<I>, tfm::bfloat16>(
         {9, 17, 0, layout::row_major, layout::row_major, layout::general, 2.0f, beta, false});
   }
@@ -339,7 +340,9 @@ void run_empty_rows_or_columns() {
 // results are bitwise equal; with OpenMP, 2 and 3 threads really split M and N.
 template <isa I>
 void run_threads_give_identical_results() {
-  const gemm_case shapes[] = {{130, 300, 70}, {256, 96, 300}, {5, 700, 33},
+  const gemm_case shapes[] = {{130, 300, 70},
+                              {256, 96, 300},
+                              {5, 700, 33},
                               {97, 61, 45, layout::col_major, layout::col_major, layout::general}};
   for (const gemm_case& g : shapes) {
     std::vector<float> one, two, three;
@@ -383,18 +386,26 @@ void run_threads_give_identical_results() {
   }
 }
 
-#define TFM_GEMM_KERNEL_SUITE(I)                                                              \
-  BOOST_AUTO_TEST_SUITE(kernel_##I, *boost::unit_test::precondition(kernel_runs<isa::I>))      \
-  BOOST_AUTO_TEST_CASE(edge_tiles_and_block_edges_f32) { run_edge_tiles_and_block_edges_f32<isa::I>(); } \
-  BOOST_AUTO_TEST_CASE(edge_tiles_and_block_edges_bf16) { run_edge_tiles_and_block_edges_bf16<isa::I>(); } \
-  BOOST_AUTO_TEST_CASE(mixed_sizes_tuned_blocks) { run_mixed_sizes_tuned_blocks<isa::I>(); }       \
-  BOOST_AUTO_TEST_CASE(larger_than_tuned_blocks) { run_larger_than_tuned_blocks<isa::I>(); }       \
-  BOOST_AUTO_TEST_CASE(strided_views) { run_strided_views<isa::I>(); }                             \
-  BOOST_AUTO_TEST_CASE(alpha_beta) { run_alpha_beta<isa::I>(); }                                   \
-  BOOST_AUTO_TEST_CASE(alpha_zero_reads_neither_a_nor_b) { run_alpha_zero_reads_neither_a_nor_b<isa::I>(); } \
-  BOOST_AUTO_TEST_CASE(empty_depth) { run_empty_depth<isa::I>(); }                                 \
-  BOOST_AUTO_TEST_CASE(empty_rows_or_columns) { run_empty_rows_or_columns<isa::I>(); }             \
-  BOOST_AUTO_TEST_CASE(threads_give_identical_results) { run_threads_give_identical_results<isa::I>(); } \
+#define TFM_GEMM_KERNEL_SUITE(I)                                                             \
+  BOOST_AUTO_TEST_SUITE(kernel_##I, *boost::unit_test::precondition(kernel_runs<isa::I>))    \
+  BOOST_AUTO_TEST_CASE(edge_tiles_and_block_edges_f32) {                                     \
+    run_edge_tiles_and_block_edges_f32<isa::I>();                                            \
+  }                                                                                          \
+  BOOST_AUTO_TEST_CASE(edge_tiles_and_block_edges_bf16) {                                    \
+    run_edge_tiles_and_block_edges_bf16<isa::I>();                                           \
+  }                                                                                          \
+  BOOST_AUTO_TEST_CASE(mixed_sizes_tuned_blocks) { run_mixed_sizes_tuned_blocks<isa::I>(); } \
+  BOOST_AUTO_TEST_CASE(larger_than_tuned_blocks) { run_larger_than_tuned_blocks<isa::I>(); } \
+  BOOST_AUTO_TEST_CASE(strided_views) { run_strided_views<isa::I>(); }                       \
+  BOOST_AUTO_TEST_CASE(alpha_beta) { run_alpha_beta<isa::I>(); }                             \
+  BOOST_AUTO_TEST_CASE(alpha_zero_reads_neither_a_nor_b) {                                   \
+    run_alpha_zero_reads_neither_a_nor_b<isa::I>();                                          \
+  }                                                                                          \
+  BOOST_AUTO_TEST_CASE(empty_depth) { run_empty_depth<isa::I>(); }                           \
+  BOOST_AUTO_TEST_CASE(empty_rows_or_columns) { run_empty_rows_or_columns<isa::I>(); }       \
+  BOOST_AUTO_TEST_CASE(threads_give_identical_results) {                                     \
+    run_threads_give_identical_results<isa::I>();                                            \
+  }                                                                                          \
   BOOST_AUTO_TEST_SUITE_END()
 
 TFM_GEMM_KERNEL_SUITE(scalar)
@@ -465,9 +476,9 @@ BOOST_AUTO_TEST_CASE(thread_count_query_and_override) {
                                                   << (tfm::host::has_openmp() ? "on" : "off"));
   for (isa i : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16}) {
     if (!tfm::host::isa_compiled(i) || !tfm::host::cpu_supports(i))
-      BOOST_TEST_MESSAGE("SKIP: kernel_" << tfm::host::isa_name(i) << " tests ("
-                                         << (tfm::host::isa_compiled(i) ? "CPU lacks it" : "not compiled")
-                                         << ")");
+      BOOST_TEST_MESSAGE("SKIP: kernel_"
+                         << tfm::host::isa_name(i) << " tests ("
+                         << (tfm::host::isa_compiled(i) ? "CPU lacks it" : "not compiled") << ")");
   }
 }
 

@@ -46,8 +46,8 @@ enum class isa {
 
 // The level this translation unit is compiled for (-march, -mavx2 ...): the default kernels.
 inline constexpr isa native_isa =
-#if TFM_HOST_X86_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) && \
-    defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__AVX512BF16__)
+#if TFM_HOST_X86_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512DQ__) && defined(__AVX512BF16__)
     isa::avx512_bf16;
 #elif TFM_HOST_X86_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) && \
     defined(__AVX512VL__) && defined(__AVX512DQ__)
@@ -81,8 +81,7 @@ inline bool cpu_supports(isa i) {
     case isa::avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    case isa::avx512_bf16:
-      return cpu_supports(isa::avx512) && __builtin_cpu_supports("avx512bf16");
+    case isa::avx512_bf16: return cpu_supports(isa::avx512) && __builtin_cpu_supports("avx512bf16");
   }
   return false;
 #else

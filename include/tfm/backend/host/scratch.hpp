@@ -31,7 +31,7 @@ class aligned_scratch {
       release();
       const std::size_t n = round_up_to_cache_line(bytes);
       try {
-        data_ = static_cast<std::byte*>(::operator new(n, std::align_val_t{cache_line_bytes}));
+        data_ = static_cast<std::byte*>(::operator new (n, std::align_val_t{cache_line_bytes}));
       } catch (const std::bad_alloc&) {
         throw out_of_memory(tfm::detail::concat("host scratch: cannot allocate ", n, " bytes"));
       }
@@ -41,7 +41,7 @@ class aligned_scratch {
   }
 
   void release() {
-    if (data_) ::operator delete(data_, std::align_val_t{cache_line_bytes});
+    if (data_) ::operator delete (data_, std::align_val_t{cache_line_bytes});
     data_ = nullptr;
     size_ = 0;
   }

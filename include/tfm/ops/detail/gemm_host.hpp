@@ -149,10 +149,10 @@ inline void gemm_wait_packed(std::atomic<std::int64_t>& state, std::int64_t gene
 //     element of C is summed in K order by one thread at a time: results do not depend on the
 //     thread count;
 //   * the A block of each (row block, KC block) is packed, in groups of panels, by the first
-//     tasks that need it, into one of `slots` rotating buffers (two with threads, so that a thread can pack KC block kb
-//     while another still computes on kb - 1); a slot is repacked once every item reading it
-//     has moved past its KC block. Reusing the same memory matters: packing every KC block
-//     into fresh memory was 5-10% slower on one thread;
+//     tasks that need it, into one of `slots` rotating buffers (two with threads, so that a thread
+//     can pack KC block kb while another still computes on kb - 1); a slot is repacked once every
+//     item reading it has moved past its KC block. Reusing the same memory matters: packing every
+//     KC block into fresh memory was 5-10% slower on one thread;
 //   * B: with one row block (M ≤ mc, as in GPT-2's 256-token products) each chunk serves one
 //     task, which packs it into a buffer of its own that stays in L2, so B is read from memory
 //     once and never written back. With several row blocks the chunks go through shared slots
@@ -212,9 +212,9 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
   // row blocks rotated per chunk so that threads starting on different chunks start on
   // different A blocks.
   const std::int64_t ns_panels = ns_max / nr;
-  const std::int64_t n_chunks = std::min(
-      ns_panels, std::max(ceil_div(ns_panels, gemm_chunk_panels),
-                          threads == 1 ? 1 : ceil_div(8 * threads, m_blocks)));
+  const std::int64_t n_chunks =
+      std::min(ns_panels, std::max(ceil_div(ns_panels, gemm_chunk_panels),
+                                   threads == 1 ? 1 : ceil_div(8 * threads, m_blocks)));
   const std::int64_t n_items = m_blocks * n_chunks;
   const auto item_of = [m_blocks](std::int64_t ib, std::int64_t ch) {
     return ch * m_blocks + (ib - ch % m_blocks + m_blocks) % m_blocks;
@@ -231,15 +231,17 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
       host::round_up_to_cache_line(std::size_t(b_slot * slots) * sizeof(packed));
   const std::int64_t chunk_cols = ceil_div(ns_panels, n_chunks) * nr;
   const std::size_t b_private_bytes =
-      private_b ? host::round_up_to_cache_line(std::size_t(chunk_cols * kc_max) * sizeof(packed)) : 0;
+      private_b ? host::round_up_to_cache_line(std::size_t(chunk_cols * kc_max) * sizeof(packed))
+                : 0;
   // A blocks are packed in groups of panels, so that the threads sharing a block pack it
   // together instead of waiting for one of them.
   const std::int64_t a_groups = ceil_div(ceil_div(ms_max / mr, m_blocks), gemm_pack_group_panels);
   const std::size_t counters =
       std::size_t((m_blocks * a_groups + n_chunks) * slots + supers * n_items);
   const std::size_t b_shared_bytes = private_b ? 0 : b_bytes;
-  std::byte* scratch = host::thread_scratch().reserve(
-      a_bytes + b_shared_bytes + b_private_bytes * std::size_t(threads) + counters * sizeof(counter));
+  std::byte* scratch = host::thread_scratch().reserve(a_bytes + b_shared_bytes +
+                                                      b_private_bytes * std::size_t(threads) +
+                                                      counters * sizeof(counter));
   packed* const a_pack = reinterpret_cast<packed*>(scratch);
   packed* const b_pack = reinterpret_cast<packed*>(scratch + a_bytes);
   std::byte* const b_private = scratch + a_bytes + b_shared_bytes;
@@ -279,7 +281,8 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
           const std::int64_t q_begin = split_point(n_panels, n_chunks, ch);
           const std::int64_t q_end = split_point(n_panels, n_chunks, ch + 1);
           if (kb > 0) {
-            host::spin_wait([&] { return item_progress[item].load(std::memory_order_acquire) == kb; });
+            host::spin_wait(
+                [&] { return item_progress[item].load(std::memory_order_acquire) == kb; });
           }
           if (p_begin < p_end && q_begin < q_end) {
             // Panel q of the chunk is at b_chunk + (q - q_first)·nr·kc_max.
@@ -330,14 +333,20 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
                         a_kb + p0 * mr * kc_max, mr * kc_max);
                   });
             }
-            for (std::int64_t g = 0; g < groups; ++g) gemm_wait_packed(group_state[g * slots + slot], generation);
+            for (std::int64_t g = 0; g < groups; ++g)
+              gemm_wait_packed(group_state[g * slots + slot], generation);
             for (std::int64_t q = q_begin; q < q_end; ++q) {
               const packed* bq = b_chunk + (q - q_first) * nr * kc_max;
               const int cols = static_cast<int>(std::min<std::int64_t>(nr, ns - q * nr));
               for (std::int64_t p = p_begin; p < p_end; ++p) {
                 const int rows = static_cast<int>(std::min<std::int64_t>(mr, ms - p * mr));
-                const gemm_tile_out out{&c(m0 + p * mr, n0 + q * nr), c.row_stride,
-                                        c.col_stride, rows, cols, alpha, beta_k};
+                const gemm_tile_out out{&c(m0 + p * mr, n0 + q * nr),
+                                        c.row_stride,
+                                        c.col_stride,
+                                        rows,
+                                        cols,
+                                        alpha,
+                                        beta_k};
                 Kernel::run(kc, a_kb + p * mr * kc_max, bq, out);
               }
             }

@@ -36,9 +36,10 @@ TFM_TARGET_AVX2 inline void gemm_avx2_6x16_step(const float* TFM_RESTRICT a,
 }
 
 // acc = A panel (6 × kc) · B panel (kc × 16), then the C update.
-TFM_TARGET_AVX2 TFM_HOST_NOINLINE inline void gemm_micro_avx2_6x16(std::int64_t kc, const float* TFM_RESTRICT a,
-                                                 const float* TFM_RESTRICT b,
-                                                 const gemm_tile_out& out) {
+TFM_TARGET_AVX2 TFM_HOST_NOINLINE inline void gemm_micro_avx2_6x16(std::int64_t kc,
+                                                                   const float* TFM_RESTRICT a,
+                                                                   const float* TFM_RESTRICT b,
+                                                                   const gemm_tile_out& out) {
   constexpr int mr = 6;
   constexpr int nr = 16;
   // The tile of C is needed only after the K loop: start fetching it now (C is often too big

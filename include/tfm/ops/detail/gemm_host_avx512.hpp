@@ -55,9 +55,10 @@ TFM_TARGET_AVX512 inline void gemm_store_avx512_12x32(__m512 (&acc)[12][2],
 }
 
 // acc = A panel (12 × kc) · B panel (kc × 32), then the C update.
-TFM_TARGET_AVX512 TFM_HOST_NOINLINE inline void gemm_micro_avx512_12x32(std::int64_t kc, const float* TFM_RESTRICT a,
-                                                      const float* TFM_RESTRICT b,
-                                                      const gemm_tile_out& out) {
+TFM_TARGET_AVX512 TFM_HOST_NOINLINE inline void gemm_micro_avx512_12x32(std::int64_t kc,
+                                                                        const float* TFM_RESTRICT a,
+                                                                        const float* TFM_RESTRICT b,
+                                                                        const gemm_tile_out& out) {
   constexpr int mr = 12;
   constexpr int nr = 32;
   __m512 acc[mr][2];
@@ -103,13 +104,13 @@ struct gemm_host_kernel<host::isa::avx512, T> {
 
 // fp32 inputs on an AVX512_BF16 machine: the fp32 AVX-512 kernel.
 template <>
-struct gemm_host_kernel<host::isa::avx512_bf16, float> : gemm_host_kernel<host::isa::avx512, float> {};
+struct gemm_host_kernel<host::isa::avx512_bf16, float>
+    : gemm_host_kernel<host::isa::avx512, float> {};
 
 // acc = A panel (12 × 2·kp bf16, K paired) · B panel (2·kp × 32, K paired), then the C update.
-TFM_TARGET_AVX512_BF16 TFM_HOST_NOINLINE inline void gemm_micro_avx512_bf16_12x32(std::int64_t kp,
-                                                                const std::uint16_t* TFM_RESTRICT a,
-                                                                const std::uint16_t* TFM_RESTRICT b,
-                                                                const gemm_tile_out& out) {
+TFM_TARGET_AVX512_BF16 TFM_HOST_NOINLINE inline void gemm_micro_avx512_bf16_12x32(
+    std::int64_t kp, const std::uint16_t* TFM_RESTRICT a, const std::uint16_t* TFM_RESTRICT b,
+    const gemm_tile_out& out) {
   constexpr int mr = 12;
   constexpr int nr = 32;
   __m512 acc[mr][2];
@@ -140,15 +141,17 @@ struct gemm_host_kernel<host::isa::avx512_bf16, bfloat16> {
   static constexpr int k_group = 2;
   static constexpr gemm_block_sizes blocks = gemm_host_tuning<host::isa::avx512_bf16>::blocks;
 
-  static void pack_a(strided_matrix<const bfloat16> a, std::uint16_t* dst, std::int64_t panel_stride) {
-    gemm_pack_a_panels<mr>(a, panel_stride, [dst](strided_matrix<const bfloat16> p, std::int64_t at) {
-      pack_a_panel(p, dst + at);
-    });
+  static void pack_a(strided_matrix<const bfloat16> a, std::uint16_t* dst,
+                     std::int64_t panel_stride) {
+    gemm_pack_a_panels<mr>(
+        a, panel_stride,
+        [dst](strided_matrix<const bfloat16> p, std::int64_t at) { pack_a_panel(p, dst + at); });
   }
-  static void pack_b(strided_matrix<const bfloat16> b, std::uint16_t* dst, std::int64_t panel_stride) {
-    gemm_pack_b_panels<nr>(b, panel_stride, [dst](strided_matrix<const bfloat16> p, std::int64_t at) {
-      pack_b_panel(p, dst + at);
-    });
+  static void pack_b(strided_matrix<const bfloat16> b, std::uint16_t* dst,
+                     std::int64_t panel_stride) {
+    gemm_pack_b_panels<nr>(
+        b, panel_stride,
+        [dst](strided_matrix<const bfloat16> p, std::int64_t at) { pack_b_panel(p, dst + at); });
   }
   // One A panel (r ≤ 12 rows × kc) with K paired.
   static void pack_a_panel(strided_matrix<const bfloat16> a, std::uint16_t* TFM_RESTRICT dst) {

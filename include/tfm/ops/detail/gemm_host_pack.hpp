@@ -104,7 +104,8 @@ void gemm_pack_b_panel_generic(strided_matrix<const T> b, float* TFM_RESTRICT ds
 
 // Packs a (mc × kc) into ceil(mc/MR) A panels, panel by panel with pack_panel(rows, dst).
 template <int MR, class T, class PackPanel>
-void gemm_pack_a_panels(strided_matrix<const T> a, std::int64_t panel_stride, PackPanel&& pack_panel) {
+void gemm_pack_a_panels(strided_matrix<const T> a, std::int64_t panel_stride,
+                        PackPanel&& pack_panel) {
   for (std::int64_t i = 0, p = 0; i < a.rows; i += MR, ++p) {
     const std::int64_t r = a.rows - i < MR ? a.rows - i : MR;
     pack_panel(sub_matrix(a, i, 0, r, a.cols), p * panel_stride);
@@ -113,7 +114,8 @@ void gemm_pack_a_panels(strided_matrix<const T> a, std::int64_t panel_stride, Pa
 
 // Packs b (kc × nc) into ceil(nc/NR) B panels, panel by panel with pack_panel(cols, dst).
 template <int NR, class T, class PackPanel>
-void gemm_pack_b_panels(strided_matrix<const T> b, std::int64_t panel_stride, PackPanel&& pack_panel) {
+void gemm_pack_b_panels(strided_matrix<const T> b, std::int64_t panel_stride,
+                        PackPanel&& pack_panel) {
   for (std::int64_t j = 0, q = 0; j < b.cols; j += NR, ++q) {
     const std::int64_t c = b.cols - j < NR ? b.cols - j : NR;
     pack_panel(sub_matrix(b, 0, j, b.rows, c), q * panel_stride);

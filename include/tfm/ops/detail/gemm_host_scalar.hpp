@@ -12,7 +12,7 @@ namespace tfm::detail {
 
 template <int MR, int NR>
 TFM_HOST_NOINLINE void gemm_micro_portable(std::int64_t kc, const float* TFM_RESTRICT a,
-                         const float* TFM_RESTRICT b, const gemm_tile_out& out) {
+                                           const float* TFM_RESTRICT b, const gemm_tile_out& out) {
   alignas(64) float acc[MR * NR] = {};
   for (std::int64_t k = 0; k < kc; ++k) {
     TFM_UNROLL
