@@ -1,0 +1,514 @@
+// tfm/nn/model.hpp — model<Config>: a decoder-only transformer whose architecture is the type
+// Config (nn/config.hpp), with a forward pass (logits, fused cross-entropy loss) and a backward
+// pass (every parameter's gradient) on the host. docs/model.md defines the computation.
+//
+// Memory is planned: parameters and gradients are two flat arrays allocated at construction;
+// activations for up to (B, T) tokens are one arena allocated by reserve(B, T) (or the first
+// forward), not per step. The parameter table gives every tensor's name, shape and offset.
+//
+//   tfm::nn::model<tfm::nn::presets::gpt2<>> m;   // GPT-2 small
+//   m.init(42);
+//   float loss = m.forward(tokens, targets, B, T);
+//   m.zero_grad(); m.backward();
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "tfm/core/dtype.hpp"
+#include "tfm/core/error.hpp"
+#include "tfm/core/memory.hpp"
+#include "tfm/core/rng.hpp"
+#include "tfm/nn/attention_host.hpp"
+#include "tfm/nn/config.hpp"
+#include "tfm/nn/math.hpp"
+#include "tfm/nn/ops_host.hpp"
+
+namespace tfm::nn {
+
+// One parameter tensor in the flat parameter array.
+struct param_info {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  std::size_t offset = 0;  // elements from the start of the parameter array
+  std::size_t size = 0;    // elements
+  double init_std = 0;     // normal(0, init_std); 0 → constant init_value
+  double init_value = 0;
+  bool matrix = false;     // a block weight matrix (the layout option applies)
+};
+
+inline constexpr int ignore_index = -100;
+
+template <class Cfg>
+class model {
+ public:
+  using config = Cfg;
+  using traits = config_traits<Cfg>;
+  using T = typename traits::param_type;
+  static constexpr int static_head_dim = traits::static_head_dim;
+
+  // Sizes not fixed by the config come from `d`.
+  explicit model(dims d = {}) : d_(traits::resolve(d)) {
+    build_table();
+    params_ = buffer<T, space::host>(n_params_);
+    grads_ = buffer<T, space::host>(n_params_);
+    std::memset(params_.data(), 0, n_params_ * sizeof(T));
+    std::memset(grads_.data(), 0, n_params_ * sizeof(T));
+    build_position_tables();
+  }
+
+  const dims& sizes() const { return d_; }
+  const std::vector<param_info>& parameter_table() const { return table_; }
+  std::size_t num_parameters() const { return n_params_; }
+  std::span<T> parameters() { return {params_.data(), n_params_}; }
+  std::span<const T> parameters() const { return {params_.data(), n_params_}; }
+  std::span<T> gradients() { return {grads_.data(), n_params_}; }
+  std::span<const T> gradients() const { return {grads_.data(), n_params_}; }
+
+  const param_info& info(std::string_view name) const {
+    for (auto const& p : table_)
+      if (p.name == name) return p;
+    throw invalid_argument(tfm::detail::concat("nn::model: no parameter named '", name, "'"));
+  }
+  bool has(std::string_view name) const {
+    for (auto const& p : table_)
+      if (p.name == name) return true;
+    return false;
+  }
+  std::span<T> param(std::string_view name) {
+    auto const& p = info(name);
+    return {params_.data() + p.offset, p.size};
+  }
+  std::span<T> grad(std::string_view name) {
+    auto const& p = info(name);
+    return {grads_.data() + p.offset, p.size};
+  }
+
+  // GPT-2 initialisation from `seed` (docs/model.md): parameter p element e draws normal(seed, p, e).
+  void init(std::uint64_t seed) {
+    for (std::size_t p = 0; p < table_.size(); ++p) {
+      auto const& pi = table_[p];
+      T* w = params_.data() + pi.offset;
+      if (pi.init_std == 0) {
+        for (std::size_t e = 0; e < pi.size; ++e) w[e] = T(pi.init_value);
+      } else {
+        for (std::size_t e = 0; e < pi.size; ++e) w[e] = T(pi.init_std * double(tfm::rng::normal(seed, p, e)));
+      }
+    }
+  }
+
+  void zero_grad() { std::memset(grads_.data(), 0, n_params_ * sizeof(T)); }
+
+  // Plans the activation arena for batches up to B×T.
+  void reserve(int B, int T_) {
+    expects<invalid_argument>(B > 0 && T_ > 0, "nn::model: batch and sequence length must be positive, got B=", B,
+                              " T=", T_);
+    expects<invalid_argument>(T_ <= d_.ctx, "nn::model: sequence length ", T_, " exceeds the context length ",
+                              d_.ctx);
+    if (std::int64_t(B) * T_ <= cap_tokens_ && T_ <= cap_T_ && B <= cap_B_) return;
+    cap_B_ = std::max(B, cap_B_);
+    cap_T_ = std::max(T_, cap_T_);
+    cap_tokens_ = std::int64_t(cap_B_) * cap_T_;
+    plan(cap_B_, cap_T_);
+  }
+
+  // Bytes held for activations (the arena) and for parameters + gradients.
+  std::size_t activation_bytes() const { return arena_.size() * sizeof(T); }
+  std::size_t parameter_bytes() const { return 2 * n_params_ * sizeof(T); }
+
+  // Forward over tokens[B·T] (row-major [B, T]). With targets (same shape; ignore_index = skip)
+  // returns the mean cross-entropy; without, returns 0 and only computes logits.
+  double forward(const std::int32_t* tokens, const std::int32_t* targets, int B, int T_) {
+    reserve(B, T_);
+    B_ = B;
+    T_cur_ = T_;
+    const std::int64_t N = std::int64_t(B) * T_;
+    const int D = d_.d_model, V = d_.vocab;
+    tokens_.assign(tokens, tokens + N);
+    has_targets_ = targets != nullptr;
+    if (has_targets_) targets_.assign(targets, targets + N);
+
+    const T* posp = nullptr;
+    if constexpr (traits::learned_pos) posp = p("wpe");
+    if constexpr (traits::sinusoidal_pos) posp = sin_table_.data();
+    host::embedding_forward(B, T_, D, tokens_.data(), p("wte"), V, posp, act(a_resid_, 0));
+
+    for (int l = 0; l < d_.layers; ++l) layer_forward(l, N);
+
+    const T* top = act(a_resid_, d_.layers);
+    if constexpr (traits::pre_norm) {
+      norm_fwd(N, top, p("ln_f.weight"), traits::norm_bias ? p("ln_f.bias") : nullptr, buf(a_lnf_), buf(a_lnf_mean_),
+               buf(a_lnf_rstd_));
+      top = buf(a_lnf_);
+    }
+    host::linear_forward<T>(N, D, V, top, head_weight(), false, nullptr, buf(a_logits_));
+    logits_valid_ = true;
+    loss_ = 0;
+    count_ = 0;
+    if (has_targets_) {
+      const double total =
+          host::xent_forward<T>(N, V, buf(a_logits_), targets_.data(), ignore_index, buf(a_lse_), buf(a_losses_), count_);
+      loss_ = count_ > 0 ? total / double(count_) : 0.0;
+    }
+    return loss_;
+  }
+
+  // Logits [B, T, V] of the last forward (valid until backward, which reuses their memory).
+  std::span<const T> logits() const {
+    expects<invalid_argument>(logits_valid_, "nn::model: logits are gone (backward reuses their memory) or no forward ran");
+    return {arena_.data() + a_logits_, std::size_t(B_) * T_cur_ * d_.vocab};
+  }
+  double loss() const { return loss_; }
+  std::int64_t counted_targets() const { return count_; }
+
+  // Gradients of the mean loss of the last forward, accumulated into gradients().
+  void backward() {
+    expects<invalid_argument>(has_targets_, "nn::model: backward needs a forward with targets");
+    expects<invalid_argument>(logits_valid_, "nn::model: backward needs a fresh forward (it was already run)");
+    const int B = B_, T_ = T_cur_;
+    const std::int64_t N = std::int64_t(B) * T_;
+    const int D = d_.d_model, V = d_.vocab;
+    T* dz = buf(a_logits_);  // in place
+    host::xent_backward<T>(N, V, buf(a_logits_), targets_.data(), ignore_index, buf(a_lse_),
+                           count_ > 0 ? 1.0 / double(count_) : 0.0, dz);
+    logits_valid_ = false;
+    T* dr = buf(b_resid_);
+    const T* top = traits::pre_norm ? buf(a_lnf_) : act(a_resid_, d_.layers);
+    T* dtop = traits::pre_norm ? buf(b_n_) : dr;
+    // logits = top · Wᵀ (W [V, D])
+    host::linear_backward<T>(N, D, V, top, head_weight(), false, dz, dtop, 0.0, head_grad(), nullptr, buf(b_scratch_));
+    if constexpr (traits::pre_norm) {
+      norm_bwd(N, dtop, act(a_resid_, d_.layers), p("ln_f.weight"), buf(a_lnf_mean_), buf(a_lnf_rstd_), dr, false,
+               g("ln_f.weight"), traits::norm_bias ? g("ln_f.bias") : nullptr);
+    }
+    for (int l = d_.layers - 1; l >= 0; --l) layer_backward(l, N);
+    T* dpos = nullptr;
+    if constexpr (traits::learned_pos) dpos = g("wpe");
+    host::embedding_backward(B, T_, D, tokens_.data(), dr, g("wte"), dpos);
+  }
+
+ private:
+  // ---- parameter table ----
+  void add_param(std::string name, std::vector<std::int64_t> shape, double std_, double value, bool matrix = false) {
+    std::size_t n = 1;
+    for (auto s : shape) n *= std::size_t(s);
+    if (matrix && traits::layout == weight_layout::in_out) std::swap(shape[0], shape[1]);
+    // 16-element alignment keeps every tensor on its own cache line (64 bytes of float)
+    n_params_ = (n_params_ + 15) / 16 * 16;
+    table_.push_back({std::move(name), std::move(shape), n_params_, n, std_, value, matrix});
+    n_params_ += n;
+  }
+  void build_table() {
+    const std::int64_t V = d_.vocab, C = d_.ctx, D = d_.d_model, F = d_.d_ff, hd = d_.head_dim();
+    const std::int64_t H = d_.heads, KV = d_.kv_heads;
+    const double s = 0.02, sp = 0.02 / std::sqrt(2.0 * d_.layers);
+    add_param("wte", {V, D}, s, 0);
+    if constexpr (traits::learned_pos) add_param("wpe", {C, D}, s, 0);
+    const std::int64_t fc = traits::swiglu ? 2 * F : F;
+    for (int l = 0; l < d_.layers; ++l) {
+      const std::string h = "h." + std::to_string(l) + ".";
+      add_param(h + "ln_1.weight", {D}, 0, 1);
+      if constexpr (traits::norm_bias) add_param(h + "ln_1.bias", {D}, 0, 0);
+      add_param(h + "attn.c_attn.weight", {(H + 2 * KV) * hd, D}, s, 0, true);
+      if constexpr (traits::biases) add_param(h + "attn.c_attn.bias", {(H + 2 * KV) * hd}, 0, 0);
+      add_param(h + "attn.c_proj.weight", {D, H * hd}, sp, 0, true);
+      if constexpr (traits::biases) add_param(h + "attn.c_proj.bias", {D}, 0, 0);
+      add_param(h + "ln_2.weight", {D}, 0, 1);
+      if constexpr (traits::norm_bias) add_param(h + "ln_2.bias", {D}, 0, 0);
+      add_param(h + "mlp.c_fc.weight", {fc, D}, s, 0, true);
+      if constexpr (traits::biases) add_param(h + "mlp.c_fc.bias", {fc}, 0, 0);
+      add_param(h + "mlp.c_proj.weight", {D, F}, sp, 0, true);
+      if constexpr (traits::biases) add_param(h + "mlp.c_proj.bias", {D}, 0, 0);
+    }
+    if constexpr (traits::pre_norm) {
+      add_param("ln_f.weight", {D}, 0, 1);
+      if constexpr (traits::norm_bias) add_param("ln_f.bias", {D}, 0, 0);
+    }
+    if constexpr (!traits::tied) add_param("lm_head.weight", {V, D}, s, 0);
+    n_params_ = (n_params_ + 15) / 16 * 16;
+    // fast per-layer lookup
+    layer_.resize(d_.layers);
+    for (int l = 0; l < d_.layers; ++l) {
+      const std::string h = "h." + std::to_string(l) + ".";
+      auto off = [&](std::string const& n) -> std::ptrdiff_t {
+        for (auto const& pi : table_)
+          if (pi.name == h + n) return std::ptrdiff_t(pi.offset);
+        return -1;
+      };
+      layer_[l] = {off("ln_1.weight"), off("ln_1.bias"), off("attn.c_attn.weight"), off("attn.c_attn.bias"),
+                   off("attn.c_proj.weight"), off("attn.c_proj.bias"), off("ln_2.weight"), off("ln_2.bias"),
+                   off("mlp.c_fc.weight"), off("mlp.c_fc.bias"), off("mlp.c_proj.weight"), off("mlp.c_proj.bias")};
+    }
+  }
+  void build_position_tables() {
+    if constexpr (traits::sinusoidal_pos) {
+      sin_table_.resize(std::size_t(d_.ctx) * d_.d_model);
+      for (int t = 0; t < d_.ctx; ++t)
+        for (int c = 0; c < d_.d_model; ++c) sin_table_[std::size_t(t) * d_.d_model + c] = T(math::sinusoidal(t, c, d_.d_model));
+    }
+    if constexpr (traits::rope) {
+      rot_ = math::rope_dims(d_.head_dim(), Cfg::position::fraction);
+      rope_table_.resize(std::size_t(d_.ctx) * rot_);
+      for (int t = 0; t < d_.ctx; ++t)
+        for (int j = 0; j < rot_ / 2; ++j) {
+          const double a = math::rope_angle(t, j, rot_, Cfg::position::theta);
+          rope_table_[std::size_t(t) * rot_ + 2 * j] = T(std::cos(a));
+          rope_table_[std::size_t(t) * rot_ + 2 * j + 1] = T(std::sin(a));
+        }
+    }
+  }
+
+  struct layer_offsets {
+    std::ptrdiff_t ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fcp_w, fcp_b;
+  };
+
+  T* p(std::string_view name) { return params_.data() + info(name).offset; }
+  T* g(std::string_view name) { return grads_.data() + info(name).offset; }
+  T* po(std::ptrdiff_t o) { return o < 0 ? nullptr : params_.data() + o; }
+  T* go(std::ptrdiff_t o) { return o < 0 ? nullptr : grads_.data() + o; }
+  const T* head_weight() { return traits::tied ? p("wte") : p("lm_head.weight"); }
+  T* head_grad() { return traits::tied ? g("wte") : g("lm_head.weight"); }
+
+  // ---- activation arena ----
+  // Offsets (elements) into arena_; per-layer arrays use stride *_stride_.
+  void plan(int B, int T_) {
+    const std::int64_t N = std::int64_t(B) * T_;
+    const std::int64_t D = d_.d_model, V = d_.vocab, F = d_.d_ff, L = d_.layers, H = d_.heads;
+    const std::int64_t qkv = d_.qkv_dim(), fc = traits::swiglu ? 2 * F : F;
+    std::size_t off = 0;
+    auto take = [&](std::size_t n) {
+      const std::size_t o = off;
+      off += (n + 15) / 16 * 16;
+      return o;
+    };
+    const std::size_t stats = traits::flash ? std::size_t(B) * H * T_
+                                            : attention_naive_probs(B, T_);
+    layer_stride_ = 0;
+    // per layer: resid-in is shared (resid[l]); the rest:
+    std::size_t lo = 0;
+    auto lt = [&](std::size_t n) {
+      const std::size_t o = lo;
+      lo += (n + 15) / 16 * 16;
+      return o;
+    };
+    l_mid_ = lt(N * D);
+    l_n1_ = traits::pre_norm ? lt(N * D) : 0;
+    l_m1_ = lt(N);
+    l_r1_ = lt(N);
+    l_u1_ = traits::pre_norm ? 0 : lt(N * D);
+    l_qkv_ = lt(N * qkv);
+    l_att_ = lt(N * H * d_.head_dim());
+    l_stats_ = lt(stats);
+    l_n2_ = traits::pre_norm ? lt(N * D) : 0;
+    l_m2_ = lt(N);
+    l_r2_ = lt(N);
+    l_u2_ = traits::pre_norm ? 0 : lt(N * D);
+    l_fc_ = lt(N * fc);
+    l_act_ = lt(N * F);
+    layer_stride_ = lo;
+    a_resid_ = take(std::size_t(L + 1) * ((N * D + 15) / 16 * 16));
+    resid_stride_ = (N * D + 15) / 16 * 16;
+    a_layers_ = take(std::size_t(L) * layer_stride_);
+    a_lnf_ = take(N * D);
+    a_lnf_mean_ = take(N);
+    a_lnf_rstd_ = take(N);
+    a_logits_ = take(N * V);
+    a_lse_ = take(N);
+    a_losses_ = take(N);
+    // backward scratch (reused by every layer)
+    b_resid_ = take(N * D);
+    b_n_ = take(N * D);
+    b_tmp_ = take(N * D);
+    b_qkv_ = take(N * qkv);
+    b_att_ = take(N * H * d_.head_dim());
+    b_fc_ = take(N * fc);
+    b_act_ = take(N * F);
+    const std::size_t attn_scratch =
+        traits::flash ? flash_scratch_size(shape(B, T_), host::max_threads()) : naive_scratch_size(shape(B, T_));
+    b_attn_scratch_ = take(std::max<std::size_t>(attn_scratch, 1));
+    b_scratch_ = take(std::max({host::norm_scratch_size(int(D)), host::linear_scratch_size(int(std::max({V, fc, qkv, D}))),
+                                std::size_t(1)}));
+    arena_ = buffer<T, space::host>(off);
+    std::memset(arena_.data(), 0, off * sizeof(T));
+  }
+  std::size_t attention_naive_probs(int B, int T_) const { return naive_probs_size(shape(B, T_)); }
+
+  attention_shape shape(int B, int T_) const {
+    const std::int64_t qkv = d_.qkv_dim();
+    return attention_shape{B, T_, d_.heads, d_.kv_heads, d_.head_dim(), qkv, qkv, qkv};
+  }
+  attention_mask mask() const {
+    attention_mask m;
+    m.causal = traits::is_causal;
+    m.window = traits::window;
+    m.alibi = traits::alibi;
+    m.scale = 0;
+    return m;
+  }
+
+  T* buf(std::size_t off) { return arena_.data() + off; }
+  T* act(std::size_t base, int l) { return arena_.data() + base + std::size_t(l) * resid_stride_; }
+  T* lay(int l, std::size_t off) { return arena_.data() + a_layers_ + std::size_t(l) * layer_stride_ + off; }
+
+  void norm_fwd(std::int64_t N, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd) {
+    host::norm_forward<!traits::layernorm>(N, d_.d_model, x, w, b, y, mean, rstd, 1e-5);
+  }
+  void norm_bwd(std::int64_t N, const T* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx, bool acc,
+                T* dw, T* db) {
+    host::norm_backward<!traits::layernorm>(N, d_.d_model, dy, x, w, mean, rstd, dx, acc, dw, db, buf(b_scratch_));
+  }
+
+  void attention_forward(int l, std::int64_t N, const T* in) {
+    const auto& o = layer_[l];
+    const int D = d_.d_model, qkv = d_.qkv_dim(), hd = d_.head_dim();
+    T* q = lay(l, l_qkv_);
+    host::linear_forward<T>(N, D, qkv, in, po(o.attn_w), traits::layout == weight_layout::in_out, po(o.attn_b), q);
+    if constexpr (traits::rope)
+      host::rope_apply<T>(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, q, rope_table_.data(), false);
+    const auto sh = shape(B_, T_cur_);
+    const T* k = q + std::int64_t(d_.heads) * hd;
+    const T* v = k + std::int64_t(d_.kv_heads) * hd;
+    if constexpr (traits::flash)
+      attention_flash_forward<T, static_head_dim>(sh, mask(), q, k, v, lay(l, l_att_), lay(l, l_stats_));
+    else
+      attention_naive_forward<T, static_head_dim>(sh, mask(), q, k, v, lay(l, l_att_), lay(l, l_stats_));
+  }
+  // d_out: gradient of the attention block's output (after c_proj) [N, D]. Writes the gradient of
+  // the block input into din (din = beta·din + …).
+  void attention_backward(int l, std::int64_t N, const T* in, const T* d_out, T* din, double beta) {
+    const auto& o = layer_[l];
+    const int D = d_.d_model, qkv = d_.qkv_dim(), hd = d_.head_dim(), HD = d_.heads * hd;
+    const bool io = traits::layout == weight_layout::in_out;
+    T* datt = buf(b_att_);
+    host::linear_backward<T>(N, HD, D, lay(l, l_att_), po(o.proj_w), io, d_out, datt, 0.0, go(o.proj_w),
+                             go(o.proj_b), buf(b_scratch_));
+    const auto sh = shape(B_, T_cur_);
+    const T* q = lay(l, l_qkv_);
+    const T* k = q + std::int64_t(d_.heads) * hd;
+    const T* v = k + std::int64_t(d_.kv_heads) * hd;
+    T* dq = buf(b_qkv_);
+    T* dk = dq + std::int64_t(d_.heads) * hd;
+    T* dv = dk + std::int64_t(d_.kv_heads) * hd;
+    if constexpr (traits::flash)
+      attention_flash_backward<T, static_head_dim>(sh, mask(), q, k, v, lay(l, l_att_), datt, lay(l, l_stats_), dq, dk,
+                                                   dv, buf(b_attn_scratch_));
+    else
+      attention_naive_backward<T, static_head_dim>(sh, mask(), q, k, v, lay(l, l_stats_), datt, dq, dk, dv,
+                                                   buf(b_attn_scratch_));
+    if constexpr (traits::rope)
+      host::rope_apply<T>(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, dq, rope_table_.data(), true);
+    host::linear_backward<T>(N, D, qkv, in, po(o.attn_w), io, dq, din, beta, go(o.attn_w), go(o.attn_b),
+                             buf(b_scratch_));
+  }
+
+  void mlp_forward(int l, std::int64_t N, const T* in, T* out) {
+    const auto& o = layer_[l];
+    const int D = d_.d_model, F = d_.d_ff, fc = traits::swiglu ? 2 * F : F;
+    const bool io = traits::layout == weight_layout::in_out;
+    host::linear_forward<T>(N, D, fc, in, po(o.fc_w), io, po(o.fc_b), lay(l, l_fc_));
+    if constexpr (traits::swiglu)
+      host::swiglu_forward<T>(N, F, lay(l, l_fc_), lay(l, l_act_));
+    else
+      host::gelu_forward<T>(N * F, lay(l, l_fc_), lay(l, l_act_));
+    host::linear_forward<T>(N, F, D, lay(l, l_act_), po(o.fcp_w), io, po(o.fcp_b), out);
+  }
+  void mlp_backward(int l, std::int64_t N, const T* in, const T* d_out, T* din, double beta) {
+    const auto& o = layer_[l];
+    const int D = d_.d_model, F = d_.d_ff, fc = traits::swiglu ? 2 * F : F;
+    const bool io = traits::layout == weight_layout::in_out;
+    T* dact = buf(b_act_);
+    T* dfc = buf(b_fc_);
+    host::linear_backward<T>(N, F, D, lay(l, l_act_), po(o.fcp_w), io, d_out, dact, 0.0, go(o.fcp_w), go(o.fcp_b),
+                             buf(b_scratch_));
+    if constexpr (traits::swiglu)
+      host::swiglu_backward<T>(N, F, lay(l, l_fc_), dact, dfc);
+    else
+      host::gelu_backward<T>(N * F, lay(l, l_fc_), dact, dfc);
+    host::linear_backward<T>(N, D, fc, in, po(o.fc_w), io, dfc, din, beta, go(o.fc_w), go(o.fc_b), buf(b_scratch_));
+  }
+
+  void layer_forward(int l, std::int64_t N) {
+    const auto& o = layer_[l];
+    const std::int64_t ND = N * d_.d_model;
+    const T* r = act(a_resid_, l);
+    T* next = act(a_resid_, l + 1);
+    T* mid = lay(l, l_mid_);
+    T* tmp = buf(b_tmp_);  // block output before the residual add (free during forward)
+    if constexpr (traits::pre_norm) {
+      norm_fwd(N, r, po(o.ln1_w), po(o.ln1_b), lay(l, l_n1_), lay(l, l_m1_), lay(l, l_r1_));
+      attention_forward(l, N, lay(l, l_n1_));
+      host::linear_forward<T>(N, d_.heads * d_.head_dim(), d_.d_model, lay(l, l_att_), po(o.proj_w),
+                              traits::layout == weight_layout::in_out, po(o.proj_b), tmp);
+      host::add<T>(ND, r, tmp, mid);
+      norm_fwd(N, mid, po(o.ln2_w), po(o.ln2_b), lay(l, l_n2_), lay(l, l_m2_), lay(l, l_r2_));
+      mlp_forward(l, N, lay(l, l_n2_), tmp);
+      host::add<T>(ND, mid, tmp, next);
+    } else {
+      attention_forward(l, N, r);
+      host::linear_forward<T>(N, d_.heads * d_.head_dim(), d_.d_model, lay(l, l_att_), po(o.proj_w),
+                              traits::layout == weight_layout::in_out, po(o.proj_b), tmp);
+      host::add<T>(ND, r, tmp, lay(l, l_u1_));
+      norm_fwd(N, lay(l, l_u1_), po(o.ln1_w), po(o.ln1_b), mid, lay(l, l_m1_), lay(l, l_r1_));
+      mlp_forward(l, N, mid, tmp);
+      host::add<T>(ND, mid, tmp, lay(l, l_u2_));
+      norm_fwd(N, lay(l, l_u2_), po(o.ln2_w), po(o.ln2_b), next, lay(l, l_m2_), lay(l, l_r2_));
+    }
+  }
+
+  // On entry buf(b_resid_) holds ∂L/∂resid[l+1]; on exit ∂L/∂resid[l].
+  void layer_backward(int l, std::int64_t N) {
+    const auto& o = layer_[l];
+    T* dr = buf(b_resid_);
+    T* dn = buf(b_n_);
+    T* du = buf(b_tmp_);
+    const T* r = act(a_resid_, l);
+    T* mid = lay(l, l_mid_);
+    if constexpr (traits::pre_norm) {
+      // next = mid + mlp(N2(mid))
+      mlp_backward(l, N, lay(l, l_n2_), dr, dn, 0.0);
+      norm_bwd(N, dn, mid, po(o.ln2_w), lay(l, l_m2_), lay(l, l_r2_), dr, true, go(o.ln2_w), go(o.ln2_b));
+      // mid = r + proj(attn(N1(r)))
+      attention_backward(l, N, lay(l, l_n1_), dr, dn, 0.0);
+      norm_bwd(N, dn, r, po(o.ln1_w), lay(l, l_m1_), lay(l, l_r1_), dr, true, go(o.ln1_w), go(o.ln1_b));
+    } else {
+      // next = N2(u2), u2 = mid + mlp(mid)
+      norm_bwd(N, dr, lay(l, l_u2_), po(o.ln2_w), lay(l, l_m2_), lay(l, l_r2_), du, false, go(o.ln2_w), go(o.ln2_b));
+      mlp_backward(l, N, mid, du, du, 1.0);  // du = ∂L/∂mid
+      // mid = N1(u1), u1 = r + attn(r)
+      norm_bwd(N, du, lay(l, l_u1_), po(o.ln1_w), lay(l, l_m1_), lay(l, l_r1_), dr, false, go(o.ln1_w), go(o.ln1_b));
+      std::memcpy(du, dr, std::size_t(N) * d_.d_model * sizeof(T));
+      attention_backward(l, N, r, du, dr, 1.0);
+    }
+  }
+
+  dims d_;
+  std::vector<param_info> table_;
+  std::vector<layer_offsets> layer_;
+  std::size_t n_params_ = 0;
+  buffer<T, space::host> params_, grads_, arena_;
+  std::vector<T> sin_table_, rope_table_;
+  int rot_ = 0;
+
+  int cap_B_ = 0, cap_T_ = 0;
+  std::int64_t cap_tokens_ = 0;
+  int B_ = 0, T_cur_ = 0;
+  std::vector<std::int32_t> tokens_, targets_;
+  bool has_targets_ = false, logits_valid_ = false;
+  double loss_ = 0;
+  std::int64_t count_ = 0;
+
+  std::size_t layer_stride_ = 0, resid_stride_ = 0;
+  std::size_t l_mid_ = 0, l_n1_ = 0, l_m1_ = 0, l_r1_ = 0, l_u1_ = 0, l_qkv_ = 0, l_att_ = 0, l_stats_ = 0, l_n2_ = 0,
+              l_m2_ = 0, l_r2_ = 0, l_u2_ = 0, l_fc_ = 0, l_act_ = 0;
+  std::size_t a_resid_ = 0, a_layers_ = 0, a_lnf_ = 0, a_lnf_mean_ = 0, a_lnf_rstd_ = 0, a_logits_ = 0, a_lse_ = 0,
+              a_losses_ = 0;
+  std::size_t b_resid_ = 0, b_n_ = 0, b_tmp_ = 0, b_qkv_ = 0, b_att_ = 0, b_fc_ = 0, b_act_ = 0, b_attn_scratch_ = 0,
+              b_scratch_ = 0;
+};
+
+}  // namespace tfm::nn

@@ -1,0 +1,357 @@
+// tfm/nn/ops_host.hpp — the host layer kernels of the model, forward and backward, on raw
+// row-major arrays. T is float or double (double for gradient checks). Element math comes from
+// nn/math.hpp, shared with the CUDA kernels. Gradients of parameters accumulate (+=); gradients
+// of activations are written as `dx = beta·dx + …` where a flag or beta says so.
+//
+// Rows are parallelised with OpenMP; reductions over rows (norm and bias gradients) use
+// per-thread partial sums in caller-provided scratch so the result does not depend on timing
+// only through summation order within fixed thread chunks (deterministic for a fixed thread
+// count).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "tfm/core/dtype.hpp"
+#include "tfm/core/error.hpp"
+#include "tfm/nn/math.hpp"
+#include "tfm/ops/detail/gemm_host.hpp"
+#include "tfm/ops/detail/matrix.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace tfm::nn::host {
+
+inline int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+inline int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// ---- matrix multiply: C = alpha·A·B + beta·C (strided operands) ----
+// float: the blocked host GEMM; double: a plain loop (used by the gradient checks); bfloat16
+// operands with a float C: the blocked GEMM with bf16 inputs.
+template <class T>
+void matmul(double alpha, tfm::detail::strided_matrix<const T> a, tfm::detail::strided_matrix<const T> b,
+            double beta, tfm::detail::strided_matrix<std::conditional_t<std::is_same_v<T, double>, double, float>> c) {
+  if constexpr (std::is_same_v<T, double>) {
+    const std::int64_t M = c.rows, N = c.cols, K = a.cols;
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < M; ++i) {
+      for (std::int64_t j = 0; j < N; ++j) {
+        double s = 0;
+        for (std::int64_t k = 0; k < K; ++k) s += a(i, k) * b(k, j);
+        c(i, j) = alpha * s + (beta == 0 ? 0.0 : beta * c(i, j));
+      }
+    }
+  } else {
+    tfm::detail::gemm_host(tfm::gemm_blocked{}, static_cast<float>(alpha), a, b, static_cast<float>(beta), c);
+  }
+}
+
+template <class T>
+tfm::detail::strided_matrix<const T> mat(const T* p, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+  return {p, rows, cols, ld, 1};
+}
+template <class T>
+tfm::detail::strided_matrix<T> mat_mut(T* p, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+  return {p, rows, cols, ld, 1};
+}
+
+// ---- embedding ----
+// out[n, :] = wte[tok[n], :] + pos[n % T, :] (pos may be null). Token ids are checked.
+template <class T>
+void embedding_forward(int B, int T_, int D, const std::int32_t* tok, const T* wte, int vocab, const T* pos, T* out) {
+  const std::int64_t N = std::int64_t(B) * T_;
+  for (std::int64_t n = 0; n < N; ++n)
+    expects<invalid_argument>(tok[n] >= 0 && tok[n] < vocab, "nn::model: token id ", tok[n], " at position ", n,
+                              " is outside the vocabulary [0, ", vocab, ")");
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n) {
+    const T* e = wte + std::int64_t(tok[n]) * D;
+    const T* p = pos ? pos + (n % T_) * D : nullptr;
+    T* o = out + n * D;
+    if (p)
+      for (int c = 0; c < D; ++c) o[c] = e[c] + p[c];
+    else
+      for (int c = 0; c < D; ++c) o[c] = e[c];
+  }
+}
+// dwte[tok[n]] += dout[n]; dpos[t] += Σ_b dout[b, t] (dpos may be null). Parallel over columns so
+// that repeated tokens never race.
+template <class T>
+void embedding_backward(int B, int T_, int D, const std::int32_t* tok, const T* dout, T* dwte, T* dpos) {
+  const std::int64_t N = std::int64_t(B) * T_;
+  const int chunk = 64;
+#pragma omp parallel for schedule(static)
+  for (int c0 = 0; c0 < D; c0 += chunk) {
+    const int c1 = std::min(D, c0 + chunk);
+    for (std::int64_t n = 0; n < N; ++n) {
+      const T* g = dout + n * D;
+      T* w = dwte + std::int64_t(tok[n]) * D;
+      for (int c = c0; c < c1; ++c) w[c] += g[c];
+      if (dpos) {
+        T* p = dpos + (n % T_) * D;
+        for (int c = c0; c < c1; ++c) p[c] += g[c];
+      }
+    }
+  }
+}
+
+// ---- norms ----
+// LayerNorm (Rms = false) or RMSNorm (Rms = true) over rows of width D:
+// y = (x − mean)·rstd·w + b  /  y = x·rstd·w. mean (LayerNorm only) and rstd are saved.
+template <bool Rms, class T>
+void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, double eps) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n) {
+    const T* xr = x + n * D;
+    double m = 0;
+    if constexpr (!Rms) {
+      for (int c = 0; c < D; ++c) m += xr[c];
+      m /= D;
+    }
+    double v = 0;
+    for (int c = 0; c < D; ++c) {
+      const double d = double(xr[c]) - m;
+      v += d * d;
+    }
+    v /= D;
+    const double r = 1.0 / std::sqrt(v + eps);
+    const T mt = T(m), rt = T(r);
+    T* yr = y + n * D;
+    for (int c = 0; c < D; ++c) {
+      const T h = (xr[c] - mt) * rt;
+      yr[c] = b ? h * w[c] + b[c] : h * w[c];
+    }
+    if constexpr (!Rms) mean[n] = mt;
+    rstd[n] = rt;
+  }
+}
+
+inline std::size_t norm_scratch_size(int D) { return std::size_t(2) * D * max_threads(); }
+
+// dx = (accumulate ? dx : 0) + ∂L/∂x; dw += Σ dy·x̂, db += Σ dy. scratch: norm_scratch_size(D).
+template <bool Rms, class T>
+void norm_backward(std::int64_t N, int D, const T* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
+                   bool accumulate, T* dw, T* db, T* scratch) {
+  const int threads = max_threads();
+  std::fill(scratch, scratch + std::size_t(2) * D * threads, T(0));
+#pragma omp parallel
+  {
+    T* pdw = scratch + std::size_t(2) * D * thread_id();
+    T* pdb = pdw + D;
+#pragma omp for schedule(static)
+    for (std::int64_t n = 0; n < N; ++n) {
+      const T* xr = x + n * D;
+      const T* g = dy + n * D;
+      const T m = Rms ? T(0) : mean[n];
+      const T r = rstd[n];
+      // dx̂ = dy·w; dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))   (LayerNorm)
+      //                 r·(dx̂ − x̂·mean(dx̂·x̂))               (RMSNorm)
+      double s1 = 0, s2 = 0;
+      for (int c = 0; c < D; ++c) {
+        const T h = (xr[c] - m) * r;
+        const T dh = g[c] * w[c];
+        s1 += dh;
+        s2 += double(dh) * h;
+        pdw[c] += g[c] * h;
+        pdb[c] += g[c];
+      }
+      const T a1 = Rms ? T(0) : T(s1 / D), a2 = T(s2 / D);
+      T* o = dx + n * D;
+      for (int c = 0; c < D; ++c) {
+        const T h = (xr[c] - m) * r;
+        const T v = r * (g[c] * w[c] - a1 - h * a2);
+        o[c] = accumulate ? o[c] + v : v;
+      }
+    }
+  }
+  for (int t = 0; t < threads; ++t) {
+    const T* pdw = scratch + std::size_t(2) * D * t;
+    for (int c = 0; c < D; ++c) dw[c] += pdw[c];
+    if (db)
+      for (int c = 0; c < D; ++c) db[c] += pdw[D + c];
+  }
+}
+
+// ---- linear: y[N, out] = x[N, in]·Wᵀ + b, W stored [out, in] (InOut = false) or [in, out] ----
+template <class T>
+void linear_forward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* b, T* y) {
+  const auto A = mat(x, N, in, in);
+  const auto Wm = in_out ? mat(W, in, out, out) : mat(W, out, in, in).transposed();
+  matmul<T>(1.0, A, Wm, 0.0, mat_mut(y, N, out, out));
+  if (b) {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t n = 0; n < N; ++n)
+      for (int j = 0; j < out; ++j) y[n * out + j] += b[j];
+  }
+}
+inline std::size_t linear_scratch_size(int out) { return std::size_t(out) * max_threads(); }
+
+// dx = beta·dx + dy·W (dx may be null: skipped); dW += dyᵀ·x (or xᵀ·dy); db += Σ dy.
+template <class T>
+void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* dy, T* dx,
+                     double beta, T* dW, T* db, T* scratch) {
+  if (dx) {
+    const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
+    matmul<T>(1.0, mat(dy, N, out, out), Wm, beta, mat_mut(dx, N, in, in));
+  }
+  if (in_out)  // dW [in, out] += xᵀ·dy
+    matmul<T>(1.0, mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0, mat_mut(dW, in, out, out));
+  else  // dW [out, in] += dyᵀ·x
+    matmul<T>(1.0, mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0, mat_mut(dW, out, in, in));
+  if (db) {
+    const int threads = max_threads();
+    std::fill(scratch, scratch + std::size_t(out) * threads, T(0));
+#pragma omp parallel
+    {
+      T* p = scratch + std::size_t(out) * thread_id();
+#pragma omp for schedule(static)
+      for (std::int64_t n = 0; n < N; ++n)
+        for (int j = 0; j < out; ++j) p[j] += dy[n * out + j];
+    }
+    for (int t = 0; t < threads; ++t)
+      for (int j = 0; j < out; ++j) db[j] += scratch[std::size_t(out) * t + j];
+  }
+}
+
+// ---- activations ----
+template <class T>
+void gelu_forward(std::int64_t n, const T* x, T* y) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) y[i] = math::gelu_tanh(x[i]);
+}
+template <class T>
+void gelu_backward(std::int64_t n, const T* x, const T* dy, T* dx) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) dx[i] = dy[i] * math::gelu_tanh_grad(x[i]);
+}
+// x: [N, 2F] = [gate | up] per row; y [N, F] = silu(gate)·up.
+template <class T>
+void swiglu_forward(std::int64_t N, int F, const T* x, T* y) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n) {
+    const T* g = x + n * 2 * F;
+    const T* u = g + F;
+    for (int j = 0; j < F; ++j) y[n * F + j] = math::silu(g[j]) * u[j];
+  }
+}
+template <class T>
+void swiglu_backward(std::int64_t N, int F, const T* x, const T* dy, T* dx) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n) {
+    const T* g = x + n * 2 * F;
+    const T* u = g + F;
+    T* dg = dx + n * 2 * F;
+    T* du = dg + F;
+    for (int j = 0; j < F; ++j) {
+      const T d = dy[n * F + j];
+      dg[j] = d * u[j] * math::silu_grad(g[j]);
+      du[j] = d * math::silu(g[j]);
+    }
+  }
+}
+
+// ---- RoPE on the q and k heads of a fused qkv buffer ----
+// qkv row n (token t = n % T) holds heads_total = H + KV rotated heads of width hd at stride
+// ld. table: [C, rot/2] pairs (cos, sin). inverse = true rotates by −angle (the backward pass).
+template <class T>
+void rope_apply(std::int64_t N, int T_, int rotated_heads, int hd, int rot, std::int64_t ld, T* qkv, const T* cos_sin,
+                bool inverse) {
+  const int half = rot / 2;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n) {
+    const T* cs = cos_sin + std::int64_t(n % T_) * rot;
+    T* row = qkv + n * ld;
+    for (int h = 0; h < rotated_heads; ++h) {
+      T* v = row + std::int64_t(h) * hd;
+      for (int j = 0; j < half; ++j) {
+        const T c = cs[2 * j], s = inverse ? -cs[2 * j + 1] : cs[2 * j + 1];
+        const T a = v[j], b = v[j + half];
+        v[j] = a * c - b * s;
+        v[j + half] = b * c + a * s;
+      }
+    }
+  }
+}
+
+// ---- residual ----
+template <class T>
+void add(std::int64_t n, const T* a, const T* b, T* y) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+template <class T>
+void add_inplace(std::int64_t n, T* y, const T* x) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+// ---- softmax cross-entropy, fused ----
+// losses[n] = lse(z_n) − z_n[y_n] (0 for ignored rows); lse saved. Returns Σ losses (double) and
+// the number of counted rows in `count`. Targets outside [0, V) other than ignore_index throw.
+template <class T>
+double xent_forward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore_index, T* lse, T* losses,
+                    std::int64_t& count) {
+  for (std::int64_t n = 0; n < N; ++n)
+    expects<invalid_argument>(y[n] == ignore_index || (y[n] >= 0 && y[n] < V), "nn::model: target ", y[n],
+                              " at position ", n, " is outside the vocabulary [0, ", V, ") and is not the ignore index ",
+                              ignore_index);
+  double total = 0;
+  std::int64_t cnt = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total, cnt)
+  for (std::int64_t n = 0; n < N; ++n) {
+    const T* r = z + n * std::int64_t(V);
+    T m = r[0];
+    for (int j = 1; j < V; ++j) m = std::max(m, r[j]);
+    double s = 0;
+    for (int j = 0; j < V; ++j) s += std::exp(double(r[j] - m));
+    const double l = double(m) + std::log(s);
+    lse[n] = T(l);
+    if (y[n] == ignore_index) {
+      losses[n] = 0;
+    } else {
+      const double v = l - double(r[y[n]]);
+      losses[n] = T(v);
+      total += v;
+      ++cnt;
+    }
+  }
+  count = cnt;
+  return total;
+}
+// dz = scale·(softmax(z) − onehot(y)), rows with ignored targets get 0. In place over z allowed.
+template <class T>
+void xent_backward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore_index, const T* lse,
+                   double scale, T* dz) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n) {
+    const T* r = z + n * std::int64_t(V);
+    T* d = dz + n * std::int64_t(V);
+    if (y[n] == ignore_index || scale == 0) {
+      std::fill(d, d + V, T(0));
+      continue;
+    }
+    const T l = lse[n];
+    const T s = T(scale);
+    for (int j = 0; j < V; ++j) d[j] = s * std::exp(r[j] - l);
+    d[y[n]] -= s;
+  }
+}
+
+}  // namespace tfm::nn::host

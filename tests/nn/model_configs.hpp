@@ -1,0 +1,97 @@
+// tests/nn/model_configs.hpp — small model configs covering every variant of nn/config.hpp, in
+// a chosen parameter type. Sizes are run-time (the fixtures' sizes come from their metadata).
+#pragma once
+#include "tfm/nn/config.hpp"
+
+namespace tfm::test {
+namespace nn = tfm::nn;
+
+template <class P>
+struct base_gpt2 : nn::presets::gpt2<nn::dynamic_sizes> {
+  using precision = nn::precision_policy<P>;
+};
+template <class P>
+struct base_llama : nn::presets::llama<nn::dynamic_sizes> {
+  using precision = nn::precision_policy<P>;
+};
+
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_gpt2 : base_gpt2<P> {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, Kernel>;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_llama : base_llama<P> {
+  using attention = nn::attn::config<nn::attn::gqa<nn::dynamic>, nn::attn::causal, Kernel>;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_mqa : base_gpt2<P> {
+  using attention = nn::attn::config<nn::attn::mqa, nn::attn::causal, Kernel>;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_gqa : base_gpt2<P> {
+  using attention = nn::attn::config<nn::attn::gqa<2>, nn::attn::causal, Kernel>;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_bidirectional : base_gpt2<P> {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::bidirectional, Kernel>;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_window : base_gpt2<P> {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::sliding_window<5>, Kernel>;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_window_bidir : base_gpt2<P> {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::sliding_window<3, false>, Kernel>;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_pos_none : cfg_gpt2<P, Kernel> {
+  using position = nn::pos::none;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_sinusoidal : cfg_gpt2<P, Kernel> {
+  using position = nn::pos::sinusoidal;
+};
+struct rope_half : nn::pos::rope {
+  static constexpr double theta = 500.0;
+  static constexpr double fraction = 0.5;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_rope_half : cfg_gpt2<P, Kernel> {
+  using position = rope_half;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_alibi : cfg_gpt2<P, Kernel> {
+  using position = nn::pos::alibi;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_post_norm : cfg_gpt2<P, Kernel> {
+  static constexpr nn::norm_position norm_at = nn::norm_position::post;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_untied : cfg_gpt2<P, Kernel> {
+  static constexpr bool tied = false;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_rmsnorm_gelu : cfg_gpt2<P, Kernel> {
+  using norm = nn::norms::rmsnorm;
+};
+// Not in the fixtures (no PyTorch counterpart needed): GPT-2 weights stored [in, out].
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_in_out : cfg_gpt2<P, Kernel> {
+  static constexpr nn::weight_layout weights = nn::weight_layout::in_out;
+};
+
+// The fixtures' sizes (tools/make_model_fixtures.py).
+inline nn::dims fixture_dims(int kv_heads, bool swiglu) {
+  nn::dims d;
+  d.vocab = 61;
+  d.ctx = 16;
+  d.d_model = 32;
+  d.layers = 2;
+  d.heads = 4;
+  d.kv_heads = kv_heads;
+  d.d_ff = swiglu ? 48 : 128;
+  return d;
+}
+
+}  // namespace tfm::test
