@@ -1,3 +1,5 @@
 # The model: finite-difference gradients (double) of every variant, PyTorch golden fixtures,
 # invariants.
 tfm_add_test(test_model_grad SOURCES nn/test_model_grad.cpp TIMEOUT 600)
+tfm_add_test(test_model_golden SOURCES nn/test_model_golden.cpp)
+target_compile_definitions(test_model_golden PRIVATE TFM_SOURCE_DIR_FALLBACK="${PROJECT_SOURCE_DIR}")

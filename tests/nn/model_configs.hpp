@@ -51,13 +51,13 @@ template <class P, class Kernel = nn::attn::naive>
 struct cfg_sinusoidal : cfg_gpt2<P, Kernel> {
   using position = nn::pos::sinusoidal;
 };
-struct rope_half : nn::pos::rope {
+struct rope_half_pos : nn::pos::rope {
   static constexpr double theta = 500.0;
   static constexpr double fraction = 0.5;
 };
 template <class P, class Kernel = nn::attn::naive>
 struct cfg_rope_half : cfg_gpt2<P, Kernel> {
-  using position = rope_half;
+  using position = rope_half_pos;
 };
 template <class P, class Kernel = nn::attn::naive>
 struct cfg_alibi : cfg_gpt2<P, Kernel> {
