@@ -24,7 +24,6 @@
 #include "tfm/core/error.hpp"
 #include "tfm/core/memory.hpp"
 #include "tfm/core/rng.hpp"
-#include "tfm/nn/attention_host.hpp"
 #include "tfm/nn/config.hpp"
 #include "tfm/nn/math.hpp"
 #include "tfm/nn/ops_host.hpp"
@@ -44,21 +43,23 @@ struct param_info {
 
 inline constexpr int ignore_index = -100;
 
-template <class Cfg>
+template <class Cfg, class Space = space::host>
 class model {
  public:
   using config = Cfg;
   using traits = config_traits<Cfg>;
   using T = typename traits::param_type;
+  using space_type = Space;
+  using backend = typename backend_for<Space, T>::type;
   static constexpr int static_head_dim = traits::static_head_dim;
 
   // Sizes not fixed by the config come from `d`.
   explicit model(dims d = {}) : d_(traits::resolve(d)) {
     build_table();
-    params_ = buffer<T, space::host>(n_params_);
-    grads_ = buffer<T, space::host>(n_params_);
-    std::memset(params_.data(), 0, n_params_ * sizeof(T));
-    std::memset(grads_.data(), 0, n_params_ * sizeof(T));
+    params_ = buffer<T, Space>(n_params_);
+    grads_ = buffer<T, Space>(n_params_);
+    be_.zero(params_.data(), n_params_);
+    be_.zero(grads_.data(), n_params_);
     build_position_tables();
   }
 
@@ -91,18 +92,38 @@ class model {
 
   // GPT-2 initialisation from `seed` (docs/model.md): parameter p element e draws normal(seed, p, e).
   void init(std::uint64_t seed) {
+    std::vector<T> w(n_params_, T(0));
     for (std::size_t p = 0; p < table_.size(); ++p) {
       auto const& pi = table_[p];
-      T* w = params_.data() + pi.offset;
       if (pi.init_std == 0) {
-        for (std::size_t e = 0; e < pi.size; ++e) w[e] = T(pi.init_value);
+        for (std::size_t e = 0; e < pi.size; ++e) w[pi.offset + e] = T(pi.init_value);
       } else {
-        for (std::size_t e = 0; e < pi.size; ++e) w[e] = T(pi.init_std * double(tfm::rng::normal(seed, p, e)));
+        for (std::size_t e = 0; e < pi.size; ++e)
+          w[pi.offset + e] = T(pi.init_std * double(tfm::rng::normal(seed, p, e)));
       }
     }
+    be_.upload(params_.data(), w.data(), n_params_);
   }
 
-  void zero_grad() { std::memset(grads_.data(), 0, n_params_ * sizeof(T)); }
+  void zero_grad() { be_.zero(grads_.data(), n_params_); }
+
+  // Copies of the parameters / gradients in host memory, and loading parameters from one (any space).
+  std::vector<T> parameters_to_host() {
+    std::vector<T> h(n_params_);
+    be_.download(h.data(), params_.data(), n_params_);
+    return h;
+  }
+  std::vector<T> gradients_to_host() {
+    std::vector<T> h(n_params_);
+    be_.download(h.data(), grads_.data(), n_params_);
+    return h;
+  }
+  void parameters_from_host(std::span<const T> h) {
+    expects<invalid_argument>(h.size() == n_params_, "nn::model: parameters_from_host got ", h.size(),
+                              " values for ", n_params_, " parameters");
+    be_.upload(params_.data(), h.data(), n_params_);
+  }
+  backend& get_backend() { return be_; }
 
   // Plans the activation arena for batches up to B×T.
   void reserve(int B, int T_) {
@@ -129,14 +150,24 @@ class model {
     T_cur_ = T_;
     const std::int64_t N = std::int64_t(B) * T_;
     const int D = d_.d_model, V = d_.vocab;
-    tokens_.assign(tokens, tokens + N);
+    for (std::int64_t n = 0; n < N; ++n)
+      expects<invalid_argument>(tokens[n] >= 0 && tokens[n] < V, "nn::model: token id ", tokens[n], " at position ", n,
+                                " is outside the vocabulary [0, ", V, ")");
+    be_.upload(tokens_.data(), tokens, std::size_t(N));
     has_targets_ = targets != nullptr;
-    if (has_targets_) targets_.assign(targets, targets + N);
+    if (has_targets_) {
+      for (std::int64_t n = 0; n < N; ++n)
+        expects<invalid_argument>(targets[n] == ignore_index || (targets[n] >= 0 && targets[n] < V),
+                                  "nn::model: target ", targets[n], " at position ", n,
+                                  " is outside the vocabulary [0, ", V, ") and is not the ignore index ", ignore_index);
+      be_.upload(targets_.data(), targets, std::size_t(N));
+    }
 
     const T* posp = nullptr;
     if constexpr (traits::learned_pos) posp = p("wpe");
     if constexpr (traits::sinusoidal_pos) posp = sin_table_.data();
-    host::embedding_forward(B, T_, D, tokens_.data(), p("wte"), V, posp, act(a_resid_, 0));
+    expects<invalid_argument>(!(traits::learned_pos || traits::sinusoidal_pos) || posp != nullptr, "nn::model: no position table");
+    be_.embedding_forward(B, T_, D, tokens_.data(), p("wte"), V, posp, act(a_resid_, 0));
 
     for (int l = 0; l < d_.layers; ++l) layer_forward(l, N);
 
@@ -146,22 +177,29 @@ class model {
                buf(a_lnf_rstd_));
       top = buf(a_lnf_);
     }
-    host::linear_forward<T>(N, D, V, top, head_weight(), false, nullptr, buf(a_logits_));
+    be_.linear_forward(N, D, V, top, head_weight(), false, nullptr, buf(a_logits_));
     logits_valid_ = true;
     loss_ = 0;
     count_ = 0;
     if (has_targets_) {
       const double total =
-          host::xent_forward<T>(N, V, buf(a_logits_), targets_.data(), ignore_index, buf(a_lse_), buf(a_losses_), count_);
+          be_.xent_forward(N, V, buf(a_logits_), targets_.data(), ignore_index, buf(a_lse_), buf(a_losses_), count_);
       loss_ = count_ > 0 ? total / double(count_) : 0.0;
     }
     return loss_;
   }
 
-  // Logits [B, T, V] of the last forward (valid until backward, which reuses their memory).
+  // Logits [B, T, V] of the last forward, in the model's memory space (valid until backward,
+  // which reuses their memory).
   std::span<const T> logits() const {
     expects<invalid_argument>(logits_valid_, "nn::model: logits are gone (backward reuses their memory) or no forward ran");
     return {arena_.data() + a_logits_, std::size_t(B_) * T_cur_ * d_.vocab};
+  }
+  std::vector<T> logits_to_host() {
+    auto l = logits();
+    std::vector<T> h(l.size());
+    be_.download(h.data(), l.data(), l.size());
+    return h;
   }
   double loss() const { return loss_; }
   std::int64_t counted_targets() const { return count_; }
@@ -174,14 +212,14 @@ class model {
     const std::int64_t N = std::int64_t(B) * T_;
     const int D = d_.d_model, V = d_.vocab;
     T* dz = buf(a_logits_);  // in place
-    host::xent_backward<T>(N, V, buf(a_logits_), targets_.data(), ignore_index, buf(a_lse_),
+    be_.xent_backward(N, V, buf(a_logits_), targets_.data(), ignore_index, buf(a_lse_),
                            count_ > 0 ? 1.0 / double(count_) : 0.0, dz);
     logits_valid_ = false;
     T* dr = buf(b_resid_);
     const T* top = traits::pre_norm ? buf(a_lnf_) : act(a_resid_, d_.layers);
     T* dtop = traits::pre_norm ? buf(b_n_) : dr;
     // logits = top · Wᵀ (W [V, D])
-    host::linear_backward<T>(N, D, V, top, head_weight(), false, dz, dtop, 0.0, head_grad(), nullptr, buf(b_scratch_));
+    be_.linear_backward(N, D, V, top, head_weight(), false, dz, dtop, 0.0, head_grad(), nullptr, buf(b_scratch_));
     if constexpr (traits::pre_norm) {
       norm_bwd(N, dtop, act(a_resid_, d_.layers), p("ln_f.weight"), buf(a_lnf_mean_), buf(a_lnf_rstd_), dr, false,
                g("ln_f.weight"), traits::norm_bias ? g("ln_f.bias") : nullptr);
@@ -189,7 +227,7 @@ class model {
     for (int l = d_.layers - 1; l >= 0; --l) layer_backward(l, N);
     T* dpos = nullptr;
     if constexpr (traits::learned_pos) dpos = g("wpe");
-    host::embedding_backward(B, T_, D, tokens_.data(), dr, g("wte"), dpos);
+    be_.embedding_backward(B, T_, D, tokens_.data(), dr, g("wte"), dpos);
   }
 
  private:
@@ -247,19 +285,23 @@ class model {
   }
   void build_position_tables() {
     if constexpr (traits::sinusoidal_pos) {
-      sin_table_.resize(std::size_t(d_.ctx) * d_.d_model);
+      std::vector<T> tab(std::size_t(d_.ctx) * d_.d_model);
       for (int t = 0; t < d_.ctx; ++t)
-        for (int c = 0; c < d_.d_model; ++c) sin_table_[std::size_t(t) * d_.d_model + c] = T(math::sinusoidal(t, c, d_.d_model));
+        for (int c = 0; c < d_.d_model; ++c) tab[std::size_t(t) * d_.d_model + c] = T(math::sinusoidal(t, c, d_.d_model));
+      sin_table_ = buffer<T, Space>(tab.size());
+      be_.upload(sin_table_.data(), tab.data(), tab.size());
     }
     if constexpr (traits::rope) {
       rot_ = math::rope_dims(d_.head_dim(), Cfg::position::fraction);
-      rope_table_.resize(std::size_t(d_.ctx) * rot_);
+      std::vector<T> tab(std::max<std::size_t>(std::size_t(d_.ctx) * rot_, 1));
       for (int t = 0; t < d_.ctx; ++t)
         for (int j = 0; j < rot_ / 2; ++j) {
           const double a = math::rope_angle(t, j, rot_, Cfg::position::theta);
-          rope_table_[std::size_t(t) * rot_ + 2 * j] = T(std::cos(a));
-          rope_table_[std::size_t(t) * rot_ + 2 * j + 1] = T(std::sin(a));
+          tab[std::size_t(t) * rot_ + 2 * j] = T(std::cos(a));
+          tab[std::size_t(t) * rot_ + 2 * j + 1] = T(std::sin(a));
         }
+      rope_table_ = buffer<T, Space>(tab.size());
+      be_.upload(rope_table_.data(), tab.data(), tab.size());
     }
   }
 
@@ -286,8 +328,7 @@ class model {
       off += (n + 15) / 16 * 16;
       return o;
     };
-    const std::size_t stats = traits::flash ? std::size_t(B) * H * T_
-                                            : attention_naive_probs(B, T_);
+    const std::size_t stats = be_.template attention_stats_size<traits::flash>(shape(B, T_));
     layer_stride_ = 0;
     // per layer: resid-in is shared (resid[l]); the rest:
     std::size_t lo = 0;
@@ -328,15 +369,15 @@ class model {
     b_att_ = take(N * H * d_.head_dim());
     b_fc_ = take(N * fc);
     b_act_ = take(N * F);
-    const std::size_t attn_scratch =
-        traits::flash ? flash_scratch_size(shape(B, T_), host::max_threads()) : naive_scratch_size(shape(B, T_));
+    const std::size_t attn_scratch = be_.template attention_scratch_size<traits::flash>(shape(B, T_));
     b_attn_scratch_ = take(std::max<std::size_t>(attn_scratch, 1));
-    b_scratch_ = take(std::max({host::norm_scratch_size(int(D)), host::linear_scratch_size(int(std::max({V, fc, qkv, D}))),
+    b_scratch_ = take(std::max({be_.norm_scratch_size(int(D)), be_.linear_scratch_size(int(std::max({V, fc, qkv, D}))),
                                 std::size_t(1)}));
-    arena_ = buffer<T, space::host>(off);
-    std::memset(arena_.data(), 0, off * sizeof(T));
+    arena_ = buffer<T, Space>(off);
+    be_.zero(arena_.data(), off);
+    tokens_ = buffer<std::int32_t, Space>(std::size_t(N));
+    targets_ = buffer<std::int32_t, Space>(std::size_t(N));
   }
-  std::size_t attention_naive_probs(int B, int T_) const { return naive_probs_size(shape(B, T_)); }
 
   attention_shape shape(int B, int T_) const {
     const std::int64_t qkv = d_.qkv_dim();
@@ -356,27 +397,25 @@ class model {
   T* lay(int l, std::size_t off) { return arena_.data() + a_layers_ + std::size_t(l) * layer_stride_ + off; }
 
   void norm_fwd(std::int64_t N, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd) {
-    host::norm_forward<!traits::layernorm>(N, d_.d_model, x, w, b, y, mean, rstd, 1e-5);
+    be_.template norm_forward<!traits::layernorm>(N, d_.d_model, x, w, b, y, mean, rstd, 1e-5);
   }
   void norm_bwd(std::int64_t N, const T* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx, bool acc,
                 T* dw, T* db) {
-    host::norm_backward<!traits::layernorm>(N, d_.d_model, dy, x, w, mean, rstd, dx, acc, dw, db, buf(b_scratch_));
+    be_.template norm_backward<!traits::layernorm>(N, d_.d_model, dy, x, w, mean, rstd, dx, acc, dw, db, buf(b_scratch_));
   }
 
   void attention_forward(int l, std::int64_t N, const T* in) {
     const auto& o = layer_[l];
     const int D = d_.d_model, qkv = d_.qkv_dim(), hd = d_.head_dim();
     T* q = lay(l, l_qkv_);
-    host::linear_forward<T>(N, D, qkv, in, po(o.attn_w), traits::layout == weight_layout::in_out, po(o.attn_b), q);
+    be_.linear_forward(N, D, qkv, in, po(o.attn_w), traits::layout == weight_layout::in_out, po(o.attn_b), q);
     if constexpr (traits::rope)
-      host::rope_apply<T>(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, q, rope_table_.data(), false);
+      be_.rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, q, rope_table_.data(), false);
     const auto sh = shape(B_, T_cur_);
     const T* k = q + std::int64_t(d_.heads) * hd;
     const T* v = k + std::int64_t(d_.kv_heads) * hd;
-    if constexpr (traits::flash)
-      attention_flash_forward<T, static_head_dim>(sh, mask(), q, k, v, lay(l, l_att_), lay(l, l_stats_));
-    else
-      attention_naive_forward<T, static_head_dim>(sh, mask(), q, k, v, lay(l, l_att_), lay(l, l_stats_));
+    be_.template attention_forward<traits::flash, static_head_dim>(sh, mask(), q, k, v, lay(l, l_att_),
+                                                                  lay(l, l_stats_));
   }
   // d_out: gradient of the attention block's output (after c_proj) [N, D]. Writes the gradient of
   // the block input into din (din = beta·din + …).
@@ -385,7 +424,7 @@ class model {
     const int D = d_.d_model, qkv = d_.qkv_dim(), hd = d_.head_dim(), HD = d_.heads * hd;
     const bool io = traits::layout == weight_layout::in_out;
     T* datt = buf(b_att_);
-    host::linear_backward<T>(N, HD, D, lay(l, l_att_), po(o.proj_w), io, d_out, datt, 0.0, go(o.proj_w),
+    be_.linear_backward(N, HD, D, lay(l, l_att_), po(o.proj_w), io, d_out, datt, 0.0, go(o.proj_w),
                              go(o.proj_b), buf(b_scratch_));
     const auto sh = shape(B_, T_cur_);
     const T* q = lay(l, l_qkv_);
@@ -394,15 +433,11 @@ class model {
     T* dq = buf(b_qkv_);
     T* dk = dq + std::int64_t(d_.heads) * hd;
     T* dv = dk + std::int64_t(d_.kv_heads) * hd;
-    if constexpr (traits::flash)
-      attention_flash_backward<T, static_head_dim>(sh, mask(), q, k, v, lay(l, l_att_), datt, lay(l, l_stats_), dq, dk,
-                                                   dv, buf(b_attn_scratch_));
-    else
-      attention_naive_backward<T, static_head_dim>(sh, mask(), q, k, v, lay(l, l_stats_), datt, dq, dk, dv,
-                                                   buf(b_attn_scratch_));
+    be_.template attention_backward<traits::flash, static_head_dim>(sh, mask(), q, k, v, lay(l, l_att_), datt,
+                                                                   lay(l, l_stats_), dq, dk, dv, buf(b_attn_scratch_));
     if constexpr (traits::rope)
-      host::rope_apply<T>(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, dq, rope_table_.data(), true);
-    host::linear_backward<T>(N, D, qkv, in, po(o.attn_w), io, dq, din, beta, go(o.attn_w), go(o.attn_b),
+      be_.rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, dq, rope_table_.data(), true);
+    be_.linear_backward(N, D, qkv, in, po(o.attn_w), io, dq, din, beta, go(o.attn_w), go(o.attn_b),
                              buf(b_scratch_));
   }
 
@@ -410,12 +445,12 @@ class model {
     const auto& o = layer_[l];
     const int D = d_.d_model, F = d_.d_ff, fc = traits::swiglu ? 2 * F : F;
     const bool io = traits::layout == weight_layout::in_out;
-    host::linear_forward<T>(N, D, fc, in, po(o.fc_w), io, po(o.fc_b), lay(l, l_fc_));
+    be_.linear_forward(N, D, fc, in, po(o.fc_w), io, po(o.fc_b), lay(l, l_fc_));
     if constexpr (traits::swiglu)
-      host::swiglu_forward<T>(N, F, lay(l, l_fc_), lay(l, l_act_));
+      be_.swiglu_forward(N, F, lay(l, l_fc_), lay(l, l_act_));
     else
-      host::gelu_forward<T>(N * F, lay(l, l_fc_), lay(l, l_act_));
-    host::linear_forward<T>(N, F, D, lay(l, l_act_), po(o.fcp_w), io, po(o.fcp_b), out);
+      be_.gelu_forward(N * F, lay(l, l_fc_), lay(l, l_act_));
+    be_.linear_forward(N, F, D, lay(l, l_act_), po(o.fcp_w), io, po(o.fcp_b), out);
   }
   void mlp_backward(int l, std::int64_t N, const T* in, const T* d_out, T* din, double beta) {
     const auto& o = layer_[l];
@@ -423,13 +458,13 @@ class model {
     const bool io = traits::layout == weight_layout::in_out;
     T* dact = buf(b_act_);
     T* dfc = buf(b_fc_);
-    host::linear_backward<T>(N, F, D, lay(l, l_act_), po(o.fcp_w), io, d_out, dact, 0.0, go(o.fcp_w), go(o.fcp_b),
+    be_.linear_backward(N, F, D, lay(l, l_act_), po(o.fcp_w), io, d_out, dact, 0.0, go(o.fcp_w), go(o.fcp_b),
                              buf(b_scratch_));
     if constexpr (traits::swiglu)
-      host::swiglu_backward<T>(N, F, lay(l, l_fc_), dact, dfc);
+      be_.swiglu_backward(N, F, lay(l, l_fc_), dact, dfc);
     else
-      host::gelu_backward<T>(N * F, lay(l, l_fc_), dact, dfc);
-    host::linear_backward<T>(N, D, fc, in, po(o.fc_w), io, dfc, din, beta, go(o.fc_w), go(o.fc_b), buf(b_scratch_));
+      be_.gelu_backward(N * F, lay(l, l_fc_), dact, dfc);
+    be_.linear_backward(N, D, fc, in, po(o.fc_w), io, dfc, din, beta, go(o.fc_w), go(o.fc_b), buf(b_scratch_));
   }
 
   void layer_forward(int l, std::int64_t N) {
@@ -442,20 +477,20 @@ class model {
     if constexpr (traits::pre_norm) {
       norm_fwd(N, r, po(o.ln1_w), po(o.ln1_b), lay(l, l_n1_), lay(l, l_m1_), lay(l, l_r1_));
       attention_forward(l, N, lay(l, l_n1_));
-      host::linear_forward<T>(N, d_.heads * d_.head_dim(), d_.d_model, lay(l, l_att_), po(o.proj_w),
+      be_.linear_forward(N, d_.heads * d_.head_dim(), d_.d_model, lay(l, l_att_), po(o.proj_w),
                               traits::layout == weight_layout::in_out, po(o.proj_b), tmp);
-      host::add<T>(ND, r, tmp, mid);
+      be_.add(ND, r, tmp, mid);
       norm_fwd(N, mid, po(o.ln2_w), po(o.ln2_b), lay(l, l_n2_), lay(l, l_m2_), lay(l, l_r2_));
       mlp_forward(l, N, lay(l, l_n2_), tmp);
-      host::add<T>(ND, mid, tmp, next);
+      be_.add(ND, mid, tmp, next);
     } else {
       attention_forward(l, N, r);
-      host::linear_forward<T>(N, d_.heads * d_.head_dim(), d_.d_model, lay(l, l_att_), po(o.proj_w),
+      be_.linear_forward(N, d_.heads * d_.head_dim(), d_.d_model, lay(l, l_att_), po(o.proj_w),
                               traits::layout == weight_layout::in_out, po(o.proj_b), tmp);
-      host::add<T>(ND, r, tmp, lay(l, l_u1_));
+      be_.add(ND, r, tmp, lay(l, l_u1_));
       norm_fwd(N, lay(l, l_u1_), po(o.ln1_w), po(o.ln1_b), mid, lay(l, l_m1_), lay(l, l_r1_));
       mlp_forward(l, N, mid, tmp);
-      host::add<T>(ND, mid, tmp, lay(l, l_u2_));
+      be_.add(ND, mid, tmp, lay(l, l_u2_));
       norm_fwd(N, lay(l, l_u2_), po(o.ln2_w), po(o.ln2_b), next, lay(l, l_m2_), lay(l, l_r2_));
     }
   }
@@ -481,7 +516,7 @@ class model {
       mlp_backward(l, N, mid, du, du, 1.0);  // du = ∂L/∂mid
       // mid = N1(u1), u1 = r + attn(r)
       norm_bwd(N, du, lay(l, l_u1_), po(o.ln1_w), lay(l, l_m1_), lay(l, l_r1_), dr, false, go(o.ln1_w), go(o.ln1_b));
-      std::memcpy(du, dr, std::size_t(N) * d_.d_model * sizeof(T));
+      be_.copy(du, dr, std::size_t(N) * d_.d_model);
       attention_backward(l, N, r, du, dr, 1.0);
     }
   }
@@ -490,14 +525,14 @@ class model {
   std::vector<param_info> table_;
   std::vector<layer_offsets> layer_;
   std::size_t n_params_ = 0;
-  buffer<T, space::host> params_, grads_, arena_;
-  std::vector<T> sin_table_, rope_table_;
+  backend be_;
+  buffer<T, Space> params_, grads_, arena_, sin_table_, rope_table_;
   int rot_ = 0;
 
   int cap_B_ = 0, cap_T_ = 0;
   std::int64_t cap_tokens_ = 0;
   int B_ = 0, T_cur_ = 0;
-  std::vector<std::int32_t> tokens_, targets_;
+  buffer<std::int32_t, Space> tokens_, targets_;
   bool has_targets_ = false, logits_valid_ = false;
   double loss_ = 0;
   std::int64_t count_ = 0;

@@ -17,6 +17,8 @@
 
 #include "tfm/core/dtype.hpp"
 #include "tfm/core/error.hpp"
+#include "tfm/core/memory.hpp"
+#include "tfm/nn/attention_host.hpp"
 #include "tfm/nn/math.hpp"
 #include "tfm/ops/detail/gemm_host.hpp"
 #include "tfm/ops/detail/matrix.hpp"
@@ -355,3 +357,107 @@ void xent_backward(std::int64_t N, int V, const T* z, const std::int32_t* y, int
 }
 
 }  // namespace tfm::nn::host
+
+// ---- the host backend of model<Config, space::host> ----
+// model.hpp calls layers only through a backend object; ops_cuda.cuh defines the same members
+// for space::cuda. Pointers are in the backend's memory space; token ids are validated by the
+// model on the host before they reach a backend.
+namespace tfm::nn {
+
+template <class Space, class T>
+struct backend_for;  // specialised per memory space
+
+template <class T>
+struct host_backend {
+  using space = tfm::space::host;
+  template <class U>
+  using buffer_t = tfm::buffer<U, space>;
+
+  // memory
+  void zero(T* p, std::size_t n) { std::fill(p, p + n, T(0)); }
+  void copy(T* dst, const T* src, std::size_t n) { std::copy(src, src + n, dst); }
+  template <class U>
+  void upload(U* dst, const U* host_src, std::size_t n) { std::copy(host_src, host_src + n, dst); }
+  template <class U>
+  void download(U* host_dst, const U* src, std::size_t n) { std::copy(src, src + n, host_dst); }
+  void synchronize() {}
+
+  // layers (see the free functions above)
+  void embedding_forward(int B, int T_, int D, const std::int32_t* tok, const T* wte, int V, const T* pos, T* out) {
+    host::embedding_forward(B, T_, D, tok, wte, V, pos, out);
+  }
+  void embedding_backward(int B, int T_, int D, const std::int32_t* tok, const T* dout, T* dwte, T* dpos) {
+    host::embedding_backward(B, T_, D, tok, dout, dwte, dpos);
+  }
+  template <bool Rms>
+  void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, double eps) {
+    host::norm_forward<Rms>(N, D, x, w, b, y, mean, rstd, eps);
+  }
+  template <bool Rms>
+  void norm_backward(std::int64_t N, int D, const T* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
+                     bool acc, T* dw, T* db, T* scratch) {
+    host::norm_backward<Rms>(N, D, dy, x, w, mean, rstd, dx, acc, dw, db, scratch);
+  }
+  std::size_t norm_scratch_size(int D) const { return host::norm_scratch_size(D); }
+  void linear_forward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* b, T* y) {
+    host::linear_forward<T>(N, in, out, x, W, in_out, b, y);
+  }
+  void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* dy, T* dx,
+                       double beta, T* dW, T* db, T* scratch) {
+    host::linear_backward<T>(N, in, out, x, W, in_out, dy, dx, beta, dW, db, scratch);
+  }
+  std::size_t linear_scratch_size(int out) const { return host::linear_scratch_size(out); }
+  void gelu_forward(std::int64_t n, const T* x, T* y) { host::gelu_forward<T>(n, x, y); }
+  void gelu_backward(std::int64_t n, const T* x, const T* dy, T* dx) { host::gelu_backward<T>(n, x, dy, dx); }
+  void swiglu_forward(std::int64_t N, int F, const T* x, T* y) { host::swiglu_forward<T>(N, F, x, y); }
+  void swiglu_backward(std::int64_t N, int F, const T* x, const T* dy, T* dx) {
+    host::swiglu_backward<T>(N, F, x, dy, dx);
+  }
+  void rope_apply(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, T* qkv, const T* table,
+                  bool inverse) {
+    host::rope_apply<T>(N, T_, heads, hd, rot, ld, qkv, table, inverse);
+  }
+  void add(std::int64_t n, const T* a, const T* b, T* y) { host::add<T>(n, a, b, y); }
+  // Σ losses and the counted rows.
+  double xent_forward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, T* lse, T* losses,
+                      std::int64_t& count) {
+    return host::xent_forward<T>(N, V, z, y, ignore, lse, losses, count);
+  }
+  void xent_backward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, const T* lse, double scale,
+                     T* dz) {
+    host::xent_backward<T>(N, V, z, y, ignore, lse, scale, dz);
+  }
+
+  // attention; Flash selects the kernel, stats are probabilities (naive) or logsumexp (flash)
+  template <bool Flash>
+  std::size_t attention_stats_size(const attention_shape& s) const {
+    return Flash ? std::size_t(s.batch) * s.heads * s.seq : naive_probs_size(s);
+  }
+  template <bool Flash>
+  std::size_t attention_scratch_size(const attention_shape& s) const {
+    return Flash ? flash_scratch_size(s, host::max_threads()) : naive_scratch_size(s);
+  }
+  template <bool Flash, int HD>
+  void attention_forward(const attention_shape& s, const attention_mask& m, const T* q, const T* k, const T* v, T* o,
+                         T* stats) {
+    if constexpr (Flash)
+      attention_flash_forward<T, HD>(s, m, q, k, v, o, stats);
+    else
+      attention_naive_forward<T, HD>(s, m, q, k, v, o, stats);
+  }
+  template <bool Flash, int HD>
+  void attention_backward(const attention_shape& s, const attention_mask& m, const T* q, const T* k, const T* v,
+                          const T* o, const T* dout, const T* stats, T* dq, T* dk, T* dv, T* scratch) {
+    if constexpr (Flash)
+      attention_flash_backward<T, HD>(s, m, q, k, v, o, dout, stats, dq, dk, dv, scratch);
+    else
+      attention_naive_backward<T, HD>(s, m, q, k, v, stats, dout, dq, dk, dv, scratch);
+  }
+};
+
+template <class T>
+struct backend_for<tfm::space::host, T> {
+  using type = host_backend<T>;
+};
+
+}  // namespace tfm::nn

@@ -1,0 +1,1 @@
+tfm_add_benchmark(bench_attention_host SOURCES bench_attention_host.cpp)

@@ -1,0 +1,1 @@
+tfm_add_test(test_attention_host SOURCES nn/test_attention_host.cpp)
