@@ -15,6 +15,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "tfm/backend/host/cpu.hpp"
+#include "tfm/backend/host/simd.hpp"
 #include "tfm/core/dtype.hpp"
 #include "tfm/core/error.hpp"
 #include "tfm/core/memory.hpp"
@@ -233,16 +235,7 @@ void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bo
 }
 
 // ---- activations ----
-template <class T>
-void gelu_forward(std::int64_t n, const T* x, T* y) {
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) y[i] = math::gelu_tanh(x[i]);
-}
-template <class T>
-void gelu_backward(std::int64_t n, const T* x, const T* dy, T* dx) {
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) dx[i] = dy[i] * math::gelu_tanh_grad(x[i]);
-}
+
 // x: [N, 2F] = [gate | up] per row; y [N, F] = silu(gate)·up.
 template <class T>
 void swiglu_forward(std::int64_t N, int F, const T* x, T* y) {
@@ -305,6 +298,142 @@ void add_inplace(std::int64_t n, T* y, const T* x) {
 }
 
 // ---- softmax cross-entropy, fused ----
+namespace detail {
+#if TFM_HOST_X86_SIMD
+TFM_TARGET_AVX2 inline float row_max_avx2(const float* r, int V) {
+  __m256 m = _mm256_set1_ps(r[0]);
+  int j = 0;
+  for (; j + 8 <= V; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(r + j));
+  float s = tfm::host::avx2::hmax8(m);
+  for (; j < V; ++j) s = std::max(s, r[j]);
+  return s;
+}
+TFM_TARGET_AVX2 inline double row_sum_exp_avx2(const float* r, int V, float m) {
+  const __m256 mv = _mm256_set1_ps(m);
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int j = 0;
+  for (; j + 16 <= V; j += 16) {
+    a0 = _mm256_add_ps(a0, tfm::host::avx2::exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j), mv)));
+    a1 = _mm256_add_ps(a1, tfm::host::avx2::exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j + 8), mv)));
+  }
+  double s = double(tfm::host::avx2::hsum8(a0)) + double(tfm::host::avx2::hsum8(a1));
+  for (; j < V; ++j) s += nn::detail::attn::exp_t<float>(r[j] - m);
+  return s;
+}
+// d[j] = s·exp(r[j] − l)
+TFM_TARGET_AVX2 inline void scaled_exp_avx2(const float* r, int V, float l, float s, float* d) {
+  const __m256 lv = _mm256_set1_ps(l), sv = _mm256_set1_ps(s);
+  int j = 0;
+  for (; j + 8 <= V; j += 8)
+    _mm256_storeu_ps(d + j, _mm256_mul_ps(sv, tfm::host::avx2::exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j), lv))));
+  for (; j < V; ++j) d[j] = s * nn::detail::attn::exp_t<float>(r[j] - l);
+}
+#endif
+inline bool use_avx2() {
+#if TFM_HOST_X86_SIMD
+  static const bool ok = tfm::host::cpu_supports(tfm::host::isa::avx2);
+  return ok;
+#else
+  return false;
+#endif
+}
+
+template <class T>
+T row_max(const T* r, int V) {
+#if TFM_HOST_X86_SIMD
+  if constexpr (std::is_same_v<T, float>)
+    if (use_avx2()) return row_max_avx2(r, V);
+#endif
+  T m = r[0];
+  for (int j = 1; j < V; ++j) m = std::max(m, r[j]);
+  return m;
+}
+// Σ exp(r − m), summed in double.
+template <class T>
+double row_sum_exp(const T* r, int V, T m) {
+#if TFM_HOST_X86_SIMD
+  if constexpr (std::is_same_v<T, float>)
+    if (use_avx2()) return row_sum_exp_avx2(r, V, m);
+#endif
+  double s = 0;
+  for (int j = 0; j < V; ++j) s += nn::detail::attn::exp_t<T>(r[j] - m);
+  return s;
+}
+template <class T>
+void scaled_exp(const T* r, int V, T l, T s, T* d) {
+#if TFM_HOST_X86_SIMD
+  if constexpr (std::is_same_v<T, float>)
+    if (use_avx2()) return scaled_exp_avx2(r, V, l, s, d);
+#endif
+  for (int j = 0; j < V; ++j) d[j] = s * nn::detail::attn::exp_t<T>(r[j] - l);
+}
+}  // namespace detail
+
+namespace detail {
+#if TFM_HOST_X86_SIMD
+// tanh(√(2/π)·(u + 0.044715·u³)) of 8 values, as 1 − 2/(exp(2a) + 1).
+TFM_TARGET_AVX2 inline __m256 gelu_tanh_inner8(__m256 u) {
+  const __m256 u3 = _mm256_mul_ps(_mm256_mul_ps(u, u), u);
+  const __m256 a = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), u3, u));
+  const __m256 e = tfm::host::avx2::exp8(_mm256_add_ps(a, a));
+  return _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+}
+TFM_TARGET_AVX2 inline void gelu_forward_avx2(std::int64_t i0, std::int64_t i1, const float* x, float* y) {
+  std::int64_t i = i0;
+  for (; i + 8 <= i1; i += 8) {
+    const __m256 u = _mm256_loadu_ps(x + i);
+    const __m256 th = gelu_tanh_inner8(u);
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), u), _mm256_add_ps(_mm256_set1_ps(1.0f), th)));
+  }
+  for (; i < i1; ++i) y[i] = math::gelu_tanh(x[i]);
+}
+TFM_TARGET_AVX2 inline void gelu_backward_avx2(std::int64_t i0, std::int64_t i1, const float* x, const float* dy,
+                                               float* dx) {
+  std::int64_t i = i0;
+  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  for (; i + 8 <= i1; i += 8) {
+    const __m256 u = _mm256_loadu_ps(x + i);
+    const __m256 th = gelu_tanh_inner8(u);
+    const __m256 sech2 = _mm256_fnmadd_ps(th, th, one);
+    const __m256 du = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f),
+                                    _mm256_fmadd_ps(_mm256_set1_ps(3 * 0.044715f), _mm256_mul_ps(u, u), one));
+    const __m256 g = _mm256_fmadd_ps(_mm256_mul_ps(half, u), _mm256_mul_ps(sech2, du), _mm256_mul_ps(half, _mm256_add_ps(one, th)));
+    _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dy + i), g));
+  }
+  for (; i < i1; ++i) dx[i] = dy[i] * math::gelu_tanh_grad(x[i]);
+}
+#endif
+// Splits [0, n) into per-thread chunks of whole 8-element vectors.
+template <class F>
+void parallel_chunks(std::int64_t n, F&& f) {
+  const std::int64_t chunk = 1 << 14;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < (n + chunk - 1) / chunk; ++c) f(c * chunk, std::min(n, (c + 1) * chunk));
+}
+}  // namespace detail
+
+template <class T>
+void gelu_forward(std::int64_t n, const T* x, T* y) {
+#if TFM_HOST_X86_SIMD
+  if constexpr (std::is_same_v<T, float>)
+    if (detail::use_avx2())
+      return detail::parallel_chunks(n, [&](std::int64_t a, std::int64_t b) { detail::gelu_forward_avx2(a, b, x, y); });
+#endif
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) y[i] = math::gelu_tanh(x[i]);
+}
+template <class T>
+void gelu_backward(std::int64_t n, const T* x, const T* dy, T* dx) {
+#if TFM_HOST_X86_SIMD
+  if constexpr (std::is_same_v<T, float>)
+    if (detail::use_avx2())
+      return detail::parallel_chunks(
+          n, [&](std::int64_t a, std::int64_t b) { detail::gelu_backward_avx2(a, b, x, dy, dx); });
+#endif
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) dx[i] = dy[i] * math::gelu_tanh_grad(x[i]);
+}
+
 // losses[n] = lse(z_n) − z_n[y_n] (0 for ignored rows); lse saved. Returns Σ losses (double) and
 // the number of counted rows in `count`. Targets outside [0, V) other than ignore_index throw.
 template <class T>
@@ -319,11 +448,8 @@ double xent_forward(std::int64_t N, int V, const T* z, const std::int32_t* y, in
 #pragma omp parallel for schedule(static) reduction(+ : total, cnt)
   for (std::int64_t n = 0; n < N; ++n) {
     const T* r = z + n * std::int64_t(V);
-    T m = r[0];
-    for (int j = 1; j < V; ++j) m = std::max(m, r[j]);
-    double s = 0;
-    for (int j = 0; j < V; ++j) s += std::exp(double(r[j] - m));
-    const double l = double(m) + std::log(s);
+    const T m = detail::row_max(r, V);
+    const double l = double(m) + std::log(detail::row_sum_exp(r, V, m));
     lse[n] = T(l);
     if (y[n] == ignore_index) {
       losses[n] = 0;
@@ -351,7 +477,7 @@ void xent_backward(std::int64_t N, int V, const T* z, const std::int32_t* y, int
     }
     const T l = lse[n];
     const T s = T(scale);
-    for (int j = 0; j < V; ++j) d[j] = s * std::exp(r[j] - l);
+    detail::scaled_exp(r, V, l, s, d);
     d[y[n]] -= s;
   }
 }

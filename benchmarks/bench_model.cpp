@@ -1,0 +1,117 @@
+// benchmarks/bench_model.cpp — host forward+backward of whole models and of one block, and the
+// best fp32 GEMM rate of this machine measured in the same process, so the target
+// ("model FLOP/s ≥ 60% of the best fp32 GEMM GFLOP/s, same machine, same run") reads off one
+// output:
+//   BM_gemm_best           GFLOP/s of tfm's blocked GEMM over square and GPT-2 shapes (max)
+//   BM_model/<name>        one forward+backward step; counters tokens_per_s and model_GFLOP/s
+//                          = 6 × parameters × tokens / time (the usual training-FLOP estimate)
+//   BM_block/<name>        one transformer block alone (a 1-layer model minus embedding/head
+//                          costs is not separable, so: 1-layer model with a 64-token vocabulary)
+// Threads: OMP_NUM_THREADS / tfm::host::num_threads(). Run:
+//   OMP_NUM_THREADS=2 bench_model --benchmark_min_time=2
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "tfm/backend/host/threading.hpp"
+#include "tfm/core/rng.hpp"
+#include "tfm/nn/model.hpp"
+#include "tfm/ops/detail/gemm_host.hpp"
+
+namespace nn = tfm::nn;
+
+namespace {
+
+// ---- best GEMM rate ----
+void BM_gemm_best(benchmark::State& state) {
+  const std::int64_t shapes[][3] = {{1024, 1024, 1024}, {256, 2304, 768}, {256, 3072, 768},
+                                    {256, 768, 3072},   {2048, 768, 768}, {512, 1536, 512}};
+  double best = 0;
+  for (auto _ : state) {
+    best = 0;
+    for (auto const& s : shapes) {
+      const std::int64_t M = s[0], N = s[1], K = s[2];
+      std::vector<float> a(std::size_t(M * K)), b(std::size_t(K * N)), c(std::size_t(M * N));
+      std::mt19937 rng(1);
+      std::uniform_real_distribution<float> d(-1, 1);
+      for (auto& x : a) x = d(rng);
+      for (auto& x : b) x = d(rng);
+      tfm::detail::strided_matrix<const float> A{a.data(), M, K, K, 1}, B{b.data(), K, N, N, 1};
+      tfm::detail::strided_matrix<float> C{c.data(), M, N, N, 1};
+      tfm::detail::gemm_host(tfm::gemm_blocked{}, 1.0f, A, B, 0.0f, C);  // warm
+      const int reps = std::max<int>(3, int(2e10 / double(2 * M * N * K)));
+      double best_shape = 0;
+      for (int r = 0; r < 3; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < reps; ++i) tfm::detail::gemm_host(tfm::gemm_blocked{}, 1.0f, A, B, 0.0f, C);
+        const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best_shape = std::max(best_shape, 2.0 * M * N * K * reps / sec);
+      }
+      best = std::max(best, best_shape);
+      benchmark::DoNotOptimize(c.data());
+    }
+  }
+  state.counters["GFLOP/s"] = best / 1e9;
+  state.counters["threads"] = tfm::host::num_threads();
+}
+BENCHMARK(BM_gemm_best)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+// ---- models ----
+using gpt2_small_cfg = nn::presets::gpt2<nn::presets::gpt2_small>;
+struct gpt2_small_flash : gpt2_small_cfg {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, nn::attn::flash>;
+};
+// 4 layers, d = 256, 4 heads, GPT-2 vocabulary, context 256.
+struct small4 : nn::presets::gpt2<nn::sizes<50257, 256, 256, 4, 4, 4, 1024>> {};
+struct small4_flash : small4 {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, nn::attn::flash>;
+};
+struct llama_small : nn::presets::llama<nn::sizes<32000, 1024, 512, 8, 8, 2, 1376>> {};
+// One block with a tiny vocabulary: the cost is the block's.
+struct block768 : nn::presets::gpt2<nn::sizes<64, 1024, 768, 1, 12, 12, 3072>> {};
+struct block768_flash : block768 {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, nn::attn::flash>;
+};
+
+template <class Cfg>
+void BM_model(benchmark::State& state) {
+  const int B = int(state.range(0)), T = int(state.range(1));
+  nn::model<Cfg> m;
+  m.init(1);
+  const int V = m.sizes().vocab;
+  std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(tok.size());
+  for (std::size_t i = 0; i < tok.size(); ++i) {
+    tok[i] = std::int32_t(tfm::rng::random_u32(3, 0, i) % std::uint32_t(V));
+    tgt[i] = std::int32_t(tfm::rng::random_u32(3, 1, i) % std::uint32_t(V));
+  }
+  m.forward(tok.data(), tgt.data(), B, T);  // plans the arena, warms caches
+  m.zero_grad();
+  m.backward();
+  for (auto _ : state) {
+    m.forward(tok.data(), tgt.data(), B, T);
+    m.zero_grad();
+    m.backward();
+    benchmark::DoNotOptimize(m.gradients().data());
+  }
+  const double tokens = double(B) * T;
+  state.counters["tokens_per_s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["model_GFLOP/s"] =
+      benchmark::Counter(6.0 * double(m.num_parameters()) * tokens / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["params_M"] = double(m.num_parameters()) / 1e6;
+  state.counters["activation_MB"] = double(m.activation_bytes()) / 1e6;
+}
+
+BENCHMARK(BM_model<gpt2_small_cfg>)->Name("BM_model/gpt2_small/naive")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model<gpt2_small_flash>)->Name("BM_model/gpt2_small/flash")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model<small4>)->Name("BM_model/L4_d256/naive")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model<small4_flash>)->Name("BM_model/L4_d256/flash")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model<llama_small>)->Name("BM_model/llama_d512_L8/naive")->Args({4, 128})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model<block768>)->Name("BM_block/d768/naive")->Args({4, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model<block768_flash>)->Name("BM_block/d768/flash")->Args({4, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
