@@ -130,11 +130,11 @@ struct kv_rule {  // gqa<G>
   static constexpr int fixed = H::kv_heads;
 };
 template <>
-struct kv_rule<attn::mha> {
+struct kv_rule<nn::attn::mha> {
   static constexpr int fixed = -1;  // = heads
 };
 template <>
-struct kv_rule<attn::mqa> {
+struct kv_rule<nn::attn::mqa> {
   static constexpr int fixed = 1;
 };
 template <class P>
@@ -152,7 +152,7 @@ constexpr bool rope_theta_ok() {
     return true;
 }
 template <class T>
-inline constexpr bool one_of_kernels = std::is_same_v<T, attn::naive> || std::is_same_v<T, attn::flash>;
+inline constexpr bool one_of_kernels = std::is_same_v<T, nn::attn::naive> || std::is_same_v<T, nn::attn::flash>;
 }  // namespace detail
 
 // Validated view of a config: resolved types and the static part of the sizes.

@@ -1,0 +1,157 @@
+// CUDA benchmarks of the model (nn/model.cuh):
+//   BM_flash_fwd/<f32|bf16>/<causal>/B/H/hd/T, BM_flash_bwd/...: the flash attention kernels
+//     alone on [B, T, H, hd] q, k, v (MHA), counter TFLOP/s with 4·B·H·T²·hd for the forward and
+//     2.5× that for the backward, halved for causal masks.
+//   BM_gpt2_small_step/B/T: forward + backward of GPT-2 small (presets::gpt2<>, flash attention,
+//     float parameters) on random tokens; counter tokens_per_s.
+// Timed with CUDA events on the backend's / a private stream and UseManualTime (GPU time).
+// Without a usable device the binary says so and exits 0.
+#include <benchmark/benchmark.h>
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "tfm/backend/cuda/runtime.hpp"
+#include "tfm/core/rng.hpp"
+#include "tfm/nn/model.cuh"
+
+namespace {
+
+namespace cu = tfm::cuda;
+namespace nn = tfm::nn;
+
+template <class N>
+__global__ void fill_normal(N* p, std::size_t n, std::uint64_t seed) {
+  for (std::size_t i = blockIdx.x * std::size_t{blockDim.x} + threadIdx.x; i < n;
+       i += std::size_t{gridDim.x} * blockDim.x) {
+    const float x = tfm::rng::normal(seed, 0, i);
+    if constexpr (std::is_same_v<N, __nv_bfloat16>)
+      p[i] = __float2bfloat16(x);
+    else
+      p[i] = x;
+  }
+}
+
+// args: causal, B, H, hd, T
+template <class E, bool Backward>
+void BM_flash(benchmark::State& state) {
+  const bool causal = state.range(0) != 0;
+  const int B = int(state.range(1)), H = int(state.range(2)), hd = int(state.range(3)), T = int(state.range(4));
+  const std::int64_t ld = std::int64_t(H) * hd;
+  const nn::attention_shape s{B, T, H, H, hd, ld, ld, ld};
+  nn::attention_mask m;
+  m.causal = causal;
+  const std::size_t n = std::size_t(B) * T * H * hd, nl = std::size_t(B) * H * T;
+  cu::stream st;
+  cu::device_buffer<E> q(n), k(n), v(n), o(n), dout(n), dq(n), dk(n), dv(n);
+  cu::device_buffer<float> lse(nl);
+  const std::size_t scratch =
+      std::is_same_v<E, float> ? nn::attention_flash_cuda_scratch_size(s) : nn::attention_flash_bf16_scratch_floats(s);
+  cu::device_buffer<float> scr(scratch);
+  fill_normal<<<1024, 256, 0, st.get()>>>(q.data(), n, 1);
+  fill_normal<<<1024, 256, 0, st.get()>>>(k.data(), n, 2);
+  fill_normal<<<1024, 256, 0, st.get()>>>(v.data(), n, 3);
+  fill_normal<<<1024, 256, 0, st.get()>>>(dout.data(), n, 4);
+  TFM_CUDA_CHECK(cudaGetLastError());
+  auto fwd = [&] {
+    if constexpr (std::is_same_v<E, float>)
+      nn::attention_flash_forward_cuda<float, 0>(s, m, q.data(), k.data(), v.data(), o.data(), lse.data(), st.get());
+    else
+      nn::attention_flash_forward_bf16(s, m, q.data(), k.data(), v.data(), o.data(), lse.data(), st.get());
+  };
+  auto bwd = [&] {
+    if constexpr (std::is_same_v<E, float>)
+      nn::attention_flash_backward_cuda<float, 0>(s, m, q.data(), k.data(), v.data(), o.data(), dout.data(),
+                                                  lse.data(), dq.data(), dk.data(), dv.data(), scr.data(), st.get());
+    else
+      nn::attention_flash_backward_bf16(s, m, q.data(), k.data(), v.data(), o.data(), dout.data(), lse.data(),
+                                        dq.data(), dk.data(), dv.data(), scr.data(), st.get());
+  };
+  fwd();
+  if (Backward) bwd();  // warm-up
+  st.synchronize();
+  cu::event start, stop;
+  for (auto _ : state) {
+    start.record(st);
+    if (Backward)
+      bwd();
+    else
+      fwd();
+    stop.record(st);
+    stop.synchronize();
+    state.SetIterationTime(double(cu::event::elapsed_ms(start, stop)) * 1e-3);
+  }
+  double flops = 4.0 * B * H * double(T) * T * hd;
+  if (Backward) flops *= 2.5;
+  if (causal) flops *= 0.5;
+  state.counters["TFLOP/s"] =
+      benchmark::Counter(flops * 1e-12 * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+struct gpt2_flash : nn::presets::gpt2<> {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, nn::attn::flash>;
+};
+
+// args: B, T
+void BM_gpt2_small_step(benchmark::State& state) {
+  const int B = int(state.range(0)), T = int(state.range(1));
+  nn::model<gpt2_flash, tfm::space::cuda> m;
+  m.init(42);
+  const int V = m.sizes().vocab;
+  std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(std::size_t(B) * T);
+  for (std::size_t i = 0; i < tok.size(); ++i) {
+    tok[i] = std::int32_t(tfm::rng::random_u32(1, 0, i) % std::uint32_t(V));
+    tgt[i] = std::int32_t(tfm::rng::random_u32(1, 1, i) % std::uint32_t(V));
+  }
+  m.forward(tok.data(), tgt.data(), B, T);  // warm-up (plans the arena, cuBLASLt plans)
+  m.zero_grad();
+  m.backward();
+  auto& be = m.get_backend();
+  be.synchronize();
+  cu::event start, stop;
+  for (auto _ : state) {
+    start.record(be.stream());
+    m.forward(tok.data(), tgt.data(), B, T);  // waits for the loss (one device→host copy)
+    m.zero_grad();
+    m.backward();
+    stop.record(be.stream());
+    stop.synchronize();
+    state.SetIterationTime(double(cu::event::elapsed_ms(start, stop)) * 1e-3);
+  }
+  state.counters["tokens_per_s"] =
+      benchmark::Counter(double(B) * T * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+void flash_args(benchmark::internal::Benchmark* b) {
+  for (int causal : {0, 1}) b->Args({causal, 4, 16, 128, 4096});
+  b->ArgNames({"causal", "B", "H", "hd", "T"})->UseManualTime()->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK(BM_flash<__nv_bfloat16, false>)->Name("BM_flash_fwd/bf16")->Apply(flash_args);
+BENCHMARK(BM_flash<__nv_bfloat16, true>)->Name("BM_flash_bwd/bf16")->Apply(flash_args);
+BENCHMARK(BM_flash<float, false>)->Name("BM_flash_fwd/f32")->Apply(flash_args);
+BENCHMARK(BM_flash<float, true>)->Name("BM_flash_bwd/f32")->Apply(flash_args);
+BENCHMARK(BM_gpt2_small_step)
+    ->Args({16, 1024})
+    ->ArgNames({"B", "T"})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string why = cu::why_no_device();
+  if (!why.empty()) {
+    std::printf("bench_model_cuda: no usable CUDA device (%s); nothing to run\n", why.c_str());
+    return 0;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

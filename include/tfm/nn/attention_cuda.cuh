@@ -1,0 +1,704 @@
+// tfm/nn/attention_cuda.cuh — CUDA attention kernels, forward and backward, with the semantics of
+// nn/attention_host.hpp (layouts, strides, masks, sliding window, ALiBi, GQA/MQA, saved stats).
+//
+//  * naive: materialises P[B][H][T][T] (the reference); its backward needs a second T×T array
+//    (dS) as scratch: attention_naive_cuda_scratch_size.
+//  * flash: FlashAttention-2 style tiles with an online softmax, fp32 math. Forward saves the
+//    logsumexp [B][H][T]. Backward: D = rowsum(dO∘O) (scratch [B][H][T]), then one block per
+//    (b, kv head, key tile) accumulates dK, dV of its keys over the query tiles and heads of the
+//    group; dQ is accumulated with atomicAdd (so dQ is not bitwise deterministic).
+//    Tiles outside the band of allowed keys (causal, window) are never visited.
+//  * bf16 flash: the same kernels reading __nv_bfloat16 q, k, v, o, dO and writing bf16 o, dq,
+//    dk, dv; all arithmetic, the lse and the dQ accumulation are fp32 (CUDA cores, no MMA).
+//
+// Head sizes: the kernels are instantiated for a padded head size HDMAX in {32, 64, 128, 256}
+// (the smallest that holds hd; shared tiles are zero-padded), so hd = 64 and 128 run without
+// padding and any hd <= 256 (8, 6, ...) works. All calls are asynchronous on `stream`.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "tfm/backend/cuda/runtime.hpp"
+#include "tfm/core/error.hpp"
+// config.hpp before attention_host.hpp: config.hpp names attn::… from inside tfm::nn::detail,
+// where attention_host.hpp's detail::attn would otherwise be found first.
+#include "tfm/nn/config.hpp"
+#include "tfm/nn/attention_host.hpp"
+
+namespace tfm::nn {
+
+// Scratch (elements of T) of the CUDA backward passes.
+inline std::size_t attention_naive_cuda_scratch_size(const attention_shape& s) { return naive_probs_size(s); }
+inline std::size_t attention_flash_cuda_scratch_size(const attention_shape& s) {
+  return std::size_t(s.batch) * s.heads * s.seq;
+}
+// The bf16 backward accumulates dQ in fp32: D [B][H][T] then dQ [B][T][H][hd] (floats).
+inline std::size_t attention_flash_bf16_scratch_floats(const attention_shape& s) {
+  return std::size_t(s.batch) * s.heads * s.seq + std::size_t(s.batch) * s.seq * s.heads * s.head_dim;
+}
+
+namespace detail::attn_cuda {
+
+inline constexpr int fwd_warps = 4;     // warps per forward block
+inline constexpr int fwd_rpw = 4;       // query rows per warp
+inline constexpr int fwd_br = fwd_warps * fwd_rpw;  // 16 query rows per block
+inline constexpr int bc = 32;           // keys per tile (one per lane)
+inline constexpr int bwd_threads = 128;
+inline constexpr int bwd_r = 32;        // query rows per backward chunk
+
+// Row i attends to keys [lo(i), hi(i)) (attention_host.hpp's band, usable on the device).
+struct band {
+  int T;
+  bool causal;
+  int W;
+  TFM_HOST_DEVICE int lo(int i) const { return W > 0 ? (i - W + 1 > 0 ? i - W + 1 : 0) : 0; }
+  TFM_HOST_DEVICE int hi(int i) const {
+    if (causal) return i + 1 < T ? i + 1 : T;
+    return W > 0 ? (i + W < T ? i + W : T) : T;
+  }
+  TFM_HOST_DEVICE int row_begin(int j0) const {
+    if (causal) return j0;
+    return W > 0 ? (j0 - W + 1 > 0 ? j0 - W + 1 : 0) : 0;
+  }
+  TFM_HOST_DEVICE int row_end(int j1) const { return W > 0 ? (j1 + W - 1 < T ? j1 + W - 1 : T) : T; }
+};
+
+// docs/model.md's ALiBi slope of head h of H (double math, as alibi_slopes()).
+TFM_HOST_DEVICE float alibi_slope(int h, int heads) {
+  int n = 1;
+  while (n * 2 <= heads) n *= 2;
+  if (h < n) return static_cast<float>(exp2(-8.0 * (h + 1) / n));
+  const int k = h - n;
+  return static_cast<float>(exp2(-8.0 * (2 * k + 1) / (2.0 * n)));
+}
+
+struct params {
+  int B, T, H, KV, hd;
+  std::int64_t ld_q, ld_k, ld_v, ld_o;  // ld_o: H·hd (out, dout)
+  float scale;
+  bool alibi;
+  band bd;
+};
+
+template <class T>
+TFM_DEVICE float ld(const T* p) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return __bfloat162float(*p);
+  else
+    return static_cast<float>(*p);
+}
+template <class T>
+TFM_DEVICE void st(T* p, float v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    *p = __float2bfloat16(v);
+  else
+    *p = static_cast<T>(v);
+}
+
+TFM_DEVICE float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+TFM_DEVICE float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Block-wide sum / max over blockDim.x threads (a multiple of 32, at most 1024). `red` holds 32
+// floats of shared memory. Every thread gets the result.
+TFM_DEVICE float block_sum(float v, float* red) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // red may still be read by a previous reduction
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  float r = lane < nw ? red[lane] : 0.0f;
+  return warp_sum(r);
+}
+TFM_DEVICE float block_max(float v, float* red) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  float r = lane < nw ? red[lane] : -INFINITY;
+  return warp_max(r);
+}
+
+// ------------------------------------------------------------------------------- naive
+// One block per (b, h, i): scores of row i, softmax, written to P (0 outside the band).
+template <class T>
+__global__ void naive_probs_kernel(params p, const T* q, const T* k, T* probs) {
+  __shared__ float red[32];
+  const std::int64_t row = blockIdx.x;  // (b·H + h)·T + i
+  const int i = int(row % p.T), h = int((row / p.T) % p.H), b = int(row / (std::int64_t(p.T) * p.H));
+  const int g = h / (p.H / p.KV);
+  const float slope = p.alibi ? alibi_slope(h, p.H) : 0.0f;
+  const T* qi = q + (std::int64_t(b) * p.T + i) * p.ld_q + std::int64_t(h) * p.hd;
+  const T* kb = k + std::int64_t(b) * p.T * p.ld_k + std::int64_t(g) * p.hd;
+  T* pr = probs + row * p.T;
+  const int lo = p.bd.lo(i), hi = p.bd.hi(i);
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < p.T; j += blockDim.x) {
+    if (j >= lo && j < hi) {
+      const T* kj = kb + std::int64_t(j) * p.ld_k;
+      float s = 0;
+      for (int d = 0; d < p.hd; ++d) s += float(qi[d]) * float(kj[d]);
+      s = s * p.scale - slope * float(i > j ? i - j : j - i);
+      pr[j] = T(s);
+      mx = fmaxf(mx, s);
+    }
+  }
+  mx = block_max(mx, red);
+  float sum = 0;
+  for (int j = threadIdx.x; j < p.T; j += blockDim.x) {
+    if (j >= lo && j < hi) {
+      const float e = expf(float(pr[j]) - mx);
+      pr[j] = T(e);
+      sum += e;
+    }
+  }
+  sum = block_sum(sum, red);
+  const float inv = hi > lo ? 1.0f / sum : 0.0f;
+  for (int j = threadIdx.x; j < p.T; j += blockDim.x) pr[j] = (j >= lo && j < hi) ? T(float(pr[j]) * inv) : T(0);
+}
+
+// One thread per output element (b, i, h, d): o = Σ_j P_ij v_j.
+template <class T>
+__global__ void naive_out_kernel(params p, const T* probs, const T* v, T* out) {
+  const std::int64_t n = std::int64_t(p.B) * p.T * p.H * p.hd;
+  for (std::int64_t idx = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; idx < n;
+       idx += std::int64_t(gridDim.x) * blockDim.x) {
+    const int d = int(idx % p.hd), h = int((idx / p.hd) % p.H);
+    const int i = int((idx / (std::int64_t(p.hd) * p.H)) % p.T), b = int(idx / (std::int64_t(p.hd) * p.H * p.T));
+    const int g = h / (p.H / p.KV);
+    const T* pr = probs + ((std::int64_t(b) * p.H + h) * p.T + i) * p.T;
+    const T* vb = v + std::int64_t(b) * p.T * p.ld_v + std::int64_t(g) * p.hd + d;
+    float acc = 0;
+    for (int j = p.bd.lo(i), hi = p.bd.hi(i); j < hi; ++j) acc += float(pr[j]) * float(vb[std::int64_t(j) * p.ld_v]);
+    out[idx] = T(acc);
+  }
+}
+
+// One block per (b, h, i): dP_ij = dO_i·v_j, D_i = Σ_j P_ij dP_ij, dS_ij = P_ij (dP_ij − D_i)·scale.
+template <class T>
+__global__ void naive_ds_kernel(params p, const T* v, const T* probs, const T* dout, T* ds) {
+  __shared__ float red[32];
+  const std::int64_t row = blockIdx.x;
+  const int i = int(row % p.T), h = int((row / p.T) % p.H), b = int(row / (std::int64_t(p.T) * p.H));
+  const int g = h / (p.H / p.KV);
+  const T* doi = dout + (std::int64_t(b) * p.T + i) * p.ld_o + std::int64_t(h) * p.hd;
+  const T* vb = v + std::int64_t(b) * p.T * p.ld_v + std::int64_t(g) * p.hd;
+  const T* pr = probs + row * p.T;
+  T* dr = ds + row * p.T;
+  const int lo = p.bd.lo(i), hi = p.bd.hi(i);
+  float Di = 0;
+  for (int j = threadIdx.x; j < p.T; j += blockDim.x) {
+    float dp = 0;
+    if (j >= lo && j < hi) {
+      const T* vj = vb + std::int64_t(j) * p.ld_v;
+      for (int d = 0; d < p.hd; ++d) dp += float(doi[d]) * float(vj[d]);
+    }
+    dr[j] = T(dp);
+    Di += float(pr[j]) * dp;
+  }
+  Di = block_sum(Di, red);
+  for (int j = threadIdx.x; j < p.T; j += blockDim.x)
+    dr[j] = (j >= lo && j < hi) ? T(float(pr[j]) * (float(dr[j]) - Di) * p.scale) : T(0);
+}
+
+// One thread per dq element (b, i, h, d): dq = Σ_j dS_ij k_j.
+template <class T>
+__global__ void naive_dq_kernel(params p, const T* k, const T* ds, T* dq) {
+  const std::int64_t n = std::int64_t(p.B) * p.T * p.H * p.hd;
+  for (std::int64_t idx = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; idx < n;
+       idx += std::int64_t(gridDim.x) * blockDim.x) {
+    const int d = int(idx % p.hd), h = int((idx / p.hd) % p.H);
+    const int i = int((idx / (std::int64_t(p.hd) * p.H)) % p.T), b = int(idx / (std::int64_t(p.hd) * p.H * p.T));
+    const int g = h / (p.H / p.KV);
+    const T* dr = ds + ((std::int64_t(b) * p.H + h) * p.T + i) * p.T;
+    const T* kb = k + std::int64_t(b) * p.T * p.ld_k + std::int64_t(g) * p.hd + d;
+    float acc = 0;
+    for (int j = p.bd.lo(i), hi = p.bd.hi(i); j < hi; ++j) acc += float(dr[j]) * float(kb[std::int64_t(j) * p.ld_k]);
+    dq[(std::int64_t(b) * p.T + i) * p.ld_q + std::int64_t(h) * p.hd + d] = T(acc);
+  }
+}
+
+// One thread per (b, j, g, d): dk = Σ_{h of g} Σ_i dS_ij q_i, dv = Σ_{h of g} Σ_i P_ij dO_i.
+template <class T>
+__global__ void naive_dkv_kernel(params p, const T* q, const T* probs, const T* dout, const T* ds, T* dk, T* dv) {
+  const std::int64_t n = std::int64_t(p.B) * p.T * p.KV * p.hd;
+  const int G = p.H / p.KV;
+  for (std::int64_t idx = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; idx < n;
+       idx += std::int64_t(gridDim.x) * blockDim.x) {
+    const int d = int(idx % p.hd), g = int((idx / p.hd) % p.KV);
+    const int j = int((idx / (std::int64_t(p.hd) * p.KV)) % p.T), b = int(idx / (std::int64_t(p.hd) * p.KV * p.T));
+    const int ib = p.bd.row_begin(j), ie = p.bd.row_end(j + 1);
+    float ak = 0, av = 0;
+    for (int h = g * G; h < (g + 1) * G; ++h) {
+      const std::int64_t base = (std::int64_t(b) * p.H + h) * p.T;
+      const T* qb = q + std::int64_t(b) * p.T * p.ld_q + std::int64_t(h) * p.hd + d;
+      const T* dob = dout + std::int64_t(b) * p.T * p.ld_o + std::int64_t(h) * p.hd + d;
+      for (int i = ib; i < ie; ++i) {
+        const std::int64_t e = (base + i) * p.T + j;
+        ak += float(ds[e]) * float(qb[std::int64_t(i) * p.ld_q]);
+        av += float(probs[e]) * float(dob[std::int64_t(i) * p.ld_o]);
+      }
+    }
+    const std::int64_t row = std::int64_t(b) * p.T + j;
+    dk[row * p.ld_k + std::int64_t(g) * p.hd + d] = T(ak);
+    dv[row * p.ld_v + std::int64_t(g) * p.hd + d] = T(av);
+  }
+}
+
+// ------------------------------------------------------------------------------- flash
+// Forward: one block per (b, h, tile of fwd_br query rows); fwd_warps warps, each owning fwd_rpw
+// rows. Per key tile of bc keys (K, V in shared memory, zero-padded to HDMAX), lane c scores key
+// c for each of its warp's rows; the online softmax runs across the warp; lane l accumulates
+// output dims d = l + 32·x.
+// Dynamic shared memory: Q [fwd_br][HDMAX], K [bc][HDMAX + 1], V [bc][HDMAX].
+template <int HDMAX>
+constexpr std::size_t fwd_smem_bytes() {
+  return sizeof(float) * (std::size_t(fwd_br) * HDMAX + std::size_t(bc) * (HDMAX + 1) + std::size_t(bc) * HDMAX);
+}
+
+template <int HDMAX, class TI, class TO>
+__global__ void __launch_bounds__(fwd_warps * 32)
+    flash_fwd_kernel(params p, const TI* __restrict__ q, const TI* __restrict__ k, const TI* __restrict__ v,
+                     TO* __restrict__ out, float* __restrict__ lse) {
+  constexpr int NX = HDMAX / 32;  // output dims per lane
+  constexpr int KS = HDMAX + 1;   // K row stride in shared memory (no bank conflicts)
+  extern __shared__ float smem[];
+  float* Qs = smem;                      // [fwd_br][HDMAX]
+  float* Ks = Qs + fwd_br * HDMAX;       // [bc][KS]
+  float* Vs = Ks + bc * KS;              // [bc][HDMAX]
+
+  const int qtiles = (p.T + fwd_br - 1) / fwd_br;
+  const int qt = int(blockIdx.x % qtiles);
+  const int bh = int(blockIdx.x / qtiles);
+  const int b = bh / p.H, h = bh % p.H, g = h / (p.H / p.KV);
+  const int i0 = qt * fwd_br, i1 = min(p.T, i0 + fwd_br);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const float slope = p.alibi ? alibi_slope(h, p.H) : 0.0f;
+
+  // Q rows of the tile (zero beyond hd and beyond T).
+  for (int e = threadIdx.x; e < fwd_br * HDMAX; e += blockDim.x) {
+    const int r = e / HDMAX, d = e % HDMAX, i = i0 + r;
+    Qs[e] = (i < p.T && d < p.hd) ? ld(q + (std::int64_t(b) * p.T + i) * p.ld_q + std::int64_t(h) * p.hd + d) : 0.0f;
+  }
+
+  float m[fwd_rpw], l[fwd_rpw], acc[fwd_rpw][NX];
+#pragma unroll
+  for (int r = 0; r < fwd_rpw; ++r) {
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+#pragma unroll
+    for (int x = 0; x < NX; ++x) acc[r][x] = 0.0f;
+  }
+
+  const int jbeg = p.bd.lo(i0), jend = p.bd.hi(i1 - 1);
+  const TI* kb = k + std::int64_t(b) * p.T * p.ld_k + std::int64_t(g) * p.hd;
+  const TI* vb = v + std::int64_t(b) * p.T * p.ld_v + std::int64_t(g) * p.hd;
+  for (int j0 = jbeg; j0 < jend; j0 += bc) {
+    const int nc = min(bc, jend - j0);
+    __syncthreads();  // previous tile fully used (and Qs written, on the first pass)
+    for (int e = threadIdx.x; e < bc * HDMAX; e += blockDim.x) {
+      const int c = e / HDMAX, d = e % HDMAX;
+      const bool in = c < nc && d < p.hd;
+      Ks[c * KS + d] = in ? ld(kb + std::int64_t(j0 + c) * p.ld_k + d) : 0.0f;
+      Vs[c * HDMAX + d] = in ? ld(vb + std::int64_t(j0 + c) * p.ld_v + d) : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < fwd_rpw; ++r) {
+      const int rr = warp * fwd_rpw + r, i = i0 + rr;
+      if (i >= p.T) continue;  // warp-uniform
+      const int j = j0 + lane;
+      const bool valid = lane < nc && j >= p.bd.lo(i) && j < p.bd.hi(i);
+      float s = -INFINITY;
+      if (valid) {
+        const float* qr = Qs + rr * HDMAX;
+        const float* kr = Ks + lane * KS;
+        float dot = 0.0f;
+#pragma unroll 8
+        for (int d = 0; d < HDMAX; ++d) dot += qr[d] * kr[d];
+        s = dot * p.scale - slope * float(i > j ? i - j : j - i);
+      }
+      const float mx = warp_max(s);
+      if (mx == -INFINITY) continue;  // no key of this tile for this row (warp-uniform)
+      const float mnew = fmaxf(m[r], mx);
+      const float alpha = m[r] == -INFINITY ? 0.0f : expf(m[r] - mnew);
+      const float pj = valid ? expf(s - mnew) : 0.0f;
+      l[r] = l[r] * alpha + warp_sum(pj);
+      m[r] = mnew;
+#pragma unroll
+      for (int x = 0; x < NX; ++x) acc[r][x] *= alpha;
+      for (int c = 0; c < nc; ++c) {
+        const float pc = __shfl_sync(0xffffffffu, pj, c);
+#pragma unroll
+        for (int x = 0; x < NX; ++x) acc[r][x] += pc * Vs[c * HDMAX + lane + 32 * x];
+      }
+    }
+  }
+
+#pragma unroll
+  for (int r = 0; r < fwd_rpw; ++r) {
+    const int i = i0 + warp * fwd_rpw + r;
+    if (i >= p.T) continue;
+    TO* o = out + (std::int64_t(b) * p.T + i) * p.ld_o + std::int64_t(h) * p.hd;
+    const bool any = l[r] > 0.0f;
+    const float inv = any ? 1.0f / l[r] : 0.0f;
+#pragma unroll
+    for (int x = 0; x < NX; ++x) {
+      const int d = lane + 32 * x;
+      if (d < p.hd) st(o + d, any ? acc[r][x] * inv : 0.0f);
+    }
+    if (lane == 0) lse[(std::int64_t(b) * p.H + h) * p.T + i] = any ? m[r] + logf(l[r]) : -INFINITY;
+  }
+}
+
+// D[b][h][i] = Σ_d dO·O, one warp per (b, h, i).
+template <class TI>
+__global__ void flash_rowdot_kernel(params p, const TI* out, const TI* dout, float* D) {
+  const std::int64_t rows = std::int64_t(p.B) * p.H * p.T;
+  const int lane = threadIdx.x & 31;
+  const std::int64_t warps = std::int64_t(gridDim.x) * (blockDim.x >> 5);
+  for (std::int64_t row = blockIdx.x * std::int64_t(blockDim.x >> 5) + (threadIdx.x >> 5); row < rows; row += warps) {
+    const int i = int(row % p.T), h = int((row / p.T) % p.H), b = int(row / (std::int64_t(p.T) * p.H));
+    const std::int64_t off = (std::int64_t(b) * p.T + i) * p.ld_o + std::int64_t(h) * p.hd;
+    float s = 0.0f;
+    for (int d = lane; d < p.hd; d += 32) s += ld(out + off + d) * ld(dout + off + d);
+    s = warp_sum(s);
+    if (lane == 0) D[row] = s;
+  }
+}
+
+// Sets the head elements of a strided [B][T][H][hd] float array (token stride ld) to 0.
+__global__ inline void zero_heads_kernel(std::int64_t rows, int width, std::int64_t ld, float* x) {
+  const std::int64_t n = rows * width;
+  for (std::int64_t idx = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; idx < n;
+       idx += std::int64_t(gridDim.x) * blockDim.x)
+    x[(idx / width) * ld + idx % width] = 0.0f;
+}
+
+// dq (bf16, stride ld) from the fp32 accumulator [rows][width].
+__global__ inline void convert_heads_kernel(std::int64_t rows, int width, const float* acc, std::int64_t ld,
+                                            __nv_bfloat16* dq) {
+  const std::int64_t n = rows * width;
+  for (std::int64_t idx = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; idx < n;
+       idx += std::int64_t(gridDim.x) * blockDim.x)
+    dq[(idx / width) * ld + idx % width] = __float2bfloat16(acc[idx]);
+}
+
+// Backward: one block (bwd_threads) per (b, kv head g, key tile of bc keys). K, V of the tile
+// stay in shared memory; dK, dV of the tile live in registers (thread t owns elements
+// e = t + bwd_threads·x of the [bc][HDMAX] tile). For every query head of the group and every
+// chunk of bwd_r query rows that sees the tile: load Q, dO, lse, D of the chunk; compute P and dS
+// [bwd_r][bc]; dV += Pᵀ·dO, dK += dSᵀ·Q; dQ_chunk += dS·K by atomicAdd into dq_acc (token
+// stride ld_dq, head h at h·hd).
+// Dynamic shared memory: K, V [bc][HDMAX + 1]; Q, dO [bwd_r][HDMAX]; P, dS [bwd_r][bc + 1];
+// lse, D [bwd_r].
+template <int HDMAX>
+constexpr std::size_t bwd_smem_bytes() {
+  return sizeof(float) * (2 * std::size_t(bc) * (HDMAX + 1) + 2 * std::size_t(bwd_r) * HDMAX +
+                          2 * std::size_t(bwd_r) * (bc + 1) + 2 * std::size_t(bwd_r));
+}
+
+template <int HDMAX, class TI, class TO>
+__global__ void __launch_bounds__(bwd_threads)
+    flash_bwd_kernel(params p, const TI* __restrict__ q, const TI* __restrict__ k, const TI* __restrict__ v,
+                     const TI* __restrict__ dout, const float* __restrict__ lse, const float* __restrict__ D,
+                     float* dq_acc, std::int64_t ld_dq, TO* dk, TO* dv) {
+  constexpr int KS = HDMAX + 1, PS = bc + 1;
+  constexpr int NE = bc * HDMAX / bwd_threads;     // dK/dV elements per thread
+  constexpr int NQ = bwd_r * HDMAX / bwd_threads;  // dQ elements per thread per chunk
+  static_assert(bc * HDMAX % bwd_threads == 0 && bwd_r * HDMAX % bwd_threads == 0, "tile sizes");
+  extern __shared__ float smem[];
+  float* Ks = smem;                 // [bc][KS]
+  float* Vs = Ks + bc * KS;         // [bc][KS]
+  float* Qs = Vs + bc * KS;         // [bwd_r][HDMAX]
+  float* Os = Qs + bwd_r * HDMAX;   // dO [bwd_r][HDMAX]
+  float* Ps = Os + bwd_r * HDMAX;   // [bwd_r][PS]
+  float* Ss = Ps + bwd_r * PS;      // dS [bwd_r][PS]
+  float* Ls = Ss + bwd_r * PS;      // lse [bwd_r]
+  float* Ds = Ls + bwd_r;           // D [bwd_r]
+
+  const int ktiles = (p.T + bc - 1) / bc;
+  const int jt = int(blockIdx.x % ktiles);
+  const int bg = int(blockIdx.x / ktiles);
+  const int b = bg / p.KV, g = bg % p.KV, G = p.H / p.KV;
+  const int j0 = jt * bc, j1 = min(p.T, j0 + bc), nc = j1 - j0;
+  const int t = threadIdx.x;
+
+  for (int e = t; e < bc * HDMAX; e += bwd_threads) {
+    const int c = e / HDMAX, d = e % HDMAX;
+    const bool in = c < nc && d < p.hd;
+    Ks[c * KS + d] = in ? ld(k + (std::int64_t(b) * p.T + j0 + c) * p.ld_k + std::int64_t(g) * p.hd + d) : 0.0f;
+    Vs[c * KS + d] = in ? ld(v + (std::int64_t(b) * p.T + j0 + c) * p.ld_v + std::int64_t(g) * p.hd + d) : 0.0f;
+  }
+  float dka[NE], dva[NE];
+#pragma unroll
+  for (int x = 0; x < NE; ++x) dka[x] = dva[x] = 0.0f;
+
+  const int ibeg = p.bd.row_begin(j0), iend = p.bd.row_end(j1);
+  for (int h = g * G; h < (g + 1) * G; ++h) {
+    const float slope = p.alibi ? alibi_slope(h, p.H) : 0.0f;
+    for (int i0 = ibeg; i0 < iend; i0 += bwd_r) {
+      const int nr = min(bwd_r, iend - i0);
+      __syncthreads();  // the previous chunk is fully used (and K, V are written)
+      for (int e = t; e < bwd_r * HDMAX; e += bwd_threads) {
+        const int r = e / HDMAX, d = e % HDMAX;
+        const bool in = r < nr && d < p.hd;
+        const std::int64_t tok = std::int64_t(b) * p.T + i0 + r;
+        Qs[e] = in ? ld(q + tok * p.ld_q + std::int64_t(h) * p.hd + d) : 0.0f;
+        Os[e] = in ? ld(dout + tok * p.ld_o + std::int64_t(h) * p.hd + d) : 0.0f;
+      }
+      if (t < bwd_r) {
+        const std::int64_t row = (std::int64_t(b) * p.H + h) * p.T + i0 + t;
+        Ls[t] = t < nr ? lse[row] : -INFINITY;
+        Ds[t] = t < nr ? D[row] : 0.0f;
+      }
+      __syncthreads();
+      // P and dS: thread t takes key c = t % 32 and rows r = t / 32 + 4·x.
+      {
+        const int c = t & 31, j = j0 + c;
+        for (int r = t >> 5; r < bwd_r; r += bwd_threads / 32) {
+          const int i = i0 + r;
+          const float L = Ls[r];
+          const bool valid = r < nr && c < nc && (L > -INFINITY && L < INFINITY) && j >= p.bd.lo(i) && j < p.bd.hi(i);
+          float pv = 0.0f, dsv = 0.0f;
+          if (valid) {
+            const float* qr = Qs + r * HDMAX;
+            const float* dr = Os + r * HDMAX;
+            const float* kr = Ks + c * KS;
+            const float* vr = Vs + c * KS;
+            float sk = 0.0f, dp = 0.0f;
+#pragma unroll 8
+            for (int d = 0; d < HDMAX; ++d) {
+              sk += qr[d] * kr[d];
+              dp += dr[d] * vr[d];
+            }
+            pv = expf(sk * p.scale - slope * float(i > j ? i - j : j - i) - L);
+            dsv = pv * (dp - Ds[r]) * p.scale;
+          }
+          Ps[r * PS + c] = pv;
+          Ss[r * PS + c] = dsv;
+        }
+      }
+      __syncthreads();
+      // dV += Pᵀ·dO, dK += dSᵀ·Q on the owned elements.
+#pragma unroll
+      for (int x = 0; x < NE; ++x) {
+        const int e = t + bwd_threads * x, c = e / HDMAX, d = e % HDMAX;
+        float av = 0.0f, ak = 0.0f;
+        for (int r = 0; r < nr; ++r) {
+          av += Ps[r * PS + c] * Os[r * HDMAX + d];
+          ak += Ss[r * PS + c] * Qs[r * HDMAX + d];
+        }
+        dva[x] += av;
+        dka[x] += ak;
+      }
+      // dQ of the chunk += dS·K.
+#pragma unroll
+      for (int x = 0; x < NQ; ++x) {
+        const int e = t + bwd_threads * x, r = e / HDMAX, d = e % HDMAX;
+        if (r < nr && d < p.hd) {
+          float a = 0.0f;
+          for (int c = 0; c < nc; ++c) a += Ss[r * PS + c] * Ks[c * KS + d];
+          atomicAdd(dq_acc + (std::int64_t(b) * p.T + i0 + r) * ld_dq + std::int64_t(h) * p.hd + d, a);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int x = 0; x < NE; ++x) {
+    const int e = t + bwd_threads * x, c = e / HDMAX, d = e % HDMAX;
+    if (c < nc && d < p.hd) {
+      const std::int64_t tok = std::int64_t(b) * p.T + j0 + c;
+      st(dk + tok * p.ld_k + std::int64_t(g) * p.hd + d, dka[x]);
+      st(dv + tok * p.ld_v + std::int64_t(g) * p.hd + d, dva[x]);
+    }
+  }
+}
+
+inline params make_params(const attention_shape& s, const attention_mask& m) {
+  params p;
+  p.B = s.batch;
+  p.T = s.seq;
+  p.H = s.heads;
+  p.KV = s.kv_heads;
+  p.hd = s.head_dim;
+  p.ld_q = s.ld_q;
+  p.ld_k = s.ld_k;
+  p.ld_v = s.ld_v;
+  p.ld_o = std::int64_t(s.heads) * s.head_dim;
+  p.scale = nn::detail::attn::scale_of<float>(m, s.head_dim);
+  p.alibi = m.alibi;
+  p.bd = band{s.seq, m.causal, m.window};
+  return p;
+}
+
+inline unsigned grid_for(std::int64_t n, int threads) {
+  const std::int64_t blocks = (n + threads - 1) / threads;
+  return unsigned(blocks < 65536 * 8 ? (blocks > 0 ? blocks : 1) : 65536 * 8);
+}
+
+// Calls f(std::integral_constant<int, HDMAX>) with the padded head size for hd.
+template <class F>
+void dispatch_hd(int hd, const char* op, F&& f) {
+  if (hd <= 32)
+    f(std::integral_constant<int, 32>{});
+  else if (hd <= 64)
+    f(std::integral_constant<int, 64>{});
+  else if (hd <= 128)
+    f(std::integral_constant<int, 128>{});
+  else if (hd <= 256)
+    f(std::integral_constant<int, 256>{});
+  else
+    throw shape_error(::tfm::detail::concat(op, ": head size ", hd, " is above the CUDA kernels' limit of 256"));
+}
+
+template <int HeadDim>
+void check(const attention_shape& s, const attention_mask& m, const char* op) {
+  nn::detail::attn::check<HeadDim>(s, m, op);
+  expects<shape_error>(std::int64_t(s.batch) * s.heads * ((s.seq + fwd_br - 1) / fwd_br) < (std::int64_t(1) << 31),
+                       op, ": too many tiles for one grid");
+}
+
+template <int HDMAX, class TI, class TO>
+void flash_forward_launch(const attention_shape& s, const attention_mask& m, const TI* q, const TI* k, const TI* v,
+                          TO* out, float* lse, cudaStream_t stream) {
+  const params p = make_params(s, m);
+  if (s.batch == 0 || s.seq == 0) return;
+  constexpr std::size_t smem = fwd_smem_bytes<HDMAX>();
+  auto kern = flash_fwd_kernel<HDMAX, TI, TO>;
+  TFM_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const std::int64_t blocks = std::int64_t(s.batch) * s.heads * ((s.seq + fwd_br - 1) / fwd_br);
+  kern<<<unsigned(blocks), fwd_warps * 32, smem, stream>>>(p, q, k, v, out, lse);
+  TFM_CUDA_CHECK(cudaGetLastError());
+}
+
+// dq_acc: fp32 dQ accumulator with token stride ld_dq (zeroed here); D: [B][H][T] floats.
+template <int HDMAX, class TI, class TO>
+void flash_backward_launch(const attention_shape& s, const attention_mask& m, const TI* q, const TI* k, const TI* v,
+                           const TI* out, const TI* dout, const float* lse, float* D, float* dq_acc,
+                           std::int64_t ld_dq, TO* dk, TO* dv, cudaStream_t stream) {
+  const params p = make_params(s, m);
+  if (s.batch == 0 || s.seq == 0) return;
+  const std::int64_t rows = std::int64_t(s.batch) * s.seq;
+  const int width = s.heads * s.head_dim;
+  zero_heads_kernel<<<grid_for(rows * width, 256), 256, 0, stream>>>(rows, width, ld_dq, dq_acc);
+  TFM_CUDA_CHECK(cudaGetLastError());
+  flash_rowdot_kernel<TI><<<grid_for(std::int64_t(s.batch) * s.heads * s.seq * 32, 256), 256, 0, stream>>>(
+      p, out, dout, D);
+  TFM_CUDA_CHECK(cudaGetLastError());
+  constexpr std::size_t smem = bwd_smem_bytes<HDMAX>();
+  auto kern = flash_bwd_kernel<HDMAX, TI, TO>;
+  TFM_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const std::int64_t blocks = std::int64_t(s.batch) * s.kv_heads * ((s.seq + bc - 1) / bc);
+  kern<<<unsigned(blocks), bwd_threads, smem, stream>>>(p, q, k, v, dout, lse, D, dq_acc, ld_dq, dk, dv);
+  TFM_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace detail::attn_cuda
+
+// ---------------------------------------------------------------------------- entry points
+// T = float (the kernels compute in fp32). HeadDim: 0 (from the shape) or the static head size.
+
+template <class T, int HeadDim = 0>
+void attention_naive_forward_cuda(const attention_shape& s, const attention_mask& m, const T* q, const T* k,
+                                  const T* v, T* out, T* probs, cudaStream_t stream) {
+  static_assert(std::is_same_v<T, float>, "CUDA attention: T must be float");
+  namespace ac = detail::attn_cuda;
+  ac::check<HeadDim>(s, m, "attention_naive_forward_cuda");
+  if (s.batch == 0 || s.seq == 0) return;
+  const ac::params p = ac::make_params(s, m);
+  const std::int64_t rows = std::int64_t(s.batch) * s.heads * s.seq;
+  ac::naive_probs_kernel<T><<<unsigned(rows), 128, 0, stream>>>(p, q, k, probs);
+  TFM_CUDA_CHECK(cudaGetLastError());
+  ac::naive_out_kernel<T><<<ac::grid_for(rows * s.head_dim, 256), 256, 0, stream>>>(p, probs, v, out);
+  TFM_CUDA_CHECK(cudaGetLastError());
+}
+
+// scratch: attention_naive_cuda_scratch_size(s) elements.
+template <class T, int HeadDim = 0>
+void attention_naive_backward_cuda(const attention_shape& s, const attention_mask& m, const T* q, const T* k,
+                                   const T* v, const T* probs, const T* dout, T* dq, T* dk, T* dv, T* scratch,
+                                   cudaStream_t stream) {
+  static_assert(std::is_same_v<T, float>, "CUDA attention: T must be float");
+  namespace ac = detail::attn_cuda;
+  ac::check<HeadDim>(s, m, "attention_naive_backward_cuda");
+  if (s.batch == 0 || s.seq == 0) return;
+  const ac::params p = ac::make_params(s, m);
+  const std::int64_t rows = std::int64_t(s.batch) * s.heads * s.seq;
+  ac::naive_ds_kernel<T><<<unsigned(rows), 128, 0, stream>>>(p, v, probs, dout, scratch);
+  TFM_CUDA_CHECK(cudaGetLastError());
+  ac::naive_dq_kernel<T><<<ac::grid_for(rows * s.head_dim, 256), 256, 0, stream>>>(p, k, scratch, dq);
+  TFM_CUDA_CHECK(cudaGetLastError());
+  const std::int64_t kvn = std::int64_t(s.batch) * s.seq * s.kv_heads * s.head_dim;
+  ac::naive_dkv_kernel<T><<<ac::grid_for(kvn, 256), 256, 0, stream>>>(p, q, probs, dout, scratch, dk, dv);
+  TFM_CUDA_CHECK(cudaGetLastError());
+}
+
+// lse: [B][H][T].
+template <class T, int HeadDim = 0>
+void attention_flash_forward_cuda(const attention_shape& s, const attention_mask& m, const T* q, const T* k,
+                                  const T* v, T* out, T* lse, cudaStream_t stream) {
+  static_assert(std::is_same_v<T, float>, "CUDA attention: T must be float");
+  namespace ac = detail::attn_cuda;
+  ac::check<HeadDim>(s, m, "attention_flash_forward_cuda");
+  ac::dispatch_hd(s.head_dim, "attention_flash_forward_cuda", [&](auto hdmax) {
+    ac::flash_forward_launch<decltype(hdmax)::value, float, float>(s, m, q, k, v, out, lse, stream);
+  });
+}
+
+// scratch: attention_flash_cuda_scratch_size(s) elements (D). dq is accumulated atomically.
+template <class T, int HeadDim = 0>
+void attention_flash_backward_cuda(const attention_shape& s, const attention_mask& m, const T* q, const T* k,
+                                   const T* v, const T* out, const T* dout, const T* lse, T* dq, T* dk, T* dv,
+                                   T* scratch, cudaStream_t stream) {
+  static_assert(std::is_same_v<T, float>, "CUDA attention: T must be float");
+  namespace ac = detail::attn_cuda;
+  ac::check<HeadDim>(s, m, "attention_flash_backward_cuda");
+  ac::dispatch_hd(s.head_dim, "attention_flash_backward_cuda", [&](auto hdmax) {
+    ac::flash_backward_launch<decltype(hdmax)::value, float, float>(s, m, q, k, v, out, dout, lse, scratch, dq,
+                                                                    s.ld_q, dk, dv, stream);
+  });
+}
+
+// bf16 inputs and outputs, fp32 lse [B][H][T]; scratch: attention_flash_bf16_scratch_floats(s).
+inline void attention_flash_forward_bf16(const attention_shape& s, const attention_mask& m, const __nv_bfloat16* q,
+                                         const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out,
+                                         float* lse, cudaStream_t stream) {
+  namespace ac = detail::attn_cuda;
+  ac::check<0>(s, m, "attention_flash_forward_bf16");
+  ac::dispatch_hd(s.head_dim, "attention_flash_forward_bf16", [&](auto hdmax) {
+    ac::flash_forward_launch<decltype(hdmax)::value, __nv_bfloat16, __nv_bfloat16>(s, m, q, k, v, out, lse, stream);
+  });
+}
+inline void attention_flash_backward_bf16(const attention_shape& s, const attention_mask& m, const __nv_bfloat16* q,
+                                          const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                          const __nv_bfloat16* out, const __nv_bfloat16* dout, const float* lse,
+                                          __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, float* scratch,
+                                          cudaStream_t stream) {
+  namespace ac = detail::attn_cuda;
+  ac::check<0>(s, m, "attention_flash_backward_bf16");
+  if (s.batch == 0 || s.seq == 0) return;
+  float* D = scratch;
+  float* dq_acc = scratch + std::size_t(s.batch) * s.heads * s.seq;
+  const std::int64_t width = std::int64_t(s.heads) * s.head_dim;
+  ac::dispatch_hd(s.head_dim, "attention_flash_backward_bf16", [&](auto hdmax) {
+    ac::flash_backward_launch<decltype(hdmax)::value, __nv_bfloat16, __nv_bfloat16>(s, m, q, k, v, out, dout, lse, D,
+                                                                                    dq_acc, width, dk, dv, stream);
+  });
+  const std::int64_t rows = std::int64_t(s.batch) * s.seq;
+  ac::convert_heads_kernel<<<ac::grid_for(rows * width, 256), 256, 0, stream>>>(rows, int(width), dq_acc, s.ld_q, dq);
+  TFM_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace tfm::nn

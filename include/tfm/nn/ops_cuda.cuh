@@ -1,0 +1,523 @@
+// tfm/nn/ops_cuda.cuh — the CUDA backend of model<Config, space::cuda>: the members of
+// host_backend (nn/ops_host.hpp) with the same semantics, on device pointers. Every call is
+// queued on the backend's own stream (a non-blocking tfm::cuda::stream); GEMMs go through
+// cuBLASLt (fp32 math) with the backend's handle. Only download() and xent_forward() (which
+// returns the loss sum to the host) wait for the stream.
+//
+// Reductions over rows (bias, norm weight/bias gradients) are deterministic: fixed row chunks
+// summed per column into scratch, then the chunks summed in order. embedding_backward uses
+// atomicAdd (repeated tokens), and so does the flash attention dQ: those two are not bitwise
+// reproducible.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+
+#include "tfm/backend/cuda/cublas.hpp"
+#include "tfm/backend/cuda/runtime.hpp"
+#include "tfm/core/error.hpp"
+#include "tfm/core/memory.hpp"
+#include "tfm/nn/config.hpp"  // first: see attention_cuda.cuh
+#include "tfm/nn/attention_cuda.cuh"
+#include "tfm/nn/math.hpp"
+#include "tfm/nn/ops_host.hpp"
+#include "tfm/ops/detail/gemm_cuda.cuh"
+#include "tfm/ops/detail/matrix.hpp"
+
+namespace tfm::nn {
+
+namespace detail::ops_cuda {
+
+inline constexpr int norm_blocks = 256;   // row blocks of norm_backward (partial sums in scratch)
+inline constexpr int bias_chunks = 64;    // row chunks of the bias gradient
+inline constexpr int threads = 256;
+
+inline unsigned grid_for(std::int64_t n, int block = threads) {
+  const std::int64_t b = (n + block - 1) / block;
+  return unsigned(b < 65536 * 8 ? (b > 0 ? b : 1) : 65536 * 8);
+}
+
+#define TFM_OPS_CUDA_LOOP(i, n)                                                          \
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < (n); \
+       i += std::int64_t(gridDim.x) * blockDim.x)
+
+// Block sum in double over blockDim.x (multiple of 32, <= 1024) threads; `red` 32 doubles.
+TFM_DEVICE double block_sum_d(double v, double* red) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  double r = lane < nw ? red[lane] : 0.0;
+  for (int o = 16; o > 0; o >>= 1) r += __shfl_xor_sync(0xffffffffu, r, o);
+  return r;
+}
+
+template <class T>
+__global__ void embedding_fwd_kernel(std::int64_t N, int T_, int D, const std::int32_t* tok, const T* wte,
+                                     const T* pos, T* out) {
+  TFM_OPS_CUDA_LOOP(idx, N * D) {
+    const std::int64_t n = idx / D;
+    const int c = int(idx % D);
+    T v = wte[std::int64_t(tok[n]) * D + c];
+    if (pos) v += pos[(n % T_) * D + c];
+    out[idx] = v;
+  }
+}
+template <class T>
+__global__ void embedding_bwd_kernel(std::int64_t N, int T_, int D, const std::int32_t* tok, const T* dout, T* dwte,
+                                     T* dpos) {
+  TFM_OPS_CUDA_LOOP(idx, N * D) {
+    const std::int64_t n = idx / D;
+    const int c = int(idx % D);
+    const T g = dout[idx];
+    atomicAdd(dwte + std::int64_t(tok[n]) * D + c, g);
+    if (dpos) atomicAdd(dpos + (n % T_) * D + c, g);
+  }
+}
+
+// One block per row (grid-stride over rows): statistics in double, as the host.
+template <bool Rms, class T>
+__global__ void norm_fwd_kernel(std::int64_t N, int D, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd,
+                                double eps) {
+  __shared__ double red[32];
+  for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const T* xr = x + n * D;
+    double m = 0;
+    if constexpr (!Rms) {
+      double s = 0;
+      for (int c = threadIdx.x; c < D; c += blockDim.x) s += double(xr[c]);
+      m = block_sum_d(s, red) / D;
+    }
+    double v = 0;
+    for (int c = threadIdx.x; c < D; c += blockDim.x) {
+      const double d = double(xr[c]) - m;
+      v += d * d;
+    }
+    v = block_sum_d(v, red) / D;
+    const double r = 1.0 / sqrt(v + eps);
+    const T mt = T(m), rt = T(r);
+    T* yr = y + n * D;
+    for (int c = threadIdx.x; c < D; c += blockDim.x) {
+      const T h = (xr[c] - mt) * rt;
+      yr[c] = b ? h * w[c] + b[c] : h * w[c];
+    }
+    if (threadIdx.x == 0) {
+      if constexpr (!Rms) mean[n] = mt;
+      rstd[n] = rt;
+    }
+  }
+}
+
+// Block k takes rows k, k + gridDim.x, …; its column partial sums of dy·x̂ and dy go to
+// part[k][0..D) and part[k][D..2D) (each column owned by one thread: no races, fixed order).
+template <bool Rms, class T>
+__global__ void norm_bwd_kernel(std::int64_t N, int D, const T* dy, const T* x, const T* w, const T* mean,
+                                const T* rstd, T* dx, bool accumulate, T* part) {
+  __shared__ double red[32];
+  T* pdw = part + std::size_t(2) * D * blockIdx.x;
+  T* pdb = pdw + D;
+  for (int c = threadIdx.x; c < D; c += blockDim.x) pdw[c] = pdb[c] = T(0);
+  for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const T* xr = x + n * D;
+    const T* g = dy + n * D;
+    const T m = Rms ? T(0) : mean[n];
+    const T r = rstd[n];
+    double s1 = 0, s2 = 0;
+    for (int c = threadIdx.x; c < D; c += blockDim.x) {
+      const T h = (xr[c] - m) * r;
+      const T dh = g[c] * w[c];
+      s1 += dh;
+      s2 += double(dh) * h;
+      pdw[c] += g[c] * h;
+      pdb[c] += g[c];
+    }
+    s1 = block_sum_d(s1, red);
+    s2 = block_sum_d(s2, red);
+    const T a1 = Rms ? T(0) : T(s1 / D), a2 = T(s2 / D);
+    T* o = dx + n * D;
+    for (int c = threadIdx.x; c < D; c += blockDim.x) {
+      const T h = (xr[c] - m) * r;
+      const T v = r * (g[c] * w[c] - a1 - h * a2);
+      o[c] = accumulate ? o[c] + v : v;
+    }
+  }
+}
+// dw[c] += Σ_k part[k][c], db[c] += Σ_k part[k][D + c] (k in order).
+template <class T>
+__global__ void norm_param_grad_kernel(int D, int blocks, const T* part, T* dw, T* db) {
+  TFM_OPS_CUDA_LOOP(c, D) {
+    T sw = 0, sb = 0;
+    for (int k = 0; k < blocks; ++k) {
+      sw += part[std::size_t(2) * D * k + c];
+      sb += part[std::size_t(2) * D * k + D + c];
+    }
+    dw[c] += sw;
+    if (db) db[c] += sb;
+  }
+}
+
+template <class T>
+__global__ void add_bias_kernel(std::int64_t N, int out, const T* b, T* y) {
+  TFM_OPS_CUDA_LOOP(idx, N * out) y[idx] += b[idx % out];
+}
+// Block (bx, by), threads (32, 8): columns 32·bx + tx, rows of chunk by (rows ≡ ty mod 8),
+// summed in shared memory over ty; part[by][j] = the chunk's column sum.
+template <class T>
+__global__ void bias_partial_kernel(std::int64_t N, int out, std::int64_t chunk, const T* dy, T* part) {
+  __shared__ T red[8][33];
+  const int j = blockIdx.x * 32 + threadIdx.x;
+  const std::int64_t r0 = std::int64_t(blockIdx.y) * chunk;
+  const std::int64_t r1 = r0 + chunk < N ? r0 + chunk : N;
+  T s = 0;
+  if (j < out)
+    for (std::int64_t n = r0 + threadIdx.y; n < r1; n += 8) s += dy[n * out + j];
+  red[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < out) {
+    T t = 0;
+    for (int k = 0; k < 8; ++k) t += red[k][threadIdx.x];
+    part[std::int64_t(blockIdx.y) * out + j] = t;
+  }
+}
+template <class T>
+__global__ void bias_final_kernel(int out, int chunks, const T* part, T* db) {
+  TFM_OPS_CUDA_LOOP(j, out) {
+    T s = 0;
+    for (int k = 0; k < chunks; ++k) s += part[std::int64_t(k) * out + j];
+    db[j] += s;
+  }
+}
+
+template <class T>
+__global__ void gelu_fwd_kernel(std::int64_t n, const T* x, T* y) {
+  TFM_OPS_CUDA_LOOP(i, n) y[i] = math::gelu_tanh(x[i]);
+}
+template <class T>
+__global__ void gelu_bwd_kernel(std::int64_t n, const T* x, const T* dy, T* dx) {
+  TFM_OPS_CUDA_LOOP(i, n) dx[i] = dy[i] * math::gelu_tanh_grad(x[i]);
+}
+template <class T>
+__global__ void swiglu_fwd_kernel(std::int64_t N, int F, const T* x, T* y) {
+  TFM_OPS_CUDA_LOOP(idx, N * F) {
+    const std::int64_t n = idx / F;
+    const int j = int(idx % F);
+    const T* g = x + n * 2 * F;
+    y[idx] = math::silu(g[j]) * g[F + j];
+  }
+}
+template <class T>
+__global__ void swiglu_bwd_kernel(std::int64_t N, int F, const T* x, const T* dy, T* dx) {
+  TFM_OPS_CUDA_LOOP(idx, N * F) {
+    const std::int64_t n = idx / F;
+    const int j = int(idx % F);
+    const T* g = x + n * 2 * F;
+    const T gj = g[j], uj = g[F + j], d = dy[idx];
+    dx[n * 2 * F + j] = d * uj * math::silu_grad(gj);
+    dx[n * 2 * F + F + j] = d * math::silu(gj);
+  }
+}
+// One thread per (row n, head h, pair j < rot/2).
+template <class T>
+__global__ void rope_kernel(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, T* qkv,
+                            const T* cos_sin, bool inverse) {
+  const int half = rot / 2;
+  TFM_OPS_CUDA_LOOP(idx, N * heads * half) {
+    const int j = int(idx % half);
+    const int h = int((idx / half) % heads);
+    const std::int64_t n = idx / (std::int64_t(half) * heads);
+    const T* cs = cos_sin + (n % T_) * rot;
+    T* v = qkv + n * ld + std::int64_t(h) * hd;
+    const T c = cs[2 * j], s = inverse ? -cs[2 * j + 1] : cs[2 * j + 1];
+    const T a = v[j], b = v[j + half];
+    v[j] = a * c - b * s;
+    v[j + half] = b * c + a * s;
+  }
+}
+template <class T>
+__global__ void add_kernel(std::int64_t n, const T* a, const T* b, T* y) {
+  TFM_OPS_CUDA_LOOP(i, n) y[i] = a[i] + b[i];
+}
+
+// One block per row: lse (max, then Σ exp in double as the host), loss.
+template <class T>
+__global__ void xent_fwd_kernel(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, T* lse,
+                                T* losses) {
+  __shared__ double red[32];
+  for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const T* r = z + n * V;
+    double mx = -INFINITY;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmax(mx, double(r[j]));
+    // block max through the sum helper's layout: reduce with max by hand
+    for (int o = 16; o > 0; o >>= 1) mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
+    __syncthreads();
+    mx = (threadIdx.x & 31) < (blockDim.x >> 5) ? red[threadIdx.x & 31] : -INFINITY;
+    for (int o = 16; o > 0; o >>= 1) mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    const T m = T(mx);
+    double s = 0;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) s += double(exp(r[j] - m));
+    s = block_sum_d(s, red);
+    if (threadIdx.x == 0) {
+      const double l = double(m) + log(s);
+      lse[n] = T(l);
+      losses[n] = y[n] == ignore ? T(0) : T(l - double(r[y[n]]));
+    }
+  }
+}
+// Σ losses and the number of counted rows, one block, fixed order: res[0], res[1].
+template <class T>
+__global__ void xent_total_kernel(std::int64_t N, const T* losses, const std::int32_t* y, int ignore, double* res) {
+  __shared__ double red[32];
+  double s = 0, c = 0;
+  for (std::int64_t n = threadIdx.x; n < N; n += blockDim.x)
+    if (y[n] != ignore) {
+      s += double(losses[n]);
+      c += 1;
+    }
+  s = block_sum_d(s, red);
+  c = block_sum_d(c, red);
+  if (threadIdx.x == 0) {
+    res[0] = s;
+    res[1] = c;
+  }
+}
+// One block per row: dz = scale·(softmax(z) − onehot(y)); in place over z allowed.
+template <class T>
+__global__ void xent_bwd_kernel(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, const T* lse,
+                                T scale, T* dz) {
+  for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
+    const T* r = z + n * V;
+    T* d = dz + n * V;
+    const bool off = y[n] == ignore || scale == T(0);
+    const T l = lse[n];
+    for (int j = threadIdx.x; j < V; j += blockDim.x) d[j] = off ? T(0) : scale * T(exp(r[j] - l));
+    __syncthreads();  // every d[j] of the row written before the target's is corrected
+    if (threadIdx.x == 0 && !off) d[y[n]] -= scale;
+    __syncthreads();
+  }
+}
+
+#undef TFM_OPS_CUDA_LOOP
+
+// The stream, the cuBLASLt handle and a small result buffer, behind a pointer (the handle is
+// not movable; the backend is).
+struct cuda_state {
+  tfm::cuda::stream stream;
+  tfm::cuda::cublaslt_handle lt;
+  tfm::cuda::device_buffer<double> result{2};
+};
+
+}  // namespace detail::ops_cuda
+
+template <class T>
+struct cuda_backend {
+  static_assert(std::is_same_v<T, float>,
+                "cuda_backend: only float parameters are supported on CUDA (cuBLASLt fp32 GEMMs and fp32 "
+                "attention kernels); use the host backend for double");
+  using space = tfm::space::cuda;
+  template <class U>
+  using buffer_t = tfm::buffer<U, space>;
+
+  cuda_backend() : st_(std::make_unique<detail::ops_cuda::cuda_state>()) {}
+  cuda_backend(cuda_backend&&) noexcept = default;
+  cuda_backend& operator=(cuda_backend&&) noexcept = default;
+
+  cudaStream_t stream() const { return st_->stream.get(); }
+  tfm::cuda::cublaslt_handle& lt() { return st_->lt; }
+
+  // memory
+  void zero(T* p, std::size_t n) { tfm::cuda::fill_async(p, 0, n * sizeof(T), stream()); }
+  void copy(T* dst, const T* src, std::size_t n) {
+    tfm::cuda::copy_async(dst, src, n * sizeof(T), tfm::cuda::copy_kind::device_to_device, stream());
+  }
+  // From host memory. Pageable sources are staged by the runtime before the call returns, so the
+  // caller may free or reuse host_src right away.
+  template <class U>
+  void upload(U* dst, const U* host_src, std::size_t n) {
+    tfm::cuda::copy_async(dst, host_src, n * sizeof(U), tfm::cuda::copy_kind::host_to_device, stream());
+  }
+  template <class U>
+  void download(U* host_dst, const U* src, std::size_t n) {
+    tfm::cuda::copy_async(host_dst, src, n * sizeof(U), tfm::cuda::copy_kind::device_to_host, stream());
+    synchronize();
+  }
+  void synchronize() { TFM_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+  // layers
+  void embedding_forward(int B, int T_, int D, const std::int32_t* tok, const T* wte, int /*V*/, const T* pos,
+                         T* out) {
+    const std::int64_t N = std::int64_t(B) * T_;
+    namespace oc = detail::ops_cuda;
+    oc::embedding_fwd_kernel<T><<<oc::grid_for(N * D), oc::threads, 0, stream()>>>(N, T_, D, tok, wte, pos, out);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  void embedding_backward(int B, int T_, int D, const std::int32_t* tok, const T* dout, T* dwte, T* dpos) {
+    const std::int64_t N = std::int64_t(B) * T_;
+    namespace oc = detail::ops_cuda;
+    oc::embedding_bwd_kernel<T><<<oc::grid_for(N * D), oc::threads, 0, stream()>>>(N, T_, D, tok, dout, dwte, dpos);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <bool Rms>
+  void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, double eps) {
+    if (N == 0) return;
+    namespace oc = detail::ops_cuda;
+    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
+    oc::norm_fwd_kernel<Rms, T><<<blocks, oc::threads, 0, stream()>>>(N, D, x, w, b, y, mean, rstd, eps);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  // scratch: norm_scratch_size(D) elements.
+  template <bool Rms>
+  void norm_backward(std::int64_t N, int D, const T* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
+                     bool acc, T* dw, T* db, T* scratch) {
+    if (N == 0) return;
+    namespace oc = detail::ops_cuda;
+    const int blocks = int(N < oc::norm_blocks ? N : oc::norm_blocks);
+    oc::norm_bwd_kernel<Rms, T><<<blocks, oc::threads, 0, stream()>>>(N, D, dy, x, w, mean, rstd, dx, acc, scratch);
+    TFM_CUDA_CHECK(cudaGetLastError());
+    oc::norm_param_grad_kernel<T><<<oc::grid_for(D), oc::threads, 0, stream()>>>(D, blocks, scratch, dw, db);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  std::size_t norm_scratch_size(int D) const { return std::size_t(2) * D * detail::ops_cuda::norm_blocks; }
+
+  void linear_forward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* b, T* y) {
+    using host::mat;
+    const auto A = mat(x, N, in, in);
+    const auto Wm = in_out ? mat(W, in, out, out) : mat(W, out, in, in).transposed();
+    gemm(1.0f, A, Wm, 0.0f, host::mat_mut(y, N, out, out));
+    if (b) {
+      namespace oc = detail::ops_cuda;
+      oc::add_bias_kernel<T><<<oc::grid_for(N * out), oc::threads, 0, stream()>>>(N, out, b, y);
+      TFM_CUDA_CHECK(cudaGetLastError());
+    }
+  }
+  std::size_t linear_scratch_size(int out) const { return std::size_t(out) * detail::ops_cuda::bias_chunks; }
+  // dx = beta·dx + dy·W (dx may be null); dW += dyᵀ·x (or xᵀ·dy); db += Σ dy.
+  void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* dy, T* dx,
+                       double beta, T* dW, T* db, T* scratch) {
+    using host::mat;
+    using host::mat_mut;
+    if (dx) {
+      const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
+      gemm(1.0f, mat(dy, N, out, out), Wm, float(beta), mat_mut(dx, N, in, in));
+    }
+    if (in_out)
+      gemm(1.0f, mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0f, mat_mut(dW, in, out, out));
+    else
+      gemm(1.0f, mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0f, mat_mut(dW, out, in, in));
+    if (db && N > 0) {
+      namespace oc = detail::ops_cuda;
+      const std::int64_t chunk = (N + oc::bias_chunks - 1) / oc::bias_chunks;
+      const int chunks = int((N + chunk - 1) / chunk);
+      const dim3 grid(unsigned((out + 31) / 32), unsigned(chunks));
+      oc::bias_partial_kernel<T><<<grid, dim3(32, 8), 0, stream()>>>(N, out, chunk, dy, scratch);
+      TFM_CUDA_CHECK(cudaGetLastError());
+      oc::bias_final_kernel<T><<<oc::grid_for(out), oc::threads, 0, stream()>>>(out, chunks, scratch, db);
+      TFM_CUDA_CHECK(cudaGetLastError());
+    }
+  }
+
+  void gelu_forward(std::int64_t n, const T* x, T* y) {
+    namespace oc = detail::ops_cuda;
+    oc::gelu_fwd_kernel<T><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  void gelu_backward(std::int64_t n, const T* x, const T* dy, T* dx) {
+    namespace oc = detail::ops_cuda;
+    oc::gelu_bwd_kernel<T><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, dy, dx);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  void swiglu_forward(std::int64_t N, int F, const T* x, T* y) {
+    namespace oc = detail::ops_cuda;
+    oc::swiglu_fwd_kernel<T><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, y);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  void swiglu_backward(std::int64_t N, int F, const T* x, const T* dy, T* dx) {
+    namespace oc = detail::ops_cuda;
+    oc::swiglu_bwd_kernel<T><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, dy, dx);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  void rope_apply(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, T* qkv, const T* table,
+                  bool inverse) {
+    if (rot < 2) return;
+    namespace oc = detail::ops_cuda;
+    oc::rope_kernel<T><<<oc::grid_for(N * heads * (rot / 2)), oc::threads, 0, stream()>>>(N, T_, heads, hd, rot, ld,
+                                                                                          qkv, table, inverse);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  void add(std::int64_t n, const T* a, const T* b, T* y) {
+    namespace oc = detail::ops_cuda;
+    oc::add_kernel<T><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, a, b, y);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  // Σ losses and the counted rows (waits for the stream). Targets are validated by the model.
+  double xent_forward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, T* lse, T* losses,
+                      std::int64_t& count) {
+    count = 0;
+    if (N == 0) return 0.0;
+    namespace oc = detail::ops_cuda;
+    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
+    oc::xent_fwd_kernel<T><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, losses);
+    TFM_CUDA_CHECK(cudaGetLastError());
+    oc::xent_total_kernel<T><<<1, 1024, 0, stream()>>>(N, losses, y, ignore, st_->result.data());
+    TFM_CUDA_CHECK(cudaGetLastError());
+    double res[2] = {0, 0};
+    download(res, st_->result.data(), 2);
+    count = std::int64_t(res[1]);
+    return res[0];
+  }
+  void xent_backward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, const T* lse, double scale,
+                     T* dz) {
+    if (N == 0) return;
+    namespace oc = detail::ops_cuda;
+    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
+    oc::xent_bwd_kernel<T><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, T(scale), dz);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+
+  // attention; Flash selects the kernel, stats are probabilities (naive) or logsumexp (flash)
+  template <bool Flash>
+  std::size_t attention_stats_size(const attention_shape& s) const {
+    return Flash ? std::size_t(s.batch) * s.heads * s.seq : naive_probs_size(s);
+  }
+  template <bool Flash>
+  std::size_t attention_scratch_size(const attention_shape& s) const {
+    return Flash ? attention_flash_cuda_scratch_size(s) : attention_naive_cuda_scratch_size(s);
+  }
+  template <bool Flash, int HD>
+  void attention_forward(const attention_shape& s, const attention_mask& m, const T* q, const T* k, const T* v, T* o,
+                         T* stats) {
+    if constexpr (Flash)
+      attention_flash_forward_cuda<T, HD>(s, m, q, k, v, o, stats, stream());
+    else
+      attention_naive_forward_cuda<T, HD>(s, m, q, k, v, o, stats, stream());
+  }
+  template <bool Flash, int HD>
+  void attention_backward(const attention_shape& s, const attention_mask& m, const T* q, const T* k, const T* v,
+                          const T* o, const T* dout, const T* stats, T* dq, T* dk, T* dv, T* scratch) {
+    if constexpr (Flash)
+      attention_flash_backward_cuda<T, HD>(s, m, q, k, v, o, dout, stats, dq, dk, dv, scratch, stream());
+    else
+      attention_naive_backward_cuda<T, HD>(s, m, q, k, v, stats, dout, dq, dk, dv, scratch, stream());
+  }
+
+ private:
+  void gemm(float alpha, tfm::detail::strided_matrix<const T> a, tfm::detail::strided_matrix<const T> b, float beta,
+            tfm::detail::strided_matrix<T> c) {
+    tfm::detail::gemm_cuda(tfm::gemm_cublaslt<tfm::gemm_math::fp32>{}, alpha, a, b, beta, c,
+                           tfm::cuda::stream_view(stream()), st_->lt, "nn::cuda_backend");
+  }
+
+  std::unique_ptr<detail::ops_cuda::cuda_state> st_;
+};
+
+template <class T>
+struct backend_for<tfm::space::cuda, T> {
+  using type = cuda_backend<T>;
+};
+
+}  // namespace tfm::nn

@@ -1,0 +1,403 @@
+// The model and its attention kernels on CUDA (nn/model.cuh):
+//  (a) every PyTorch golden fixture (tests/nn/fixtures) against model<Cfg<float>, space::cuda>,
+//      naive and flash, with test_model_golden.cpp's float tolerances (logits and loss 1e-5,
+//      gradients 1e-4, relative to each tensor's scale);
+//  (b) the CUDA model against the host model on random weights, head sizes 64 and 128 (static),
+//      T = 200 (partial tiles), causal / bidirectional / windows / GQA / MQA / RoPE / ALiBi, naive
+//      and flash: logits 1e-4, loss 1e-5 (relative), gradients 1e-3;
+//  (c) the attention kernels alone against attention_host.hpp in double (T = 300, hd 64, 128 and
+//      the generic path with hd 8 and 6, every mask, ALiBi, GQA/MQA): fp32 kernels 1e-4; the bf16
+//      flash variant against the double host run on the same bf16-rounded inputs: 2e-2 for out,
+//      dq, dk, dv (bf16 outputs carry 2^-8 relative rounding, plus fp32 accumulation of T terms),
+//      lse 1e-3 absolute-over-scale.
+// Without a CUDA device the executable exits 77 (skipped).
+#include "tfm/nn/model.cuh"
+
+#define TFM_TEST_MODULE test_model_cuda
+#define TFM_TEST_NEEDS_CUDA
+#include "support/test_main.hpp"
+
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "model_configs.hpp"
+#include "model_test_util.hpp"
+#include "tfm/backend/cuda/runtime.hpp"
+#include "tfm/core/rng.hpp"
+#include "tfm/io/safetensors.hpp"
+
+namespace nn = tfm::nn;
+namespace cu = tfm::cuda;
+using namespace tfm::test;
+
+namespace {
+
+std::filesystem::path fixture_dir() {
+  const char* src = std::getenv("TFM_SOURCE_DIR");
+  return std::filesystem::path(src ? src : TFM_SOURCE_DIR_FALLBACK) / "tests" / "nn" / "fixtures";
+}
+
+// max |got − want| / max(max |want|, tiny), as test_model_golden.cpp.
+template <class A, class B>
+double rel_error(const A& got, const B& want) {
+  double diff = 0, scale = 1e-30;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, std::abs(double(got[i]) - double(want[i])));
+    scale = std::max(scale, std::abs(double(want[i])));
+  }
+  return diff / scale;
+}
+
+// ------------------------------------------------------------------------ (a) golden fixtures
+template <class Cfg>
+void run_fixture(const std::string& name, double tol_logits, double tol_grad) {
+  const tfm::io::safetensors_file f(fixture_dir() / (name + ".safetensors"));
+  const auto& md = f.metadata();
+  nn::dims d;
+  d.vocab = std::stoi(md.at("vocab"));
+  d.ctx = std::stoi(md.at("ctx"));
+  d.d_model = std::stoi(md.at("d_model"));
+  d.layers = std::stoi(md.at("n_layer"));
+  d.heads = std::stoi(md.at("n_head"));
+  d.kv_heads = std::stoi(md.at("n_kv_head"));
+  d.d_ff = std::stoi(md.at("d_ff"));
+  const int B = std::stoi(md.at("batch")), T = std::stoi(md.at("seq"));
+  nn::model<Cfg, tfm::space::cuda> m(d);
+  constexpr bool in_out = nn::config_traits<Cfg>::layout == nn::weight_layout::in_out;
+  std::vector<float> w(m.num_parameters(), 0.0f);
+  for (auto const& p : m.parameter_table()) {
+    BOOST_TEST_INFO("parameter " << p.name);
+    BOOST_REQUIRE(f.has(p.name));
+    const auto v = f.read_as<float>(p.name);
+    BOOST_REQUIRE_EQUAL(v.size(), p.size);
+    float* dst = w.data() + p.offset;
+    if (in_out && p.matrix) {
+      const auto rows = f.info(p.name).shape[0], cols = f.info(p.name).shape[1];
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t c = 0; c < cols; ++c) dst[c * rows + r] = v[r * cols + c];
+    } else {
+      std::copy(v.begin(), v.end(), dst);
+    }
+  }
+  m.parameters_from_host(w);
+  const auto tok = f.read_as<std::int32_t>("tokens");
+  const auto tgt = f.read_as<std::int32_t>("targets");
+  const auto want_logits = f.read_as<double>("logits");
+  const double want_loss = f.read_as<double>("loss").at(0);
+
+  const double loss = m.forward(tok.data(), tgt.data(), B, T);
+  const auto logits = m.logits_to_host();
+  BOOST_REQUIRE_EQUAL(logits.size(), want_logits.size());
+  const double el = rel_error(logits, want_logits);
+  BOOST_TEST(el <= tol_logits, name << ": logits relative error " << el);
+  BOOST_TEST(std::abs(loss - want_loss) <= tol_logits * std::abs(want_loss),
+             name << ": loss " << loss << " vs PyTorch " << want_loss);
+  m.zero_grad();
+  m.backward();
+  const auto grads = m.gradients_to_host();
+  double worst = 0;
+  for (auto const& p : m.parameter_table()) {
+    const auto want = f.read_as<double>("grad." + p.name);
+    std::vector<double> g(grads.begin() + std::ptrdiff_t(p.offset), grads.begin() + std::ptrdiff_t(p.offset + p.size));
+    if (in_out && p.matrix) {
+      const auto rows = f.info(p.name).shape[0], cols = f.info(p.name).shape[1];
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t c = 0; c < cols; ++c) g[r * cols + c] = grads[p.offset + c * rows + r];
+    }
+    const double e = rel_error(g, want);
+    worst = std::max(worst, e);
+    BOOST_TEST(e <= tol_grad, name << ": gradient of " << p.name << " relative error " << e);
+  }
+  BOOST_TEST_MESSAGE("cuda " << name << ": logits error " << el << ", loss " << loss << " (PyTorch " << want_loss
+                             << "), worst gradient error " << worst);
+}
+
+template <template <class, class> class Cfg>
+void both_kernels(const std::string& name) {
+  run_fixture<Cfg<float, nn::attn::naive>>(name, 1e-5, 1e-4);
+  run_fixture<Cfg<float, nn::attn::flash>>(name, 1e-5, 1e-4);
+}
+
+// ------------------------------------------------------------------------ (b) CUDA vs host
+// V = 97, ctx 256, d_model 256, 2 layers, d_ff 512; heads 4 (hd 64) or 2 (hd 128).
+template <int H>
+using rsizes = nn::sizes<97, 256, 256, 2, H, 0, 512>;
+
+template <int H, class Heads, class Mask, class Kernel>
+struct rcfg_gpt2 : nn::presets::gpt2<rsizes<H>> {
+  using attention = nn::attn::config<Heads, Mask, Kernel>;
+};
+template <int H, class Heads, class Mask, class Kernel>
+struct rcfg_llama : nn::presets::llama<rsizes<H>> {
+  using attention = nn::attn::config<Heads, Mask, Kernel>;
+};
+template <int H, class Heads, class Mask, class Kernel>
+struct rcfg_alibi : rcfg_gpt2<H, Heads, Mask, Kernel> {
+  using position = nn::pos::alibi;
+};
+template <int H, class Heads, class Mask, class Kernel>
+struct rcfg_post : rcfg_gpt2<H, Heads, Mask, Kernel> {
+  static constexpr nn::norm_position norm_at = nn::norm_position::post;
+};
+
+template <class Cfg>
+void cuda_vs_host(const std::string& name) {
+  constexpr int B = 2, T = 200;
+  nn::model<Cfg> h;
+  randomize(h, 1234);
+  const auto tok = random_tokens(std::size_t(B) * T, h.sizes().vocab, 5);
+  auto tgt = random_tokens(std::size_t(B) * T, h.sizes().vocab, 6);
+  for (std::size_t i = 0; i < tgt.size(); i += 7) tgt[i] = nn::ignore_index;
+  const double want_loss = h.forward(tok.data(), tgt.data(), B, T);
+  const std::vector<float> want_logits(h.logits().begin(), h.logits().end());
+  h.zero_grad();
+  h.backward();
+  const std::vector<float> want_grads(h.gradients().begin(), h.gradients().end());
+
+  nn::model<Cfg, tfm::space::cuda> c;
+  c.parameters_from_host(h.parameters());
+  const double loss = c.forward(tok.data(), tgt.data(), B, T);
+  BOOST_TEST(c.counted_targets() == h.counted_targets());
+  const auto logits = c.logits_to_host();
+  const double el = rel_error(logits, want_logits);
+  BOOST_TEST(el <= 1e-4, name << ": logits relative error " << el);
+  BOOST_TEST(std::abs(loss - want_loss) <= 1e-5 * std::abs(want_loss), name << ": loss " << loss << " vs host " << want_loss);
+  c.zero_grad();
+  c.backward();
+  const auto grads = c.gradients_to_host();
+  double worst = 0;
+  for (auto const& p : c.parameter_table()) {
+    const std::vector<float> g(grads.begin() + std::ptrdiff_t(p.offset), grads.begin() + std::ptrdiff_t(p.offset + p.size));
+    const std::vector<float> wnt(want_grads.begin() + std::ptrdiff_t(p.offset),
+                                 want_grads.begin() + std::ptrdiff_t(p.offset + p.size));
+    const double e = rel_error(g, wnt);
+    worst = std::max(worst, e);
+    BOOST_TEST(e <= 1e-3, name << ": gradient of " << p.name << " relative error " << e);
+  }
+  BOOST_TEST_MESSAGE("cuda vs host " << name << ": logits " << el << ", loss " << loss << " (host " << want_loss
+                                     << "), worst gradient " << worst);
+}
+
+template <template <int, class, class, class> class Cfg, int H, class Heads, class Mask>
+void cuda_vs_host_both(const std::string& name) {
+  cuda_vs_host<Cfg<H, Heads, Mask, nn::attn::naive>>(name + "/naive");
+  cuda_vs_host<Cfg<H, Heads, Mask, nn::attn::flash>>(name + "/flash");
+}
+
+// ------------------------------------------------------------------------ (c) attention alone
+struct attn_case {
+  int B, T, H, KV, hd;
+  bool causal;
+  int window;
+  bool alibi;
+};
+
+std::string describe(const attn_case& c) {
+  return tfm::detail::concat("B=", c.B, " T=", c.T, " H=", c.H, " KV=", c.KV, " hd=", c.hd, c.causal ? " causal" : " bidir",
+                             " W=", c.window, c.alibi ? " alibi" : "");
+}
+
+template <class T>
+cu::device_buffer<T> to_device(const std::vector<T>& h) {
+  cu::device_buffer<T> d(h.size());
+  cu::copy(d.data(), h.data(), h.size() * sizeof(T), cu::copy_kind::host_to_device);
+  return d;
+}
+template <class T>
+std::vector<T> to_host(const cu::device_buffer<T>& d) {
+  std::vector<T> h(d.size());
+  cu::copy(h.data(), d.data(), d.size() * sizeof(T), cu::copy_kind::device_to_host);
+  return h;
+}
+
+// Elements of the heads in a strided [B·T][ld] array (head part only), as doubles.
+std::vector<double> heads_of(const std::vector<double>& x, std::int64_t rows, int width, std::int64_t ld,
+                             std::int64_t off) {
+  std::vector<double> r(std::size_t(rows) * width);
+  for (std::int64_t n = 0; n < rows; ++n)
+    for (int e = 0; e < width; ++e) r[std::size_t(n) * width + e] = x[std::size_t(n * ld + off + e)];
+  return r;
+}
+template <class F>
+std::vector<double> heads_of(const std::vector<F>& x, std::int64_t rows, int width, std::int64_t ld,
+                             std::int64_t off) {
+  std::vector<double> r(std::size_t(rows) * width);
+  for (std::int64_t n = 0; n < rows; ++n)
+    for (int e = 0; e < width; ++e) r[std::size_t(n) * width + e] = double(x[std::size_t(n * ld + off + e)]);
+  return r;
+}
+
+float bf_round(float x) { return __bfloat162float(__float2bfloat16(x)); }
+
+template <int HD>
+void attention_case(const attn_case& c) {
+  const std::string what = describe(c) + " HD=" + std::to_string(HD);
+  const std::int64_t ld = std::int64_t(c.H + 2 * c.KV) * c.hd, rows = std::int64_t(c.B) * c.T;
+  const nn::attention_shape s{c.B, c.T, c.H, c.KV, c.hd, ld, ld, ld};
+  nn::attention_mask m;
+  m.causal = c.causal;
+  m.window = c.window;
+  m.alibi = c.alibi;
+  const std::int64_t qoff = 0, koff = std::int64_t(c.H) * c.hd, voff = koff + std::int64_t(c.KV) * c.hd;
+  const int wq = c.H * c.hd, wkv = c.KV * c.hd;
+  const std::size_t nqkv = std::size_t(rows * ld), nout = std::size_t(rows) * wq;
+  std::vector<float> qkv(nqkv), dout(nout);
+  for (std::size_t i = 0; i < nqkv; ++i) qkv[i] = bf_round(tfm::rng::normal(77, 1, i));  // bf16-exact inputs
+  for (std::size_t i = 0; i < nout; ++i) dout[i] = bf_round(tfm::rng::normal(77, 2, i));
+
+  // Reference: host naive in double (probabilities), host flash in double for the lse.
+  std::vector<double> qkv_d(qkv.begin(), qkv.end()), dout_d(dout.begin(), dout.end());
+  std::vector<double> out_ref(nout), probs(nn::naive_probs_size(s)), lse_ref(std::size_t(c.B) * c.H * c.T),
+      out_f(nout), dqkv_ref(nqkv, 0.0), scr(nn::naive_scratch_size(s));
+  nn::attention_naive_forward<double>(s, m, qkv_d.data() + qoff, qkv_d.data() + koff, qkv_d.data() + voff,
+                                      out_ref.data(), probs.data());
+  nn::attention_flash_forward<double>(s, m, qkv_d.data() + qoff, qkv_d.data() + koff, qkv_d.data() + voff,
+                                      out_f.data(), lse_ref.data());
+  nn::attention_naive_backward<double>(s, m, qkv_d.data() + qoff, qkv_d.data() + koff, qkv_d.data() + voff,
+                                       probs.data(), dout_d.data(), dqkv_ref.data() + qoff, dqkv_ref.data() + koff,
+                                       dqkv_ref.data() + voff, scr.data());
+  const auto dq_ref = heads_of(dqkv_ref, rows, wq, ld, qoff);
+  const auto dk_ref = heads_of(dqkv_ref, rows, wkv, ld, koff);
+  const auto dv_ref = heads_of(dqkv_ref, rows, wkv, ld, voff);
+
+  cu::stream st;
+  auto d_qkv = to_device(qkv);
+  auto d_dout = to_device(dout);
+  cu::device_buffer<float> d_out(nout), d_dqkv(nqkv);
+  const float* q = d_qkv.data() + qoff;
+  const float* k = d_qkv.data() + koff;
+  const float* v = d_qkv.data() + voff;
+  auto check_grads = [&](const char* kernel, const std::vector<float>& dqkv, double tol) {
+    const double eq = rel_error(heads_of(dqkv, rows, wq, ld, qoff), dq_ref);
+    const double ek = rel_error(heads_of(dqkv, rows, wkv, ld, koff), dk_ref);
+    const double ev = rel_error(heads_of(dqkv, rows, wkv, ld, voff), dv_ref);
+    BOOST_TEST(eq <= tol, what << " " << kernel << ": dq error " << eq);
+    BOOST_TEST(ek <= tol, what << " " << kernel << ": dk error " << ek);
+    BOOST_TEST(ev <= tol, what << " " << kernel << ": dv error " << ev);
+  };
+
+  {  // naive fp32
+    cu::device_buffer<float> d_probs(nn::naive_probs_size(s)), d_scr(nn::attention_naive_cuda_scratch_size(s));
+    nn::attention_naive_forward_cuda<float, HD>(s, m, q, k, v, d_out.data(), d_probs.data(), st.get());
+    TFM_CUDA_CHECK(cudaMemsetAsync(d_dqkv.data(), 0, d_dqkv.bytes(), st.get()));
+    nn::attention_naive_backward_cuda<float, HD>(s, m, q, k, v, d_probs.data(), d_dout.data(), d_dqkv.data() + qoff,
+                                                 d_dqkv.data() + koff, d_dqkv.data() + voff, d_scr.data(), st.get());
+    st.synchronize();
+    const double eo = rel_error(to_host(d_out), out_ref);
+    const double ep = rel_error(to_host(d_probs), probs);
+    BOOST_TEST(eo <= 1e-4, what << " naive: out error " << eo);
+    BOOST_TEST(ep <= 1e-4, what << " naive: probs error " << ep);
+    check_grads("naive", to_host(d_dqkv), 1e-4);
+  }
+  {  // flash fp32
+    cu::device_buffer<float> d_lse(std::size_t(c.B) * c.H * c.T), d_scr(nn::attention_flash_cuda_scratch_size(s));
+    nn::attention_flash_forward_cuda<float, HD>(s, m, q, k, v, d_out.data(), d_lse.data(), st.get());
+    TFM_CUDA_CHECK(cudaMemsetAsync(d_dqkv.data(), 0xff, d_dqkv.bytes(), st.get()));  // NaN: every head element must be written
+    nn::attention_flash_backward_cuda<float, HD>(s, m, q, k, v, d_out.data(), d_dout.data(), d_lse.data(),
+                                                 d_dqkv.data() + qoff, d_dqkv.data() + koff, d_dqkv.data() + voff,
+                                                 d_scr.data(), st.get());
+    st.synchronize();
+    const double eo = rel_error(to_host(d_out), out_ref);
+    const double el = rel_error(to_host(d_lse), lse_ref);
+    BOOST_TEST(eo <= 1e-4, what << " flash: out error " << eo);
+    BOOST_TEST(el <= 1e-5, what << " flash: lse error " << el);
+    check_grads("flash", to_host(d_dqkv), 1e-4);
+  }
+  if constexpr (HD == 0 || HD == 64 || HD == 128) {  // bf16 flash (same, bf16-exact, inputs)
+    std::vector<__nv_bfloat16> qkv_b(nqkv), dout_b(nout);
+    for (std::size_t i = 0; i < nqkv; ++i) qkv_b[i] = __float2bfloat16(qkv[i]);
+    for (std::size_t i = 0; i < nout; ++i) dout_b[i] = __float2bfloat16(dout[i]);
+    auto b_qkv = to_device(qkv_b);
+    auto b_dout = to_device(dout_b);
+    cu::device_buffer<__nv_bfloat16> b_out(nout), b_dqkv(nqkv);
+    cu::device_buffer<float> d_lse(std::size_t(c.B) * c.H * c.T), d_scr(nn::attention_flash_bf16_scratch_floats(s));
+    const __nv_bfloat16* bq = b_qkv.data() + qoff;
+    const __nv_bfloat16* bk = b_qkv.data() + koff;
+    const __nv_bfloat16* bv = b_qkv.data() + voff;
+    nn::attention_flash_forward_bf16(s, m, bq, bk, bv, b_out.data(), d_lse.data(), st.get());
+    nn::attention_flash_backward_bf16(s, m, bq, bk, bv, b_out.data(), b_dout.data(), d_lse.data(),
+                                      b_dqkv.data() + qoff, b_dqkv.data() + koff, b_dqkv.data() + voff, d_scr.data(),
+                                      st.get());
+    st.synchronize();
+    auto to_f = [](const std::vector<__nv_bfloat16>& x) {
+      std::vector<float> r(x.size());
+      for (std::size_t i = 0; i < x.size(); ++i) r[i] = __bfloat162float(x[i]);
+      return r;
+    };
+    const double eo = rel_error(to_f(to_host(b_out)), out_ref);
+    const double el = rel_error(to_host(d_lse), lse_ref);
+    BOOST_TEST(eo <= 2e-2, what << " bf16 flash: out error " << eo);
+    BOOST_TEST(el <= 1e-3, what << " bf16 flash: lse error " << el);
+    // dO·O uses the bf16-rounded O: D differs from the reference by ~2^-8 relative.
+    check_grads("bf16 flash", to_f(to_host(b_dqkv)), 2e-2);
+  }
+}
+
+std::vector<attn_case> mask_cases(int H, int KV, int hd) {
+  std::vector<attn_case> r;
+  for (bool alibi : {false, true}) {
+    r.push_back({2, 300, H, KV, hd, true, 0, alibi});
+    r.push_back({2, 300, H, KV, hd, false, 0, alibi});
+    r.push_back({2, 300, H, KV, hd, true, 37, alibi});
+    r.push_back({2, 300, H, KV, hd, false, 37, alibi});
+  }
+  return r;
+}
+
+}  // namespace
+
+// (a)
+BOOST_AUTO_TEST_CASE(golden_gpt2) { both_kernels<cfg_gpt2>("gpt2"); }
+BOOST_AUTO_TEST_CASE(golden_llama) { both_kernels<cfg_llama>("llama"); }
+BOOST_AUTO_TEST_CASE(golden_mqa) { both_kernels<cfg_mqa>("mqa"); }
+BOOST_AUTO_TEST_CASE(golden_gqa) { both_kernels<cfg_gqa>("gqa"); }
+BOOST_AUTO_TEST_CASE(golden_bidirectional) { both_kernels<cfg_bidirectional>("bidirectional"); }
+BOOST_AUTO_TEST_CASE(golden_window) { both_kernels<cfg_window>("window"); }
+BOOST_AUTO_TEST_CASE(golden_window_bidir) { both_kernels<cfg_window_bidir>("window_bidir"); }
+BOOST_AUTO_TEST_CASE(golden_pos_none) { both_kernels<cfg_pos_none>("pos_none"); }
+BOOST_AUTO_TEST_CASE(golden_sinusoidal) { both_kernels<cfg_sinusoidal>("sinusoidal"); }
+BOOST_AUTO_TEST_CASE(golden_rope_half) { both_kernels<cfg_rope_half>("rope_half"); }
+BOOST_AUTO_TEST_CASE(golden_alibi) { both_kernels<cfg_alibi>("alibi"); }
+BOOST_AUTO_TEST_CASE(golden_post_norm) { both_kernels<cfg_post_norm>("post_norm"); }
+BOOST_AUTO_TEST_CASE(golden_untied) { both_kernels<cfg_untied>("untied"); }
+BOOST_AUTO_TEST_CASE(golden_rmsnorm_gelu) { both_kernels<cfg_rmsnorm_gelu>("rmsnorm_gelu"); }
+BOOST_AUTO_TEST_CASE(golden_in_out_layout) {
+  run_fixture<cfg_in_out<float, nn::attn::naive>>("gpt2", 1e-5, 1e-4);
+  run_fixture<cfg_in_out<float, nn::attn::flash>>("gpt2", 1e-5, 1e-4);
+}
+
+// (b)
+BOOST_AUTO_TEST_CASE(vs_host_hd64_causal) { cuda_vs_host_both<rcfg_gpt2, 4, nn::attn::mha, nn::attn::causal>("hd64 causal"); }
+BOOST_AUTO_TEST_CASE(vs_host_hd64_gqa_window_rope) {
+  cuda_vs_host_both<rcfg_llama, 4, nn::attn::gqa<2>, nn::attn::sliding_window<50>>("hd64 gqa window rope swiglu");
+}
+BOOST_AUTO_TEST_CASE(vs_host_hd64_post_norm_bidir) {
+  cuda_vs_host_both<rcfg_post, 4, nn::attn::mha, nn::attn::bidirectional>("hd64 post-norm bidirectional");
+}
+BOOST_AUTO_TEST_CASE(vs_host_hd128_bidir_alibi) {
+  cuda_vs_host_both<rcfg_alibi, 2, nn::attn::mha, nn::attn::bidirectional>("hd128 bidirectional alibi");
+}
+BOOST_AUTO_TEST_CASE(vs_host_hd128_mqa_window_bidir) {
+  cuda_vs_host_both<rcfg_gpt2, 2, nn::attn::mqa, nn::attn::sliding_window<40, false>>("hd128 mqa window bidir");
+}
+BOOST_AUTO_TEST_CASE(vs_host_hd128_causal) { cuda_vs_host_both<rcfg_gpt2, 2, nn::attn::mha, nn::attn::causal>("hd128 causal"); }
+
+// (c)
+BOOST_AUTO_TEST_CASE(attention_hd64) {
+  for (auto const& c : mask_cases(4, 4, 64)) attention_case<64>(c);
+  for (auto const& c : mask_cases(4, 2, 64)) attention_case<64>(c);
+}
+BOOST_AUTO_TEST_CASE(attention_hd128) {
+  for (auto const& c : mask_cases(4, 1, 128)) attention_case<128>(c);
+  for (auto const& c : mask_cases(4, 2, 128)) attention_case<0>(c);  // dynamic head size, same kernels
+}
+BOOST_AUTO_TEST_CASE(attention_generic_head_sizes) {
+  for (auto const& c : mask_cases(6, 3, 8)) attention_case<0>(c);
+  for (auto const& c : mask_cases(3, 3, 6)) attention_case<6>(c);
+  attention_case<0>({1, 70, 2, 1, 200, true, 0, false});  // hd 200 (padded to 256)
+}
