@@ -102,3 +102,93 @@ BOOST_AUTO_TEST_CASE(window_bidir) { check_gradients<cfg_window_bidir<double, nn
 BOOST_AUTO_TEST_CASE(alibi) { check_gradients<cfg_alibi<double, nn::attn::flash>>(4); }
 BOOST_AUTO_TEST_CASE(rope_half) { check_gradients<cfg_rope_half<double, nn::attn::flash>>(4); }
 BOOST_AUTO_TEST_SUITE_END()
+
+// ---- invariants of the whole model ----
+BOOST_AUTO_TEST_SUITE(invariants)
+
+// Changing future tokens never changes past logits (causal masks, every position encoding).
+template <class Cfg>
+void check_causal(int kv) {
+  nn::model<Cfg> m(small_dims(kv));
+  randomize(m, 5);
+  const int B = 1, T = 10;
+  auto tok = random_tokens(T, m.sizes().vocab, 3);
+  m.forward(tok.data(), nullptr, B, T);
+  auto a = m.logits_to_host();
+  for (int t = 6; t < T; ++t) tok[t] = (tok[t] + 1) % m.sizes().vocab;
+  m.forward(tok.data(), nullptr, B, T);
+  auto b = m.logits_to_host();
+  const int V = m.sizes().vocab;
+  for (int i = 0; i < 6 * V; ++i) BOOST_TEST(a[i] == b[i]);
+  bool changed = false;
+  for (int i = 6 * V; i < T * V; ++i) changed |= a[i] != b[i];
+  BOOST_TEST(changed);
+}
+BOOST_AUTO_TEST_CASE(causal_past_logits_fixed) {
+  check_causal<cfg_gpt2<double>>(4);
+  check_causal<cfg_llama<double, nn::attn::flash>>(2);
+  check_causal<cfg_alibi<double>>(4);
+  check_causal<cfg_window<double, nn::attn::flash>>(4);
+}
+
+// GQA with kv_heads = heads is MHA; a window W ≥ T is full attention (same weights, same logits).
+template <class A, class B>
+void check_same_logits(int kv) {
+  nn::model<A> a(small_dims(kv));
+  nn::model<B> b(small_dims(kv));
+  randomize(a, 9);
+  auto w = a.parameters_to_host();
+  b.parameters_from_host(w);
+  auto tok = random_tokens(2 * 5, a.sizes().vocab, 4);
+  a.forward(tok.data(), nullptr, 2, 5);
+  b.forward(tok.data(), nullptr, 2, 5);
+  auto la = a.logits_to_host(), lb = b.logits_to_host();
+  for (std::size_t i = 0; i < la.size(); ++i) BOOST_TEST(std::abs(la[i] - lb[i]) <= 1e-12);
+}
+template <class P>
+struct cfg_gqa4 : base_gpt2<P> {
+  using attention = nn::attn::config<nn::attn::gqa<4>, nn::attn::causal, nn::attn::naive>;
+};
+template <class P>
+struct cfg_window_wide : base_gpt2<P> {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::sliding_window<5>, nn::attn::flash>;
+};
+BOOST_AUTO_TEST_CASE(gqa_full_equals_mha) { check_same_logits<cfg_gqa4<double>, cfg_gpt2<double>>(4); }
+BOOST_AUTO_TEST_CASE(window_at_least_T_equals_full) {
+  check_same_logits<cfg_window_wide<double>, cfg_gpt2<double, nn::attn::flash>>(4);
+}
+
+// RoPE: q·k after rotation depends only on the position difference.
+BOOST_AUTO_TEST_CASE(rope_relative_position) {
+  const int hd = 8, C = 40, rot = tfm::nn::math::rope_dims(hd, 1.0);
+  std::vector<double> table(std::size_t(C) * rot);
+  for (int t = 0; t < C; ++t)
+    for (int j = 0; j < rot / 2; ++j) {
+      const double ang = tfm::nn::math::rope_angle(t, j, rot, 10000.0);
+      table[std::size_t(t) * rot + 2 * j] = std::cos(ang);
+      table[std::size_t(t) * rot + 2 * j + 1] = std::sin(ang);
+    }
+  std::vector<double> q(hd), k(hd);
+  for (int d = 0; d < hd; ++d) {
+    q[d] = tfm::rng::normal(1, 0, d);
+    k[d] = tfm::rng::normal(1, 1, d);
+  }
+  auto dot_at = [&](int tq, int tk) {
+    // one row per position: rope_apply rotates row n at position n % T
+    std::vector<double> rows(std::size_t(C) * hd, 0.0);
+    std::copy(q.begin(), q.end(), rows.begin() + std::ptrdiff_t(tq) * hd);
+    std::vector<double> rk(std::size_t(C) * hd, 0.0);
+    std::copy(k.begin(), k.end(), rk.begin() + std::ptrdiff_t(tk) * hd);
+    tfm::nn::host::rope_apply<double>(C, C, 1, hd, rot, hd, rows.data(), table.data(), false);
+    tfm::nn::host::rope_apply<double>(C, C, 1, hd, rot, hd, rk.data(), table.data(), false);
+    double s = 0;
+    for (int d = 0; d < hd; ++d) s += rows[std::size_t(tq) * hd + d] * rk[std::size_t(tk) * hd + d];
+    return s;
+  };
+  const double base = dot_at(7, 3);
+  BOOST_TEST(std::abs(dot_at(17, 13) - base) <= 1e-12);
+  BOOST_TEST(std::abs(dot_at(34, 30) - base) <= 1e-12);
+  BOOST_TEST(std::abs(dot_at(8, 3) - base) > 1e-6);  // a different offset differs
+}
+
+BOOST_AUTO_TEST_SUITE_END()
