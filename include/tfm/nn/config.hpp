@@ -99,9 +99,8 @@ struct swiglu {};
 
 enum class weight_layout { out_in, in_out };
 
-// Parameter type (master weights, gradients) and the type GEMM operands are rounded to.
-// Accumulation is in fp32 (fp64 for double parameters). Host compute types: the parameter type,
-// or bfloat16 with float parameters.
+// Parameter type (master weights, gradients) and compute type. Today the compute type must be
+// the parameter type (float or double); reduced-precision compute is a planned extension.
 template <class Param = float, class Compute = Param>
 struct precision_policy {
   using param_type = Param;
@@ -192,9 +191,9 @@ struct config_traits {
 
   static_assert(std::is_same_v<param_type, float> || std::is_same_v<param_type, double>,
                 "nn::precision_policy: parameters are float or double");
-  static_assert(std::is_same_v<compute_type, param_type> ||
-                    (std::is_same_v<param_type, float> && std::is_same_v<compute_type, bfloat16>),
-                "nn::precision_policy: compute type must be the parameter type, or bfloat16 with float parameters");
+  static_assert(std::is_same_v<compute_type, param_type>,
+                "nn::precision_policy: the model computes in its parameter type (float or double); bf16/fp16 "
+                "compute is not implemented yet");
   static_assert(std::is_same_v<storage, dense>, "nn: this model supports nn::dense weight storage");
   static_assert(detail::one_of_kernels<kernel>, "attn::config: the kernel must be attn::naive or attn::flash");
   static_assert(std::is_same_v<norm, norms::layernorm> || std::is_same_v<norm, norms::rmsnorm>,
