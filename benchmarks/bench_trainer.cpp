@@ -1,0 +1,80 @@
+// benchmarks/bench_trainer.cpp — what the trainer adds to forward+backward. Each iteration is one
+// optimizer step split into its parts, timed separately in the same loop:
+//   fwd_bwd_ms     batch assembly + forward + backward (what the model benchmark measures)
+//   optimizer_ms   global gradient norm + clipping factor + AdamW over every parameter
+//   overhead_pct   100 · optimizer_ms / fwd_bwd_ms  (the target: at most 5)
+// Models: the tinyshakespeare configuration (0.8M parameters, B=12, T=64), the 4-layer d=256
+// model with GPT-2's vocabulary at B=8, T=256 (16M parameters), GPT-2 small at B=4, T=64 (124M).
+//   OMP_NUM_THREADS=2 bench_trainer --benchmark_min_time=2
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "tfm/backend/host/threading.hpp"
+#include "tfm/nn/model.hpp"
+#include "tfm/train/trainer.hpp"
+
+namespace nn = tfm::nn;
+namespace tr = tfm::train;
+
+namespace {
+
+struct gpt2_flash : nn::presets::gpt2<nn::dynamic_sizes> {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, nn::attn::flash>;
+};
+struct gpt2_naive : nn::presets::gpt2<nn::dynamic_sizes> {};
+
+template <class Cfg>
+void BM_step_breakdown(benchmark::State& state, nn::dims d, int B, int T) {
+  nn::model<Cfg> m(d);
+  m.init(1);
+  tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
+                       {.beta1 = 0.9, .beta2 = 0.99});
+  std::vector<std::uint32_t> ids(std::size_t(B) * (T + 1) * 64);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = tfm::rng::random_u32(5, 0, i) % std::uint32_t(d.vocab);
+  auto corpus = tr::token_corpus::from_tokens(std::move(ids), 0, std::uint32_t(d.vocab));
+  tr::batch_source src(corpus, tr::split{0, corpus.size()}, T, tr::sampling::random_windows, 1);
+  std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(tok.size());
+  using clock = std::chrono::steady_clock;
+  double fb = 0, op = 0;
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    const auto t0 = clock::now();
+    m.zero_grad();
+    src.next(B, tok, tgt);
+    m.forward(tok.data(), tgt.data(), B, T);
+    m.backward();
+    const auto t1 = clock::now();
+    const auto gs = tr::global_grad_norm<float>(m.gradients(), opt.groups());
+    opt.step(m.parameters(), m.gradients(), 1e-4, tr::clip_factor(gs.norm, 1.0));
+    const auto t2 = clock::now();
+    fb += std::chrono::duration<double>(t1 - t0).count();
+    op += std::chrono::duration<double>(t2 - t1).count();
+    ++n;
+  }
+  state.counters["fwd_bwd_ms"] = 1e3 * fb / double(n);
+  state.counters["optimizer_ms"] = 1e3 * op / double(n);
+  state.counters["overhead_pct"] = 100.0 * op / fb;
+  state.counters["params_M"] = double(m.num_parameters()) / 1e6;
+  state.counters["tokens_per_s"] = benchmark::Counter(double(B) * T, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = tfm::host::num_threads();
+}
+
+void BM_step_shakespeare(benchmark::State& s) { BM_step_breakdown<gpt2_flash>(s, {256, 64, 128, 4, 4, 4, 512}, 12, 64); }
+void BM_step_shakespeare_naive(benchmark::State& s) {
+  BM_step_breakdown<gpt2_naive>(s, {256, 64, 128, 4, 4, 4, 512}, 12, 64);
+}
+void BM_step_L4_d256(benchmark::State& s) { BM_step_breakdown<gpt2_flash>(s, {50257, 256, 256, 4, 4, 4, 1024}, 8, 256); }
+void BM_step_gpt2_small(benchmark::State& s) {
+  BM_step_breakdown<gpt2_naive>(s, {50257, 1024, 768, 12, 12, 12, 3072}, 4, 64);
+}
+BENCHMARK(BM_step_shakespeare)->Name("BM_step/shakespeare_L4_d128_B12_T64_flash")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_step_shakespeare_naive)->Name("BM_step/shakespeare_L4_d128_B12_T64_naive")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_step_L4_d256)->Name("BM_step/L4_d256_V50257_B8_T256_flash")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_step_gpt2_small)->Name("BM_step/gpt2_small_B4_T64_naive")->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

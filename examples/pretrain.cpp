@@ -1,0 +1,280 @@
+// tfm_pretrain — pretrains a language model with tfm's trainer. The architecture is a type
+// chosen in code (GPT-2 or Llama style below, run-time sizes); sizes, data, optimizer, schedule
+// and steps come from flags (--help). Progress on the terminal, metrics.jsonl, loss.svg and
+// checkpoints (Hugging Face safetensors + config.json) go to --out. Ctrl-C saves a checkpoint
+// and stops; --resume continues exactly where the last checkpoint left off.
+//
+// Character-level Shakespeare, the configuration tools/train_shakespeare_torch.py also runs:
+//   tfm_pretrain --text tinyshakespeare.txt --layers 4 --heads 4 --d-model 128 --ctx 64
+//     --batch 12 --steps 2000 --lr 1e-3 --min-lr 1e-4 --warmup 100 --beta2 0.99 --out runs/shakespeare
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tfm/backend/host/threading.hpp"
+#include "tfm/nn/model.hpp"
+#include "tfm/train/trainer.hpp"
+
+namespace {
+
+namespace nn = tfm::nn;
+namespace tr = tfm::train;
+
+// The two architectures this program offers, as types. Flash attention: O(T) memory.
+struct gpt2_arch : nn::presets::gpt2<nn::dynamic_sizes> {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, nn::attn::flash>;
+};
+struct llama_arch : nn::presets::llama<nn::dynamic_sizes> {
+  using attention = nn::attn::config<nn::attn::gqa<nn::dynamic>, nn::attn::causal, nn::attn::flash>;
+};
+
+struct options {
+  std::string arch = "gpt2";
+  std::string text;                       // byte-level tokens from a text file
+  std::vector<std::string> shards, val_shards;
+  double val_fraction = 0.1;
+  int vocab = 0, ctx = 64, d_model = 128, layers = 4, heads = 4, kv_heads = 0, d_ff = 0;
+  int batch = 12, accum = 1;
+  long long steps = 2000, warmup = 100, stable = 0, decay = 0;
+  std::string schedule = "cosine", optimizer = "adamw";
+  double lr = 1e-3, min_lr = 1e-4, wd = 0.1, beta1 = 0.9, beta2 = 0.99, eps = 1e-8, momentum = 0.9, clip = 1.0;
+  bool decay_embeddings = true;
+  long long eval_every = 250, checkpoint_every = 0;
+  int eval_batches = 20, keep = 3, threads = 0;
+  std::string out, init_from;
+  bool resume = false;
+  unsigned long long seed = 1337;
+  long long log_every = 50;
+};
+
+void usage() {
+  std::puts(
+      "usage: tfm_pretrain (--text FILE | --shards A[,B...]) [options]\n"
+      "data:\n"
+      "  --text FILE            byte-level tokens (vocabulary 256) of a text file\n"
+      "  --shards A,B,...       token shards (tfm_tokenize / the data pipeline)\n"
+      "  --val-shards A,...     validation shards (default: the last --val-fraction of the data)\n"
+      "  --val-fraction F       validation share when no --val-shards (default 0.1)\n"
+      "model (architecture chosen in code: gpt2 = GPT-2, llama = RMSNorm/RoPE/SwiGLU/GQA):\n"
+      "  --arch gpt2|llama      (default gpt2)\n"
+      "  --vocab N              (default: the data's vocabulary)\n"
+      "  --ctx N --d-model N --layers N --heads N --kv-heads N --d-ff N\n"
+      "                         (defaults 64, 128, 4, 4, heads, 4·d_model (gpt2) or 8/3·d_model (llama))\n"
+      "training:\n"
+      "  --batch N --accum N    sequences per micro-batch (12), micro-batches per step (1)\n"
+      "  --steps N              optimizer steps (2000)\n"
+      "  --optimizer adamw|sgd  (adamw)   --lr X (1e-3)  --wd X (0.1)  --beta1 X (0.9)  --beta2 X (0.99)\n"
+      "  --eps X (1e-8)  --momentum X (sgd, 0.9)  --clip X (global norm, 1.0; 0 = off)\n"
+      "  --no-decay-embeddings  exclude embeddings from weight decay (norms and biases never decay)\n"
+      "  --schedule cosine|wsd|constant  (cosine: warm-up then cosine to --min-lr at the last step;\n"
+      "                         wsd: warm-up, stable, then --decay steps down to --min-lr)\n"
+      "  --warmup N (100)  --min-lr X (1e-4)  --decay N (wsd: decay steps, default steps/5)\n"
+      "  --seed N (1337)  --threads N (default: OMP_NUM_THREADS or all cores)\n"
+      "output:\n"
+      "  --out DIR              metrics.jsonl, loss.svg, checkpoints/step-N (safetensors + config.json)\n"
+      "  --eval-every N (250)  --eval-batches N (20)  --checkpoint-every N (0: at the end)  --keep N (3)\n"
+      "  --log-every N          plain progress lines when not on a terminal (50)\n"
+      "  --resume               continue from the latest checkpoint in --out\n"
+      "  --init-from DIR        start from saved weights (a checkpoint or save_pretrained directory)");
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> v;
+  std::size_t b = 0;
+  while (b <= s.size()) {
+    const auto e = s.find(',', b);
+    const auto part = s.substr(b, e == std::string::npos ? std::string::npos : e - b);
+    if (!part.empty()) v.push_back(part);
+    if (e == std::string::npos) break;
+    b = e + 1;
+  }
+  return v;
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    auto val = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "tfm_pretrain: %s needs a value (see --help)\n", argv[i]);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    auto num = [&](auto& x) {
+      const std::string v = val();
+      char* end = nullptr;
+      errno = 0;
+      const double d = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0' || errno != 0) {
+        std::fprintf(stderr, "tfm_pretrain: %s: '%s' is not a number\n", std::string(a).c_str(), v.c_str());
+        std::exit(2);
+      }
+      x = static_cast<std::remove_reference_t<decltype(x)>>(d);
+    };
+    if (a == "--help" || a == "-h") {
+      usage();
+      std::exit(0);
+    } else if (a == "--arch") o.arch = val();
+    else if (a == "--text") o.text = val();
+    else if (a == "--shards") o.shards = split_commas(val());
+    else if (a == "--val-shards") o.val_shards = split_commas(val());
+    else if (a == "--val-fraction") num(o.val_fraction);
+    else if (a == "--vocab") num(o.vocab);
+    else if (a == "--ctx") num(o.ctx);
+    else if (a == "--d-model") num(o.d_model);
+    else if (a == "--layers") num(o.layers);
+    else if (a == "--heads") num(o.heads);
+    else if (a == "--kv-heads") num(o.kv_heads);
+    else if (a == "--d-ff") num(o.d_ff);
+    else if (a == "--batch") num(o.batch);
+    else if (a == "--accum") num(o.accum);
+    else if (a == "--steps") num(o.steps);
+    else if (a == "--optimizer") o.optimizer = val();
+    else if (a == "--lr") num(o.lr);
+    else if (a == "--min-lr") num(o.min_lr);
+    else if (a == "--wd") num(o.wd);
+    else if (a == "--beta1") num(o.beta1);
+    else if (a == "--beta2") num(o.beta2);
+    else if (a == "--eps") num(o.eps);
+    else if (a == "--momentum") num(o.momentum);
+    else if (a == "--clip") num(o.clip);
+    else if (a == "--no-decay-embeddings") o.decay_embeddings = false;
+    else if (a == "--schedule") o.schedule = val();
+    else if (a == "--warmup") num(o.warmup);
+    else if (a == "--decay") num(o.decay);
+    else if (a == "--seed") num(o.seed);
+    else if (a == "--threads") num(o.threads);
+    else if (a == "--out") o.out = val();
+    else if (a == "--eval-every") num(o.eval_every);
+    else if (a == "--eval-batches") num(o.eval_batches);
+    else if (a == "--checkpoint-every") num(o.checkpoint_every);
+    else if (a == "--keep") num(o.keep);
+    else if (a == "--log-every") num(o.log_every);
+    else if (a == "--resume") o.resume = true;
+    else if (a == "--init-from") o.init_from = val();
+    else {
+      std::fprintf(stderr, "tfm_pretrain: unknown argument '%s' (see --help)\n", argv[i]);
+      std::exit(2);
+    }
+  }
+  if (o.text.empty() == o.shards.empty()) {
+    std::fprintf(stderr, "tfm_pretrain: give exactly one of --text FILE or --shards A,B,... (see --help)\n");
+    std::exit(2);
+  }
+  return o;
+}
+
+std::atomic<bool> g_interrupt{false};
+extern "C" void on_sigint(int) { g_interrupt.store(true); }
+
+template <class Arch, class Opt, class Sched>
+int train_with(const options& o, nn::model<Arch>& m, Opt& opt, Sched sched, tr::batch_source& train,
+               const tr::batch_source& val) {
+  tr::train_options to;
+  to.batch = o.batch;
+  to.grad_accum = o.accum;
+  to.steps = o.steps;
+  to.clip = o.clip;
+  to.eval_every = o.eval_every;
+  to.eval_batches = o.eval_batches;
+  to.checkpoint_every = o.checkpoint_every;
+  to.keep_last = o.keep;
+  to.out_dir = o.out;
+  to.log_every = o.log_every;
+  to.interrupt = &g_interrupt;
+  tr::trainer t(m, opt, sched, train, to);
+  t.set_validation(val);
+  if (o.resume) {
+    const auto dir = t.resume();
+    std::fprintf(stderr, "resumed from %s at step %lld\n", dir.c_str(), static_cast<long long>(t.step()));
+  }
+  const auto s = t.run();
+  std::printf("steps %lld (skipped %lld) in %.1f s (training %.1f s, %.0f tokens/s)\n", static_cast<long long>(s.step),
+              static_cast<long long>(s.skipped), s.seconds, s.train_seconds,
+              double(s.step) * o.batch * o.accum * train.seq_len() / std::max(s.train_seconds, 1e-9));
+  if (s.last_eval)
+    std::printf("validation: loss %.4f, perplexity %.3f, bits/byte %.4f\n", s.last_eval->loss, s.last_eval->perplexity,
+                s.last_eval->bits_per_byte);
+  if (s.interrupted) std::printf("interrupted: continue with --resume\n");
+  return 0;
+}
+
+template <class Arch>
+int run(const options& o) {
+  if (o.threads > 0) tfm::host::set_num_threads(o.threads);
+  // data: the vocabulary is the data's unless given; every id is checked against it
+  int vocab = o.vocab;
+  if (vocab == 0) vocab = o.text.empty() ? int(tfm::token_shard(o.shards[0], false).vocab_size()) : 256;
+  auto open = [&](const std::vector<std::string>& paths) {
+    return tr::token_corpus::from_shards({paths.begin(), paths.end()}, std::uint32_t(vocab));
+  };
+  tr::token_corpus corpus = o.text.empty() ? open(o.shards) : tr::token_corpus::from_text_bytes(o.text);
+  std::optional<tr::token_corpus> val_corpus;
+  tr::split trs{0, corpus.size()}, vas{};
+  if (!o.val_shards.empty()) {
+    val_corpus = open(o.val_shards);
+    vas = tr::split{0, val_corpus->size()};
+  } else {
+    std::tie(trs, vas) = tr::split_at(corpus, 1.0 - o.val_fraction);
+  }
+  // sizes
+  nn::dims d{vocab, o.ctx, o.d_model, o.layers, o.heads, o.kv_heads > 0 ? o.kv_heads : o.heads, o.d_ff};
+  if (d.d_ff == 0) d.d_ff = std::is_same_v<Arch, llama_arch> ? (8 * o.d_model / 3 + 63) / 64 * 64 : 4 * o.d_model;
+  nn::model<Arch> m(d);
+  m.init(o.seed);
+  if (!o.init_from.empty()) tr::load_pretrained(m, o.init_from);
+  tr::batch_source train(corpus, trs, o.ctx, tr::sampling::random_windows, o.seed, "train");
+  tr::batch_source val(val_corpus ? *val_corpus : corpus, vas, o.ctx, tr::sampling::sequential, 0, "validation");
+  std::fprintf(stderr, "model: %s, %s, %.2fM parameters; data: %s, %llu train / %llu validation tokens\n",
+               o.arch.c_str(), d.to_string().c_str(), double(m.num_parameters()) / 1e6, corpus.name().c_str(),
+               static_cast<unsigned long long>(trs.size()), static_cast<unsigned long long>(vas.size()));
+
+  const auto groups = tr::decay_groups(m.parameter_table(), {.weight_decay = o.wd, .embeddings = o.decay_embeddings});
+  auto with_sched = [&](auto& opt) {
+    if (o.schedule == "cosine")
+      return train_with(o, m, opt, tr::warmup_cosine{o.lr, o.min_lr, o.warmup, o.steps}, train, val);
+    if (o.schedule == "wsd") {
+      const long long dec = o.decay > 0 ? o.decay : o.steps / 5;
+      return train_with(o, m, opt,
+                        tr::warmup_stable_decay{o.lr, o.min_lr, o.warmup, std::max(0LL, o.steps - o.warmup - dec), dec},
+                        train, val);
+    }
+    if (o.schedule == "constant") return train_with(o, m, opt, tr::constant_lr{o.lr}, train, val);
+    std::fprintf(stderr, "tfm_pretrain: --schedule must be cosine, wsd or constant, not '%s'\n", o.schedule.c_str());
+    return 2;
+  };
+  if (o.optimizer == "adamw") {
+    tr::adamw<float> opt(m.num_parameters(), groups, {.beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps});
+    return with_sched(opt);
+  }
+  if (o.optimizer == "sgd") {
+    tr::sgd<float> opt(m.num_parameters(), groups, {.momentum = o.momentum});
+    return with_sched(opt);
+  }
+  std::fprintf(stderr, "tfm_pretrain: --optimizer must be adamw or sgd, not '%s'\n", o.optimizer.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const options o = parse(argc, argv);
+  std::signal(SIGINT, on_sigint);
+  try {
+    if (o.arch == "gpt2") return run<gpt2_arch>(o);
+    if (o.arch == "llama") return run<llama_arch>(o);
+    std::fprintf(stderr, "tfm_pretrain: --arch must be gpt2 or llama, not '%s'\n", o.arch.c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tfm_pretrain: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,321 @@
+// tfm/train/trainer.hpp — one training loop for every model, optimizer, schedule and data source.
+//
+//   nn::model<Cfg> m(dims); m.init(seed);
+//   train::adamw<float> opt(m.num_parameters(), train::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
+//                           {.beta1 = 0.9, .beta2 = 0.99});
+//   train::trainer t(m, opt, train::warmup_cosine{1e-3, 1e-4, 100, 2000}, train_data, options);
+//   t.set_validation(val_data);
+//   t.run();
+//
+// A step: `grad_accum` micro-batches of forward + backward (gradients add up), the global
+// gradient norm (one pass), then one optimizer pass that applies 1/grad_accum and the clipping
+// factor as it reads each gradient. A non-finite loss or gradient never reaches the weights: the
+// step is skipped and counted; `max_bad_steps` of them in a row stop training with an error.
+//
+// Around it: evaluation every `eval_every` steps (loss, perplexity, bits per byte), a progress
+// bar (plain lines when not on a terminal), metrics.jsonl, loss.svg, and checkpoints (train/
+// checkpoint.hpp) every `checkpoint_every` steps and at the end. resume(dir) restores weights,
+// optimizer state, step and data position: the continued run is bit for bit the uninterrupted
+// one on the host (same build, same thread count).
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <numbers>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tfm/core/error.hpp"
+#include "tfm/nn/model.hpp"
+#include "tfm/train/checkpoint.hpp"
+#include "tfm/train/data.hpp"
+#include "tfm/train/optim.hpp"
+#include "tfm/train/report.hpp"
+#include "tfm/train/schedule.hpp"
+
+namespace tfm::train {
+
+// Training cannot go on (diverged: too many non-finite steps in a row).
+class training_error : public error {
+ public:
+  using error::error;
+};
+
+struct train_options {
+  int batch = 8;       // sequences per micro-batch
+  int grad_accum = 1;  // micro-batches per optimizer step
+  std::int64_t steps = 1000;
+  double clip = 1.0;  // global gradient norm limit; <= 0: no clipping
+  std::int64_t eval_every = 0;  // 0: only at the end (when a validation source is set)
+  int eval_batches = 20;
+  std::int64_t checkpoint_every = 0;  // 0: only at the end (when out_dir is set)
+  int keep_last = 3;
+  std::filesystem::path out_dir;  // checkpoints/, metrics.jsonl, loss.svg; empty: nothing written
+  int max_bad_steps = 5;          // non-finite steps in a row before giving up
+  std::int64_t log_every = 10;    // plain progress lines (not on a terminal) every n steps
+  bool show_progress = true;
+  std::FILE* progress_out = stderr;
+  std::int64_t stop_after = -1;                 // stop (with a checkpoint) once this step is done; -1: never
+  const std::atomic<bool>* interrupt = nullptr;  // set (e.g. by SIGINT): checkpoint and stop after the step
+};
+
+struct train_summary {
+  std::int64_t step = 0;             // steps completed (including skipped ones)
+  std::int64_t skipped = 0;          // steps whose update was skipped (non-finite)
+  double last_loss = std::numeric_limits<double>::quiet_NaN();
+  std::optional<eval_metrics> last_eval;
+  double seconds = 0;                // wall-clock time of this run() call
+  double train_seconds = 0;          // of which forward, backward and optimizer steps
+  bool interrupted = false;
+};
+
+// Mean loss over `batches` fixed windows of a source; bits per byte from the corpus's byte count.
+template <class Model>
+eval_metrics evaluate(Model& m, const batch_source& src, int batches, int B, std::int64_t step = 0) {
+  const int T = src.seq_len();
+  std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(tok.size());
+  double sum = 0;
+  std::int64_t n = 0;
+  const std::uint64_t count = std::uint64_t(batches) * B;
+  for (int b = 0; b < batches; ++b) {
+    for (int r = 0; r < B; ++r)
+      src.eval_window(std::uint64_t(b) * B + r, count, std::span(tok).subspan(std::size_t(r) * T, T),
+                      std::span(tgt).subspan(std::size_t(r) * T, T));
+    sum += m.forward(tok.data(), tgt.data(), B, T) * double(m.counted_targets());
+    n += m.counted_targets();
+  }
+  eval_metrics e;
+  e.step = step;
+  e.loss = n > 0 ? sum / double(n) : std::numeric_limits<double>::quiet_NaN();
+  e.perplexity = std::exp(e.loss);
+  const double bpt = src.corpus().bytes_per_token();
+  e.bits_per_byte = bpt > 0 ? e.loss / std::numbers::ln2 / bpt : std::numeric_limits<double>::quiet_NaN();
+  return e;
+}
+
+template <class Model, class Optimizer, class Schedule>
+class trainer {
+ public:
+  using T = typename Model::T;
+
+  trainer(Model& m, Optimizer& opt, Schedule sched, batch_source& train, train_options o = {})
+      : m_(m), opt_(opt), sched_(std::move(sched)), train_(train), o_(std::move(o)) {
+    expects(o_.batch > 0 && o_.grad_accum > 0 && o_.steps >= 0, "trainer: batch (", o_.batch, ") and grad_accum (",
+            o_.grad_accum, ") must be positive and steps (", o_.steps, ") not negative");
+    expects(train_.seq_len() <= m_.sizes().ctx, "trainer: sequence length ", train_.seq_len(),
+            " exceeds the model's context ", m_.sizes().ctx);
+    expects(o_.max_bad_steps >= 1, "trainer: max_bad_steps must be at least 1");
+    const std::size_t n = std::size_t(o_.batch) * train_.seq_len();
+    tok_.resize(n);
+    tgt_.resize(n);
+  }
+
+  void set_validation(const batch_source& val) {
+    expects(val.seq_len() <= m_.sizes().ctx, "trainer: validation sequence length ", val.seq_len(),
+            " exceeds the model's context ", m_.sizes().ctx);
+    val_ = &val;
+  }
+
+  std::int64_t step() const { return step_; }
+  std::int64_t skipped() const { return skipped_; }
+  const train_options& options() const { return o_; }
+
+  // The state beside the weights (what a checkpoint stores).
+  trainer_state state() {
+    trainer_state st;
+    st.fields["step"] = std::to_string(step_);
+    st.fields["optimizer_steps"] = std::to_string(opt_.steps_taken());
+    st.fields["data_position"] = std::to_string(train_.position());
+    st.fields["skipped"] = std::to_string(skipped_);
+    st.fields["bad_in_a_row"] = std::to_string(bad_row_);
+    st.fields["tokens_seen"] = std::to_string(tokens_seen_);
+    for (auto& s : opt_.state()) st.arrays[s.name].assign(s.data.begin(), s.data.end());
+    return st;
+  }
+
+  // Writes a checkpoint now (into out_dir/checkpoints); returns its directory.
+  std::filesystem::path save_checkpoint() {
+    expects(!o_.out_dir.empty(), "trainer: save_checkpoint needs options.out_dir");
+    checkpoint_dir cd(o_.out_dir / "checkpoints", o_.keep_last);
+    return cd.save(step_, m_, state());
+  }
+
+  // Restores a checkpoint directory (or the latest one under out_dir/checkpoints when `dir`
+  // is empty). Everything is checked before anything changes.
+  std::filesystem::path resume(std::filesystem::path dir = {}) {
+    if (dir.empty()) {
+      expects(!o_.out_dir.empty(), "trainer: resume() without a directory needs options.out_dir");
+      auto l = checkpoint_dir(o_.out_dir / "checkpoints", o_.keep_last).latest();
+      expects<checkpoint_error>(l.has_value(), (o_.out_dir / "checkpoints").string(), ": no checkpoint to resume from");
+      dir = *l;
+    }
+    // Check the optimizer arrays against this optimizer before the model is touched.
+    checkpoint_dir::verify(dir);
+    {
+      io::safetensors_file f(dir / "trainer_state.safetensors");
+      for (auto& s : opt_.state()) {
+        const std::string n = "optimizer." + s.name;
+        expects<checkpoint_error>(f.has(n), dir.string(), ": the trainer state has no ", n,
+                                  " (saved by a different optimizer?)");
+        expects<checkpoint_error>(std::uint64_t(f.info(n).numel()) == s.data.size(), dir.string(), ": ", n, " holds ",
+                                  f.info(n).numel(), " values, this optimizer has ", s.data.size());
+      }
+    }
+    trainer_state st = checkpoint_dir::load(dir, m_);
+    auto num = [&](const char* k) -> std::int64_t {
+      auto it = st.fields.find(k);
+      expects<checkpoint_error>(it != st.fields.end(), dir.string(), ": the trainer state has no field '", k, "'");
+      return std::stoll(it->second);
+    };
+    for (auto& s : opt_.state()) {
+      const auto& a = st.arrays.at(s.name);
+      std::copy(a.begin(), a.end(), s.data.begin());
+    }
+    opt_.set_steps_taken(num("optimizer_steps"));
+    step_ = num("step");
+    train_.set_position(std::uint64_t(num("data_position")));
+    skipped_ = num("skipped");
+    bad_row_ = int(num("bad_in_a_row"));
+    tokens_seen_ = num("tokens_seen");
+    return dir;
+  }
+
+  // One optimizer step (grad_accum micro-batches). Returns the mean loss (NaN when skipped).
+  double train_step() {
+    const int B = o_.batch, Tn = train_.seq_len();
+    m_.zero_grad();
+    double loss_sum = 0;
+    bool finite = true;
+    for (int a = 0; a < o_.grad_accum; ++a) {
+      train_.next(B, tok_, tgt_);
+      const double l = m_.forward(tok_.data(), tgt_.data(), B, Tn);
+      if (!std::isfinite(l)) {
+        finite = false;
+        continue;  // its gradient would be garbage; the step is skipped anyway
+      }
+      m_.backward();
+      loss_sum += l;
+    }
+    tokens_seen_ += std::int64_t(B) * Tn * o_.grad_accum;
+    const double lr = sched_(step_);
+    last_lr_ = lr;
+    const double scale = 1.0 / o_.grad_accum;
+    grad_stats gs{};
+    if (finite) {
+      gs = global_grad_norm<T>(m_.gradients(), opt_.groups(), scale);
+      finite = gs.finite;
+    }
+    last_norm_ = finite ? gs.norm : std::numeric_limits<double>::quiet_NaN();
+    ++step_;
+    if (!finite) {
+      ++skipped_;
+      ++bad_row_;
+      if (bad_row_ >= o_.max_bad_steps)
+        throw training_error(tfm::detail::concat(
+            "trainer: ", bad_row_, " steps in a row had a non-finite loss or gradient (the last at step ", step_,
+            "); the weights were not updated by any of them. Lower the learning rate, check the data, or raise "
+            "max_bad_steps."));
+      return std::numeric_limits<double>::quiet_NaN();
+    }
+    bad_row_ = 0;
+    opt_.step(m_.parameters(), m_.gradients(), lr, scale * clip_factor(gs.norm, o_.clip));
+    return loss_sum / o_.grad_accum;
+  }
+
+  eval_metrics evaluate_now() {
+    expects(val_ != nullptr, "trainer: no validation source set");
+    return evaluate(m_, *val_, o_.eval_batches, o_.batch, step_);
+  }
+
+  // Runs until options.steps are done (from the current step: after resume() it continues).
+  train_summary run() {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    train_summary sum;
+    std::optional<metrics_log> log;
+    if (!o_.out_dir.empty()) {
+      std::filesystem::create_directories(o_.out_dir);
+      log.emplace(o_.out_dir / "metrics.jsonl");
+    }
+    std::optional<progress> bar;
+    if (o_.show_progress) bar.emplace(o_.progress_out, false, false, std::max<std::int64_t>(1, o_.log_every));
+    const std::int64_t start_step = step_;
+    double train_s = 0;
+    auto do_eval = [&] {
+      if (!val_) return;
+      const auto e = evaluate_now();
+      sum.last_eval = e;
+      if (log) log->write(e);
+      if (bar)
+        bar->message(tfm::detail::concat("eval step ", e.step, ": val loss ", e.loss, ", perplexity ", e.perplexity,
+                                         std::isfinite(e.bits_per_byte) ? tfm::detail::concat(", bits/byte ", e.bits_per_byte) : ""));
+    };
+    bool stopped = false;
+    while (step_ < o_.steps) {
+      const auto s0 = clock::now();
+      const double l = train_step();
+      const double dt = std::chrono::duration<double>(clock::now() - s0).count();
+      train_s += dt;
+      sum.last_loss = l;
+      step_metrics sm{};
+      sm.step = step_;
+      sm.total_steps = o_.steps;
+      sm.loss = l;
+      sm.lr = last_lr_;
+      sm.grad_norm = last_norm_;
+      sm.tokens_per_s = double(std::int64_t(o_.batch) * train_.seq_len() * o_.grad_accum) / std::max(dt, 1e-9);
+      sm.elapsed_s = std::chrono::duration<double>(clock::now() - t0).count();
+      sm.skipped = skipped_;
+      if (log) log->write(sm);
+      if (bar) bar->update(sm);
+      if (o_.eval_every > 0 && step_ % o_.eval_every == 0 && step_ < o_.steps) do_eval();
+      const bool interrupt = o_.interrupt && o_.interrupt->load();
+      const bool stop_here = (o_.stop_after >= 0 && step_ >= o_.stop_after) || interrupt;
+      if (!o_.out_dir.empty() && step_ < o_.steps && !stop_here && o_.checkpoint_every > 0 &&
+          step_ % o_.checkpoint_every == 0)
+        save_checkpoint();
+      if (stop_here) {
+        stopped = true;
+        sum.interrupted = interrupt;
+        break;
+      }
+    }
+    if (!stopped && step_ > start_step) do_eval();
+    if (!o_.out_dir.empty() && (step_ > start_step || stopped)) {
+      const auto dir = save_checkpoint();
+      if (bar) bar->message(tfm::detail::concat("checkpoint: ", dir.string()));
+      if (log) {
+        const auto hist = metrics_log::read(o_.out_dir / "metrics.jsonl");
+        std::vector<std::pair<double, double>> tr, va;
+        for (auto const& p : hist.train) tr.emplace_back(double(p.step), p.loss);
+        for (auto const& p : hist.eval) va.emplace_back(double(p.step), p.loss);
+        write_loss_plot_svg(o_.out_dir / "loss.svg", tr, va, "training loss");
+      }
+    }
+    if (bar) bar->finish();
+    sum.step = step_;
+    sum.skipped = skipped_;
+    sum.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    sum.train_seconds = train_s;
+    return sum;
+  }
+
+ private:
+  Model& m_;
+  Optimizer& opt_;
+  Schedule sched_;
+  batch_source& train_;
+  const batch_source* val_ = nullptr;
+  train_options o_;
+  std::vector<std::int32_t> tok_, tgt_;
+  std::int64_t step_ = 0, skipped_ = 0, tokens_seen_ = 0;
+  int bad_row_ = 0;
+  double last_lr_ = 0, last_norm_ = 0;
+};
+
+}  // namespace tfm::train

@@ -1,0 +1,263 @@
+// Weights in Hugging Face's names and layouts (GPT2LMHeadModel, LlamaForCausalLM) and tfm's own,
+// round trips that give the same logits, checkpoint directories: manifest, keep-last, and
+// refusal of truncated, corrupted, incomplete or mismatched checkpoints without touching the model.
+#define TFM_TEST_MODULE train_checkpoint
+#include "support/test_main.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "nn/model_configs.hpp"
+#include "nn/model_test_util.hpp"
+#include "tfm/train/checkpoint.hpp"
+
+namespace fs = std::filesystem;
+namespace nn = tfm::nn;
+namespace tr = tfm::train;
+
+namespace {
+
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    static int n = 0;
+    path = fs::temp_directory_path() / ("tfm_test_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+template <class E>
+void check_throws_with(auto&& f, const std::string& needle) {
+  try {
+    f();
+  } catch (const E& e) {
+    const std::string w = e.what();
+    BOOST_TEST_INFO("message: " << w);
+    BOOST_TEST(w.find(needle) != std::string::npos);
+    return;
+  }
+  BOOST_FAIL("expected an exception mentioning '" + needle + "'");
+}
+
+template <class Cfg>
+std::vector<float> logits_of(nn::model<Cfg>& m) {
+  const auto tok = tfm::test::random_tokens(2 * 8, m.sizes().vocab, 5);
+  m.forward(tok.data(), nullptr, 2, 8);
+  return m.logits_to_host();
+}
+
+// Save, load into a fresh model: identical parameters and logits.
+template <class Cfg>
+void round_trip(const nn::dims& d, const fs::path& dir) {
+  nn::model<Cfg> a(d), b(d);
+  tfm::test::randomize(a, 42);
+  tr::save_pretrained(a, dir);
+  tr::load_pretrained(b, dir);
+  const auto pa = a.parameters_to_host(), pb = b.parameters_to_host();
+  BOOST_TEST(pa == pb, boost::test_tools::per_element());
+  const auto la = logits_of(a), lb = logits_of(b);
+  BOOST_TEST(la == lb, boost::test_tools::per_element());
+}
+
+struct gpt2_in_out : tfm::test::cfg_gpt2<float> {
+  static constexpr nn::weight_layout weights = nn::weight_layout::in_out;
+};
+struct gpt2_untied : tfm::test::cfg_gpt2<float> {
+  static constexpr bool tied = false;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(gpt2_uses_transformers_names_and_conv1d_layout) {
+  temp_dir d;
+  using cfg = tfm::test::cfg_gpt2<float>;
+  static_assert(tr::family_of<cfg>() == tr::hf_family::gpt2);
+  const nn::dims dims{20, 16, 16, 2, 2, 2, 40};
+  nn::model<cfg> m(dims);
+  tfm::test::randomize(m, 1);
+  tr::save_pretrained(m, d.path);
+  tfm::io::safetensors_file f(d.path / "model.safetensors");
+  BOOST_TEST(f.has("transformer.wte.weight"));
+  BOOST_TEST(f.has("transformer.wpe.weight"));
+  BOOST_TEST(f.has("transformer.ln_f.bias"));
+  BOOST_TEST(!f.has("lm_head.weight"));  // tied, as GPT-2's own files
+  const std::vector<std::int64_t> c_attn{16, 48}, c_fc{16, 40}, proj{40, 16};
+  BOOST_TEST(f.info("transformer.h.1.attn.c_attn.weight").shape == c_attn, boost::test_tools::per_element());
+  BOOST_TEST(f.info("transformer.h.0.mlp.c_fc.weight").shape == c_fc, boost::test_tools::per_element());
+  BOOST_TEST(f.info("transformer.h.0.mlp.c_proj.weight").shape == proj, boost::test_tools::per_element());
+  BOOST_TEST(f.size() == 2 + 2 * 12 + 2u);
+  // Conv1D [in, out]: element (i, o) is tfm's W[o, i]
+  const auto w = f.read_as<float>("transformer.h.1.attn.c_attn.weight");
+  const auto tw = m.param("h.1.attn.c_attn.weight");
+  for (int o = 0; o < 48; o += 7)
+    for (int i = 0; i < 16; i += 3) BOOST_TEST(w[std::size_t(i) * 48 + o] == tw[std::size_t(o) * 16 + i]);
+  std::ifstream cj(d.path / "config.json");
+  const auto j = nlohmann::json::parse(cj);
+  BOOST_TEST(j["model_type"] == "gpt2");
+  BOOST_TEST(j["architectures"][0] == "GPT2LMHeadModel");
+  BOOST_TEST(j["n_embd"] == 16);
+  BOOST_TEST(j["n_inner"] == 40);
+  BOOST_TEST(j["n_positions"] == 16);
+  BOOST_TEST(j["activation_function"] == "gelu_new");
+  BOOST_TEST(j["tie_word_embeddings"] == true);
+}
+
+BOOST_AUTO_TEST_CASE(llama_uses_transformers_names) {
+  temp_dir d;
+  using cfg = tfm::test::cfg_llama<float>;
+  static_assert(tr::family_of<cfg>() == tr::hf_family::llama);
+  const nn::dims dims{20, 16, 16, 2, 4, 2, 24};
+  nn::model<cfg> m(dims);
+  tfm::test::randomize(m, 1);
+  tr::save_pretrained(m, d.path);
+  tfm::io::safetensors_file f(d.path / "model.safetensors");
+  const std::vector<std::int64_t> q{16, 16}, kv{8, 16}, gate{24, 16}, down{16, 24};
+  BOOST_TEST(f.info("model.layers.1.self_attn.q_proj.weight").shape == q, boost::test_tools::per_element());
+  BOOST_TEST(f.info("model.layers.1.self_attn.k_proj.weight").shape == kv, boost::test_tools::per_element());
+  BOOST_TEST(f.info("model.layers.1.self_attn.v_proj.weight").shape == kv, boost::test_tools::per_element());
+  BOOST_TEST(f.info("model.layers.0.mlp.gate_proj.weight").shape == gate, boost::test_tools::per_element());
+  BOOST_TEST(f.info("model.layers.0.mlp.up_proj.weight").shape == gate, boost::test_tools::per_element());
+  BOOST_TEST(f.info("model.layers.0.mlp.down_proj.weight").shape == down, boost::test_tools::per_element());
+  BOOST_TEST(f.has("model.norm.weight"));
+  BOOST_TEST(f.has("lm_head.weight"));
+  BOOST_TEST(f.has("model.layers.0.post_attention_layernorm.weight"));
+  // v_proj is the last KV·hd rows of c_attn; up_proj the second half of c_fc
+  const auto v = f.read_as<float>("model.layers.1.self_attn.v_proj.weight");
+  const auto cw = m.param("h.1.attn.c_attn.weight");
+  BOOST_TEST(v[0] == cw[std::size_t(24) * 16]);
+  const auto up = f.read_as<float>("model.layers.0.mlp.up_proj.weight");
+  BOOST_TEST(up[5] == m.param("h.0.mlp.c_fc.weight")[std::size_t(24) * 16 + 5]);
+  std::ifstream cj(d.path / "config.json");
+  const auto j = nlohmann::json::parse(cj);
+  BOOST_TEST(j["model_type"] == "llama");
+  BOOST_TEST(j["num_key_value_heads"] == 2);
+  BOOST_TEST(j["intermediate_size"] == 24);
+  BOOST_TEST(j["tie_word_embeddings"] == false);
+}
+
+BOOST_AUTO_TEST_CASE(round_trips_give_the_same_logits) {
+  {
+    temp_dir d;
+    round_trip<tfm::test::cfg_gpt2<float>>(nn::dims{20, 16, 16, 2, 2, 2, 40}, d.path);
+  }
+  {
+    temp_dir d;
+    round_trip<gpt2_in_out>(nn::dims{20, 16, 16, 2, 2, 2, 40}, d.path);
+  }
+  {
+    temp_dir d;
+    round_trip<gpt2_untied>(nn::dims{20, 16, 16, 1, 2, 2, 40}, d.path);
+  }
+  {
+    temp_dir d;
+    round_trip<tfm::test::cfg_llama<float>>(nn::dims{20, 16, 16, 2, 4, 2, 24}, d.path);
+  }
+  {
+    temp_dir d;  // not a transformers architecture: tfm's own names
+    using cfg = tfm::test::cfg_gqa<float>;
+    static_assert(tr::family_of<cfg>() == tr::hf_family::native);
+    round_trip<cfg>(nn::dims{20, 16, 16, 2, 4, 2, 24}, d.path);
+    tfm::io::safetensors_file f(d.path / "model.safetensors");
+    BOOST_TEST(f.has("h.0.attn.c_attn.weight"));
+  }
+  {
+    // in_out layout saved, loaded as out_in: same function
+    temp_dir d;
+    const nn::dims dims{20, 16, 16, 2, 2, 2, 40};
+    nn::model<gpt2_in_out> a(dims);
+    nn::model<tfm::test::cfg_gpt2<float>> b(dims);
+    tfm::test::randomize(a, 8);
+    tr::save_pretrained(a, d.path);
+    tr::load_pretrained(b, d.path);
+    const auto la = logits_of(a), lb = logits_of(b);
+    for (std::size_t i = 0; i < la.size(); ++i) BOOST_TEST_REQUIRE(std::abs(la[i] - lb[i]) < 1e-5);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(mismatches_are_refused) {
+  temp_dir d;
+  nn::model<tfm::test::cfg_gpt2<float>> a(nn::dims{20, 16, 16, 2, 2, 2, 40});
+  tfm::test::randomize(a, 1);
+  tr::save_pretrained(a, d.path);
+  nn::model<tfm::test::cfg_gpt2<float>> wider(nn::dims{20, 16, 32, 2, 2, 2, 40});
+  check_throws_with<tr::checkpoint_error>([&] { tr::load_pretrained(wider, d.path); }, "differ from the model's");
+  nn::model<tfm::test::cfg_sinusoidal<float>> other(nn::dims{20, 16, 16, 2, 2, 2, 40});
+  check_throws_with<tr::checkpoint_error>([&] { tr::load_pretrained(other, d.path); }, "architecture");
+  check_throws_with<tr::checkpoint_error>([&] { tr::load_pretrained(a, d.path / "nope"); }, "nope");
+}
+
+namespace {
+tr::trainer_state some_state() {
+  tr::trainer_state st;
+  st.fields["step"] = "7";
+  st.arrays["exp_avg"] = {1, 2, 3};
+  return st;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(checkpoint_dirs_keep_the_last_n_and_load_back) {
+  temp_dir d;
+  nn::model<tfm::test::cfg_gpt2<float>> m(nn::dims{20, 16, 16, 1, 2, 2, 40});
+  tfm::test::randomize(m, 2);
+  tr::checkpoint_dir cd(d.path, 2);
+  for (int s : {1, 2, 3}) cd.save(s, m, some_state());
+  const auto l = cd.list();
+  BOOST_TEST_REQUIRE(l.size() == 2u);
+  BOOST_TEST(l[0].filename() == "step-00000002");
+  BOOST_TEST(l[1].filename() == "step-00000003");
+  BOOST_TEST(cd.latest()->filename() == "step-00000003");
+  for (auto const& e : fs::directory_iterator(d.path)) BOOST_TEST(e.path().filename().string().rfind(".tmp", 0) != 0);
+  nn::model<tfm::test::cfg_gpt2<float>> n(m.sizes());
+  auto st = tr::checkpoint_dir::load(*cd.latest(), n);
+  BOOST_TEST(st.fields.at("step") == "7");
+  BOOST_TEST(st.arrays.at("exp_avg") == (std::vector<float>{1, 2, 3}), boost::test_tools::per_element());
+  BOOST_TEST(m.parameters_to_host() == n.parameters_to_host(), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(damaged_checkpoints_are_refused_and_the_model_is_untouched) {
+  temp_dir d;
+  nn::model<tfm::test::cfg_gpt2<float>> m(nn::dims{20, 16, 16, 1, 2, 2, 40});
+  tfm::test::randomize(m, 2);
+  tr::checkpoint_dir cd(d.path, 5);
+  const auto dir = cd.save(1, m, some_state());
+  nn::model<tfm::test::cfg_gpt2<float>> target(m.sizes());
+  tfm::test::randomize(target, 9);
+  const auto before = target.parameters_to_host();
+  auto unchanged = [&] { BOOST_TEST(target.parameters_to_host() == before, boost::test_tools::per_element()); };
+
+  // one flipped byte in the middle of the weights
+  const auto w = dir / "model.safetensors";
+  const auto size = fs::file_size(w);
+  {
+    std::fstream f(w, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(std::streamoff(size / 2));
+    char c;
+    f.get(c);
+    f.seekp(std::streamoff(size / 2));
+    f.put(char(c ^ 0x10));
+  }
+  check_throws_with<tr::checkpoint_error>([&] { tr::checkpoint_dir::load(dir, target); },
+                                          "model.safetensors: checksum mismatch");
+  unchanged();
+  // truncated
+  fs::resize_file(w, size - 100);
+  check_throws_with<tr::checkpoint_error>([&] { tr::checkpoint_dir::load(dir, target); }, "truncated");
+  unchanged();
+  // a directory without a manifest (killed before it was complete)
+  const auto dir2 = cd.save(2, m, some_state());
+  fs::remove(dir2 / "manifest.json");
+  check_throws_with<tr::checkpoint_error>([&] { tr::checkpoint_dir::load(dir2, target); }, "no manifest.json");
+  unchanged();
+  BOOST_TEST(cd.list().size() == 1u);  // step 1 still listed (damaged files are found on load), step 2 is not
+  // a trainer state for another architecture
+  const auto dir3 = cd.save(3, m, some_state());
+  nn::model<tfm::test::cfg_sinusoidal<float>> other(m.sizes());
+  check_throws_with<tr::checkpoint_error>([&] { tr::checkpoint_dir::load(dir3, other); }, "architecture");
+}

@@ -1,0 +1,420 @@
+// The trainer's parts: optimizers against PyTorch's numbers (tools/optim_reference.py),
+// parameter groups, schedules, clipping, batches from shards and their errors, and the loop:
+// loss goes down, accumulation, non-finite steps skipped, determinism and exact resume.
+#define TFM_TEST_MODULE train
+#include "support/test_main.hpp"
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "nn/model_configs.hpp"
+#include "tfm/data/shard.hpp"
+#include "tfm/train/trainer.hpp"
+
+namespace fs = std::filesystem;
+namespace nn = tfm::nn;
+namespace tr = tfm::train;
+
+namespace {
+
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    static int n = 0;
+    path = fs::temp_directory_path() / ("tfm_test_train_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+template <class E>
+void check_throws_with(auto&& f, const std::string& needle) {
+  try {
+    f();
+  } catch (const E& e) {
+    const std::string w = e.what();
+    BOOST_TEST_INFO("message: " << w);
+    BOOST_TEST(w.find(needle) != std::string::npos);
+    return;
+  }
+  BOOST_FAIL("expected an exception mentioning '" + needle + "'");
+}
+
+// A tiny GPT-2-shaped model (vocabulary 16).
+using small_cfg = tfm::test::cfg_gpt2<float>;
+nn::dims small_dims() { return nn::dims{16, 16, 16, 2, 2, 2, 32}; }
+
+// A corpus with structure to learn: repeating "0 1 2 … 9" with an occasional random token.
+std::vector<std::uint32_t> pattern_tokens(std::size_t n) {
+  std::vector<std::uint32_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = std::uint32_t(i % 10);
+  for (std::size_t i = 7; i < n; i += 97) v[i] = 10 + std::uint32_t(tfm::rng::random_u32(3, 1, i) % 6);
+  return v;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(optimizers)
+
+const double p0[] = {0.5, -1.25, 2.0, 0.0, -0.1};
+const double grads[3][5] = {{0.1, -0.2, 0.3, 1.0, -5.0}, {0.2, 0.1, -0.4, 1.0, 5.0}, {-0.3, 0.05, 0.2, -1.0, 0.5}};
+
+template <class Opt>
+std::vector<double> run3(Opt& opt, double lr) {
+  std::vector<double> p(p0, p0 + 5);
+  for (auto const& g : grads) opt.step(std::span<double>(p), std::span<const double>(g, 5), lr);
+  return p;
+}
+
+BOOST_AUTO_TEST_CASE(adamw_matches_pytorch) {
+  tr::adamw<double, double> opt(5, {tr::param_group{"all", {{0, 5}}, 0.1}}, {.beta1 = 0.9, .beta2 = 0.99, .eps = 1e-8});
+  const auto p = run3(opt, 1e-2);
+  const double want[] = {0.47955665601716219, -1.232993530549279, 1.9849719964105608, -0.022589935973362639,
+                         -0.091104749379006089};
+  for (int i = 0; i < 5; ++i) BOOST_TEST(p[i] == want[i], boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(opt.steps_taken() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(sgd_matches_pytorch) {
+  {
+    tr::sgd<double, double> opt(5, {tr::param_group{"all", {{0, 5}}, 0.01}}, {.momentum = 0.9});
+    const auto p = run3(opt, 0.1);
+    const double want[] = {0.46215538949999996, -1.21285947875, 1.9635635679999999, -0.36052010000000001,
+                           0.25416102010000025};
+    for (int i = 0; i < 5; ++i) BOOST_TEST(p[i] == want[i], boost::test_tools::tolerance(1e-12));
+  }
+  {
+    tr::sgd<double, double> opt(5, {tr::param_group{"all", {{0, 5}}, 0.0}}, {.momentum = 0.9, .nesterov = true});
+    const auto p = run3(opt, 0.1);
+    const double want[] = {0.46840999999999994, -1.2178199999999999, 1.96723, -0.4249, 0.16950000000000004};
+    for (int i = 0; i < 5; ++i) BOOST_TEST(p[i] == want[i], boost::test_tools::tolerance(1e-12));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(grad_scale_equals_scaled_gradients) {
+  // step(..., lr, s) with gradients g equals step(..., lr, 1) with gradients s·g
+  std::vector<float> a(40000), b(40000), g(40000), gs(40000);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i] = b[i] = tfm::rng::normal(1, 0, i);
+    g[i] = tfm::rng::normal(1, 1, i);
+    gs[i] = g[i] * 0.25f;
+  }
+  tr::adamw<float> o1(a.size(), {tr::param_group{"all", {{0, a.size()}}, 0.1}});
+  tr::adamw<float> o2(a.size(), {tr::param_group{"all", {{0, a.size()}}, 0.1}});
+  for (int s = 0; s < 3; ++s) {
+    o1.step(a, g, 1e-3, 0.25);
+    o2.step(b, gs, 1e-3, 1.0);
+  }
+  BOOST_TEST(a == b, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(frozen_parameters_keep_values_and_cost_no_state) {
+  std::vector<float> p(100, 1.0f), g(100, 1.0f);
+  tr::adamw<float> opt(100, {tr::param_group{"some", {{10, 20}, {50, 5}}, 0.0}});
+  BOOST_TEST(opt.trainable() == 25u);
+  BOOST_TEST(opt.state_bytes() == 2 * 25 * sizeof(float));
+  opt.step(p, g, 0.1);
+  for (int i = 0; i < 100; ++i) {
+    const bool trained = (i >= 10 && i < 30) || (i >= 50 && i < 55);
+    BOOST_TEST((p[i] != 1.0f) == trained);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_groups_are_refused) {
+  check_throws_with<tfm::invalid_argument>([] { tr::adamw<float> o(10, {tr::param_group{"a", {{5, 10}}, 0}}); },
+                                           "outside the 10 parameters");
+  check_throws_with<tfm::invalid_argument>(
+      [] { tr::adamw<float> o(10, {tr::param_group{"a", {{0, 5}}, 0}, tr::param_group{"b", {{4, 2}}, 0}}); }, "overlap");
+  check_throws_with<tfm::invalid_argument>([] { tr::adamw<float> o(10, {}, {.beta1 = 1.0}); }, "beta1");
+  std::vector<float> p(10), g(9);
+  tr::adamw<float> o(10, {tr::param_group{"a", {{0, 10}}, 0}});
+  check_throws_with<tfm::invalid_argument>([&] { o.step(p, g, 0.1); }, "9 gradients");
+}
+
+BOOST_AUTO_TEST_CASE(decay_groups_follow_the_policy) {
+  nn::model<tfm::test::cfg_gpt2<float>> g(small_dims());
+  auto groups = tr::decay_groups(g.parameter_table(), {.weight_decay = 0.1});
+  BOOST_TEST_REQUIRE(groups.size() == 2u);
+  auto in = [&](const tr::param_group& grp, std::string_view name) {
+    const auto& p = g.info(name);
+    for (auto const& r : grp.ranges)
+      if (r.first == p.offset) return true;
+    return false;
+  };
+  BOOST_TEST(in(groups[0], "h.0.attn.c_attn.weight"));
+  BOOST_TEST(in(groups[0], "wte"));
+  BOOST_TEST(in(groups[1], "h.0.ln_1.weight"));
+  BOOST_TEST(in(groups[1], "h.1.mlp.c_fc.bias"));
+  BOOST_TEST(in(groups[1], "ln_f.bias"));
+  auto no_emb = tr::decay_groups(g.parameter_table(), {.weight_decay = 0.1, .embeddings = false});
+  BOOST_TEST(in(no_emb[1], "wte"));
+  BOOST_TEST(in(no_emb[1], "wpe"));
+  nn::model<tfm::test::cfg_llama<float>> l(nn::dims{16, 16, 16, 1, 4, 2, 24});
+  auto lg = tr::decay_groups(l.parameter_table(), {});
+  std::size_t total = 0;
+  for (auto const& p : l.parameter_table()) total += p.size;
+  BOOST_TEST(lg[0].numel() + lg[1].numel() == total);
+}
+
+BOOST_AUTO_TEST_CASE(global_norm_and_clipping) {
+  std::vector<float> g(100000, 0.0f);
+  double want = 0;
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    g[i] = float(i % 7) - 3.0f;
+    want += double(g[i]) * g[i];
+  }
+  std::vector<tr::param_group> groups{{"all", {{0, g.size()}}, 0}};
+  auto s = tr::global_grad_norm<float>(g, groups, 0.5);
+  BOOST_TEST(s.finite);
+  BOOST_TEST(s.norm == 0.5 * std::sqrt(want), boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(tr::clip_factor(10.0, 1.0) == 1.0 / (10.0 + 1e-6), boost::test_tools::tolerance(1e-15));
+  BOOST_TEST(tr::clip_factor(0.5, 1.0) == 1.0);
+  BOOST_TEST(tr::clip_factor(10.0, 0.0) == 1.0);
+  g[77777] = std::numeric_limits<float>::infinity();
+  BOOST_TEST(!tr::global_grad_norm<float>(g, groups).finite);
+  g[77777] = std::numeric_limits<float>::quiet_NaN();
+  BOOST_TEST(!tr::global_grad_norm<float>(g, groups).finite);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(schedules)
+
+BOOST_AUTO_TEST_CASE(warmup_cosine_like_nanogpt) {
+  tr::warmup_cosine s{.max_lr = 1e-3, .min_lr = 1e-4, .warmup = 100, .decay_end = 2000};
+  BOOST_TEST(s(0) == 1e-3 * 1 / 101, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(s(99) == 1e-3 * 100 / 101, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(s(100) == 1e-3, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(s(1050) == 0.5 * (1e-3 + 1e-4), boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(s(2000) == 1e-4);
+  BOOST_TEST(s(5000) == 1e-4);
+  for (int i = 101; i < 2000; ++i) BOOST_TEST_REQUIRE(s(i) <= s(i - 1));
+}
+
+BOOST_AUTO_TEST_CASE(warmup_stable_decay_phases) {
+  using shape = tr::warmup_stable_decay::shape;
+  tr::warmup_stable_decay s{.max_lr = 1.0, .min_lr = 0.0, .warmup = 10, .stable = 100, .decay = 50};
+  BOOST_TEST(s(4) == 5.0 / 11, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(s(10) == 1.0);
+  BOOST_TEST(s(109) == 1.0);
+  BOOST_TEST(s(135) == 0.5, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(s(160) == 0.0);
+  s.decay_shape = shape::one_minus_sqrt;
+  BOOST_TEST(s(110 + 25) == 1.0 - std::sqrt(0.5), boost::test_tools::tolerance(1e-12));
+  s.decay_shape = shape::cosine;
+  BOOST_TEST(s(135) == 0.5, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(tr::constant_lr{3e-4}(123456) == 3e-4);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(data)
+
+BOOST_AUTO_TEST_CASE(windows_shift_targets_and_replay_from_a_position) {
+  std::vector<std::uint32_t> ids(1000);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = std::uint32_t(i % 50);
+  auto c = tr::token_corpus::from_tokens(ids, 1000, 50);
+  auto [trs, vas] = tr::split_at(c, 0.9);
+  BOOST_TEST(trs.end == 900u);
+  BOOST_TEST(vas.size() == 100u);
+  tr::batch_source a(c, trs, 8, tr::sampling::random_windows, 5);
+  std::vector<std::int32_t> t1(32), g1(32), t2(32), g2(32);
+  a.next(4, t1, g1);
+  for (int b = 0; b < 4; ++b)
+    for (int i = 0; i < 8; ++i) {
+      BOOST_TEST(g1[b * 8 + i] == (t1[b * 8 + i] + 1) % 50);  // the next id of the corpus
+    }
+  const auto pos = a.position();
+  a.next(4, t1, g1);
+  tr::batch_source b(c, trs, 8, tr::sampling::random_windows, 5);
+  b.set_position(pos);
+  b.next(4, t2, g2);
+  BOOST_TEST(t1 == t2, boost::test_tools::per_element());
+  // sequential: consecutive windows, then wrap
+  tr::batch_source s(c, tr::split{0, 20}, 8, tr::sampling::sequential, 0);
+  std::vector<std::int32_t> t3(24), g3(24);
+  s.next(3, t3, g3);
+  BOOST_TEST(t3[0] == 0);
+  BOOST_TEST(t3[8] == 8);
+  BOOST_TEST(t3[16] == 0);  // windows() == 2: the third wraps to the start
+  BOOST_TEST(s.windows() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(shards_read_across_files) {
+  temp_dir d;
+  std::vector<std::uint32_t> a{9, 1, 2, 3, 9, 4}, b{9, 5, 6, 7, 8};
+  tfm::write_shard(d.path / "a.bin", a, 10, 9, 6);
+  tfm::write_shard(d.path / "b.bin", b, 10, 9, 4);
+  auto c = tr::token_corpus::from_shards({d.path / "a.bin", d.path / "b.bin"}, 10);
+  BOOST_TEST(c.size() == 11u);
+  BOOST_TEST(c.source_bytes() == 10u);
+  std::vector<std::int32_t> out(5);
+  c.read(4, out);
+  const std::vector<std::int32_t> want{9, 4, 9, 5, 6};
+  BOOST_TEST(out == want, boost::test_tools::per_element());
+  // bytes per token: 10 bytes over 11 ids minus 3 separators
+  BOOST_TEST(c.bytes_per_token() == 10.0 / 8.0);
+}
+
+BOOST_AUTO_TEST_CASE(bad_data_is_named) {
+  temp_dir d;
+  std::vector<std::uint32_t> a{9, 1, 2, 3, 9, 40};
+  tfm::write_shard(d.path / "big.bin", a, 100, 9, 6);
+  check_throws_with<tr::data_error>([&] { tr::token_corpus::from_shards({d.path / "big.bin"}, 16); },
+                                    "big.bin: token 5 is 40, not below the model's vocabulary of 16");
+  check_throws_with<tfm::shard_error>([&] { tr::token_corpus::from_shards({d.path / "missing.bin"}, 16); },
+                                      "missing.bin");
+  {
+    std::ofstream o(d.path / "junk.bin", std::ios::binary);
+    o << std::string(100, 'x');
+  }
+  check_throws_with<tfm::shard_error>([&] { tr::token_corpus::from_shards({d.path / "junk.bin"}, 16); }, "wrong magic");
+  std::vector<std::uint32_t> ok{9, 1, 2, 3, 9, 4, 5, 6};
+  tfm::write_shard(d.path / "ok.bin", ok, 10, 9, 6);
+  fs::resize_file(d.path / "ok.bin", fs::file_size(d.path / "ok.bin") - 3);
+  check_throws_with<tfm::shard_error>([&] { tr::token_corpus::from_shards({d.path / "ok.bin"}, 16); }, "truncated");
+  tfm::write_shard(d.path / "short.bin", std::vector<std::uint32_t>{9, 1, 2, 3}, 10, 9, 3);
+  auto c = tr::token_corpus::from_shards({d.path / "short.bin"}, 16);
+  check_throws_with<tr::data_error>(
+      [&] { tr::batch_source s(c, tr::split{0, c.size()}, 8, tr::sampling::random_windows, 0); },
+      "short.bin: the train split holds 4 tokens, fewer than one window of context 8 + 1");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+struct run_result {
+  std::vector<float> weights;
+  tr::train_summary summary;
+};
+
+// Trains the small model on the pattern corpus; out_dir empty: no files.
+run_result train_small(std::int64_t steps, const fs::path& out = {}, std::int64_t stop_after = -1, bool resume = false,
+                       int accum = 1, int batch = 4) {
+  nn::model<small_cfg> m(small_dims());
+  m.init(11);
+  tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
+                       {.beta1 = 0.9, .beta2 = 0.99});
+  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
+  auto [trs, vas] = tr::split_at(c, 0.9);
+  tr::batch_source train(c, trs, 12, tr::sampling::random_windows, 99);
+  tr::batch_source val(c, vas, 12, tr::sampling::sequential, 0);
+  tr::train_options o;
+  o.batch = batch;
+  o.grad_accum = accum;
+  o.steps = steps;
+  o.eval_every = 10;
+  o.eval_batches = 4;
+  o.out_dir = out;
+  o.stop_after = stop_after;
+  o.show_progress = false;
+  tr::trainer t(m, opt, tr::warmup_cosine{.max_lr = 3e-3, .min_lr = 3e-4, .warmup = 5, .decay_end = std::max<std::int64_t>(steps, 5)}, train, o);
+  t.set_validation(val);
+  if (resume) t.resume();
+  auto s = t.run();
+  return {m.parameters_to_host(), s};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(loop)
+
+BOOST_AUTO_TEST_CASE(loss_goes_down_and_validation_improves) {
+  nn::model<small_cfg> m(small_dims());
+  m.init(11);
+  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
+  auto [trs, vas] = tr::split_at(c, 0.9);
+  tr::batch_source val(c, vas, 12, tr::sampling::sequential, 0);
+  const double before = tr::evaluate(m, val, 4, 4).loss;
+  BOOST_TEST(before > 2.0);  // about ln 16 at initialisation
+  auto r = train_small(150);
+  BOOST_TEST(r.summary.step == 150);
+  BOOST_TEST(r.summary.skipped == 0);
+  BOOST_TEST_REQUIRE(r.summary.last_eval.has_value());
+  BOOST_TEST(r.summary.last_eval->loss < 0.5 * before);
+  BOOST_TEST(r.summary.last_eval->perplexity == std::exp(r.summary.last_eval->loss), boost::test_tools::tolerance(1e-12));
+  // one byte per token: bits per byte = loss / ln 2
+  BOOST_TEST(r.summary.last_eval->bits_per_byte == r.summary.last_eval->loss / std::log(2.0),
+             boost::test_tools::tolerance(1e-12));
+}
+
+BOOST_AUTO_TEST_CASE(same_seed_same_weights_bit_for_bit) {
+  auto a = train_small(15), b = train_small(15);
+  BOOST_TEST(std::memcmp(a.weights.data(), b.weights.data(), a.weights.size() * sizeof(float)) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(resume_is_exact) {
+  temp_dir d1, d2;
+  auto full = train_small(20, d1.path);
+  auto first = train_small(20, d2.path, 10);
+  BOOST_TEST(first.summary.step == 10);
+  BOOST_TEST(fs::exists(d2.path / "checkpoints" / "step-00000010" / "manifest.json"));
+  auto second = train_small(20, d2.path, -1, true);
+  BOOST_TEST(second.summary.step == 20);
+  BOOST_TEST(std::memcmp(full.weights.data(), second.weights.data(), full.weights.size() * sizeof(float)) == 0);
+  // the files a person looks at
+  BOOST_TEST(fs::exists(d2.path / "metrics.jsonl"));
+  BOOST_TEST(fs::exists(d2.path / "loss.svg"));
+  BOOST_TEST(fs::exists(d2.path / "checkpoints" / "step-00000020" / "config.json"));
+}
+
+BOOST_AUTO_TEST_CASE(accumulation_equals_a_bigger_batch) {
+  // 2 micro-batches of 2 sequences vs 1 batch of 4 (the same windows in the same order): the
+  // same mean gradient up to rounding
+  auto a = train_small(3, {}, -1, false, 2, 2), b = train_small(3, {}, -1, false, 1, 4);
+  double worst = 0;
+  for (std::size_t i = 0; i < a.weights.size(); ++i) worst = std::max(worst, double(std::abs(a.weights[i] - b.weights[i])));
+  BOOST_TEST(worst < 2e-5);
+}
+
+BOOST_AUTO_TEST_CASE(non_finite_steps_never_reach_the_weights) {
+  nn::model<small_cfg> m(small_dims());
+  m.init(3);
+  m.param("wte")[5] = std::numeric_limits<float>::quiet_NaN();  // every batch holding token 5 gives NaN
+  const auto before = m.parameters_to_host();
+  tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {}));
+  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
+  tr::batch_source train(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 1);
+  tr::train_options o;
+  o.batch = 2;
+  o.steps = 100;
+  o.max_bad_steps = 4;
+  o.show_progress = false;
+  tr::trainer t(m, opt, tr::constant_lr{1e-2}, train, o);
+  check_throws_with<tr::training_error>([&] { t.run(); }, "4 steps in a row had a non-finite loss or gradient");
+  BOOST_TEST(t.skipped() == 4);
+  const auto after = m.parameters_to_host();
+  BOOST_TEST(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(interrupt_flag_checkpoints_and_stops) {
+  temp_dir d;
+  nn::model<small_cfg> m(small_dims());
+  m.init(3);
+  tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {}));
+  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
+  tr::batch_source train(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 1);
+  std::atomic<bool> stop{true};
+  tr::train_options o;
+  o.batch = 2;
+  o.steps = 100;
+  o.out_dir = d.path;
+  o.show_progress = false;
+  o.interrupt = &stop;
+  tr::trainer t(m, opt, tr::constant_lr{1e-3}, train, o);
+  auto s = t.run();
+  BOOST_TEST(s.interrupted);
+  BOOST_TEST(s.step == 1);
+  BOOST_TEST(fs::exists(d.path / "checkpoints" / "step-00000001" / "manifest.json"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
