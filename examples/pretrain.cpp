@@ -14,7 +14,10 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <optional>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "tfm/backend/host/threading.hpp"
@@ -26,16 +29,21 @@ namespace {
 namespace nn = tfm::nn;
 namespace tr = tfm::train;
 
-// The two architectures this program offers, as types. Flash attention: O(T) memory.
+// The architectures this program offers, as types: GPT-2 or Llama style, each with the naive
+// attention kernel (fastest at short contexts) or the flash-tiled one (O(T) memory).
+template <class Kernel>
 struct gpt2_arch : nn::presets::gpt2<nn::dynamic_sizes> {
-  using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, nn::attn::flash>;
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, Kernel>;
 };
+template <class Kernel>
 struct llama_arch : nn::presets::llama<nn::dynamic_sizes> {
-  using attention = nn::attn::config<nn::attn::gqa<nn::dynamic>, nn::attn::causal, nn::attn::flash>;
+  using attention = nn::attn::config<nn::attn::gqa<nn::dynamic>, nn::attn::causal, Kernel>;
 };
+template <class A>
+inline constexpr bool is_llama = std::is_base_of_v<nn::presets::llama<nn::dynamic_sizes>, A>;
 
 struct options {
-  std::string arch = "gpt2";
+  std::string arch = "gpt2", attention = "auto";
   std::string text;                       // byte-level tokens from a text file
   std::vector<std::string> shards, val_shards;
   double val_fraction = 0.1;
@@ -63,6 +71,7 @@ void usage() {
       "  --val-fraction F       validation share when no --val-shards (default 0.1)\n"
       "model (architecture chosen in code: gpt2 = GPT-2, llama = RMSNorm/RoPE/SwiGLU/GQA):\n"
       "  --arch gpt2|llama      (default gpt2)\n"
+      "  --attention naive|flash|auto  attention kernel (auto: naive up to a context of 256, else flash)\n"
       "  --vocab N              (default: the data's vocabulary)\n"
       "  --ctx N --d-model N --layers N --heads N --kv-heads N --d-ff N\n"
       "                         (defaults 64, 128, 4, 4, heads, 4·d_model (gpt2) or 8/3·d_model (llama))\n"
@@ -123,6 +132,7 @@ options parse(int argc, char** argv) {
       usage();
       std::exit(0);
     } else if (a == "--arch") o.arch = val();
+    else if (a == "--attention") o.attention = val();
     else if (a == "--text") o.text = val();
     else if (a == "--shards") o.shards = split_commas(val());
     else if (a == "--val-shards") o.val_shards = split_commas(val());
@@ -227,14 +237,14 @@ int run(const options& o) {
   }
   // sizes
   nn::dims d{vocab, o.ctx, o.d_model, o.layers, o.heads, o.kv_heads > 0 ? o.kv_heads : o.heads, o.d_ff};
-  if (d.d_ff == 0) d.d_ff = std::is_same_v<Arch, llama_arch> ? (8 * o.d_model / 3 + 63) / 64 * 64 : 4 * o.d_model;
+  if (d.d_ff == 0) d.d_ff = is_llama<Arch> ? (8 * o.d_model / 3 + 63) / 64 * 64 : 4 * o.d_model;
   nn::model<Arch> m(d);
   m.init(o.seed);
   if (!o.init_from.empty()) tr::load_pretrained(m, o.init_from);
   tr::batch_source train(corpus, trs, o.ctx, tr::sampling::random_windows, o.seed, "train");
   tr::batch_source val(val_corpus ? *val_corpus : corpus, vas, o.ctx, tr::sampling::sequential, 0, "validation");
-  std::fprintf(stderr, "model: %s, %s, %.2fM parameters; data: %s, %llu train / %llu validation tokens\n",
-               o.arch.c_str(), d.to_string().c_str(), double(m.num_parameters()) / 1e6, corpus.name().c_str(),
+  std::fprintf(stderr, "model: %s (%s attention), %s, %.2fM parameters; data: %s, %llu train / %llu validation tokens\n",
+               o.arch.c_str(), nn::config_traits<Arch>::flash ? "flash" : "naive", d.to_string().c_str(), double(m.num_parameters()) / 1e6, corpus.name().c_str(),
                static_cast<unsigned long long>(trs.size()), static_cast<unsigned long long>(vas.size()));
 
   const auto groups = tr::decay_groups(m.parameter_table(), {.weight_decay = o.wd, .embeddings = o.decay_embeddings});
@@ -269,8 +279,13 @@ int main(int argc, char** argv) {
   const options o = parse(argc, argv);
   std::signal(SIGINT, on_sigint);
   try {
-    if (o.arch == "gpt2") return run<gpt2_arch>(o);
-    if (o.arch == "llama") return run<llama_arch>(o);
+    const bool flash = o.attention == "flash" || (o.attention == "auto" && o.ctx > 256);
+    if (o.attention != "naive" && o.attention != "flash" && o.attention != "auto") {
+      std::fprintf(stderr, "tfm_pretrain: --attention must be naive, flash or auto, not '%s'\n", o.attention.c_str());
+      return 2;
+    }
+    if (o.arch == "gpt2") return flash ? run<gpt2_arch<nn::attn::flash>>(o) : run<gpt2_arch<nn::attn::naive>>(o);
+    if (o.arch == "llama") return flash ? run<llama_arch<nn::attn::flash>>(o) : run<llama_arch<nn::attn::naive>>(o);
     std::fprintf(stderr, "tfm_pretrain: --arch must be gpt2 or llama, not '%s'\n", o.arch.c_str());
     return 2;
   } catch (const std::exception& e) {

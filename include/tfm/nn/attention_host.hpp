@@ -159,6 +159,8 @@ template <class T, int HeadDim>
 inline T dot(const T* a, const T* b, int hd_dyn) {
   const int hd = HeadDim > 0 ? HeadDim : hd_dyn;
   T s = 0;
+  // simd reduction: lanes of partial sums (a fixed order for a given build, so still deterministic)
+#pragma omp simd reduction(+ : s)
   for (int d = 0; d < hd; ++d) s += a[d] * b[d];
   return s;
 }
@@ -166,6 +168,7 @@ inline T dot(const T* a, const T* b, int hd_dyn) {
 template <class T, int HeadDim>
 inline void axpy(T a, const T* x, T* y, int hd_dyn) {
   const int hd = HeadDim > 0 ? HeadDim : hd_dyn;
+#pragma omp simd
   for (int d = 0; d < hd; ++d) y[d] += a * x[d];
 }
 
@@ -207,6 +210,15 @@ inline void rows_times_kt(const T* q, std::int64_t ldq, int nr, const T* kt, int
 template <class T, int HeadDim = 0>
 void attention_naive_forward(const attention_shape& s, const attention_mask& m, const T* q,
                              const T* k, const T* v, T* out, T* probs) {
+  if constexpr (HeadDim == 0) {  // common head sizes get a kernel specialised at compile time
+    switch (s.head_dim) {
+      case 32: return attention_naive_forward<T, 32>(s, m, q, k, v, out, probs);
+      case 64: return attention_naive_forward<T, 64>(s, m, q, k, v, out, probs);
+      case 128: return attention_naive_forward<T, 128>(s, m, q, k, v, out, probs);
+      default: break;
+    }
+  }
+
   static_assert(std::is_floating_point_v<T>, "attention: T must be float or double");
   namespace da = detail::attn;
   da::check<HeadDim>(s, m, "attention_naive_forward");
@@ -261,6 +273,15 @@ template <class T, int HeadDim = 0>
 void attention_naive_backward(const attention_shape& s, const attention_mask& m, const T* q,
                               const T* k, const T* v, const T* probs, const T* dout, T* dq, T* dk,
                               T* dv, T* scratch) {
+  if constexpr (HeadDim == 0) {  // common head sizes get a kernel specialised at compile time
+    switch (s.head_dim) {
+      case 32: return attention_naive_backward<T, 32>(s, m, q, k, v, probs, dout, dq, dk, dv, scratch);
+      case 64: return attention_naive_backward<T, 64>(s, m, q, k, v, probs, dout, dq, dk, dv, scratch);
+      case 128: return attention_naive_backward<T, 128>(s, m, q, k, v, probs, dout, dq, dk, dv, scratch);
+      default: break;
+    }
+  }
+
   static_assert(std::is_floating_point_v<T>, "attention: T must be float or double");
   namespace da = detail::attn;
   da::check<HeadDim>(s, m, "attention_naive_backward");
@@ -319,6 +340,15 @@ void attention_naive_backward(const attention_shape& s, const attention_mask& m,
 template <class T, int HeadDim = 0>
 void attention_flash_forward(const attention_shape& s, const attention_mask& m, const T* q,
                              const T* k, const T* v, T* out, T* lse) {
+  if constexpr (HeadDim == 0) {  // common head sizes get a kernel specialised at compile time
+    switch (s.head_dim) {
+      case 32: return attention_flash_forward<T, 32>(s, m, q, k, v, out, lse);
+      case 64: return attention_flash_forward<T, 64>(s, m, q, k, v, out, lse);
+      case 128: return attention_flash_forward<T, 128>(s, m, q, k, v, out, lse);
+      default: break;
+    }
+  }
+
   static_assert(std::is_floating_point_v<T>, "attention: T must be float or double");
   namespace da = detail::attn;
   constexpr int BR = da::flash_br, BC = da::flash_bc;
@@ -409,6 +439,15 @@ template <class T, int HeadDim = 0>
 void attention_flash_backward(const attention_shape& s, const attention_mask& m, const T* q,
                               const T* k, const T* v, const T* out, const T* dout, const T* lse,
                               T* dq, T* dk, T* dv, T* scratch) {
+  if constexpr (HeadDim == 0) {  // common head sizes get a kernel specialised at compile time
+    switch (s.head_dim) {
+      case 32: return attention_flash_backward<T, 32>(s, m, q, k, v, out, dout, lse, dq, dk, dv, scratch);
+      case 64: return attention_flash_backward<T, 64>(s, m, q, k, v, out, dout, lse, dq, dk, dv, scratch);
+      case 128: return attention_flash_backward<T, 128>(s, m, q, k, v, out, dout, lse, dq, dk, dv, scratch);
+      default: break;
+    }
+  }
+
   static_assert(std::is_floating_point_v<T>, "attention: T must be float or double");
   namespace da = detail::attn;
   constexpr int BR = da::flash_br, BC = da::flash_bc;

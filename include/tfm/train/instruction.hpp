@@ -247,4 +247,60 @@ class instruction_dataset {
   std::int64_t supervised_ = 0;
 };
 
+// Batches of instruction examples for the trainer (the interface of batch_source): every epoch
+// visits each example once in a seeded shuffled order; the position is the number of examples
+// handed out, so a resumed run continues with exactly the examples the uninterrupted one would.
+// Rows are right-padded with the end-of-text id and ignored targets.
+class instruction_batches {
+ public:
+  instruction_batches(const instruction_dataset& data, int T, std::uint64_t seed) : d_(data), T_(T), seed_(seed) {
+    expects<instruction_error>(T > 0 && T <= data.options().context, "instruction_batches: sequence length ", T,
+                               " must be in [1, ", data.options().context, "]");
+  }
+  int seq_len() const { return T_; }
+  std::uint64_t position() const { return pos_; }
+  void set_position(std::uint64_t p) { pos_ = p; }
+
+  void next(int B, std::span<std::int32_t> tokens, std::span<std::int32_t> targets) {
+    std::vector<std::size_t> idx(static_cast<std::size_t>(B));
+    const std::uint64_t n = d_.size();
+    for (auto& i : idx) {
+      const std::uint64_t epoch = pos_ / n;
+      if (epoch != order_epoch_ || order_.empty()) {
+        order_ = d_.epoch_order(seed_, epoch);
+        order_epoch_ = epoch;
+      }
+      i = order_[pos_ % n];
+      ++pos_;
+    }
+    d_.batch(idx, T_, tokens, targets, static_cast<std::int32_t>(d_.options().eot_id));
+  }
+
+ private:
+  const instruction_dataset& d_;
+  int T_;
+  std::uint64_t seed_, pos_ = 0, order_epoch_ = 0;
+  std::vector<std::size_t> order_;
+};
+
+// Mean loss per supervised (response) token over every example of `data`, B at a time.
+template <class Model>
+double instruction_loss(Model& m, const instruction_dataset& data, int B, int T) {
+  std::vector<std::int32_t> tok(static_cast<std::size_t>(B) * static_cast<std::size_t>(T)), tgt(tok.size());
+  double sum = 0;
+  std::int64_t n = 0;
+  for (std::size_t b = 0; b < data.size(); b += static_cast<std::size_t>(B)) {
+    std::vector<std::size_t> idx;
+    for (std::size_t i = b; i < std::min(data.size(), b + static_cast<std::size_t>(B)); ++i) idx.push_back(i);
+    const int rows = static_cast<int>(idx.size());
+    const std::span<std::int32_t> tk(tok.data(), static_cast<std::size_t>(rows) * static_cast<std::size_t>(T)),
+        tg(tgt.data(), tk.size());
+    data.batch(idx, T, tk, tg, static_cast<std::int32_t>(data.options().eot_id));
+    const double l = m.forward(tk.data(), tg.data(), rows, T);
+    sum += l * static_cast<double>(m.counted_targets());
+    n += m.counted_targets();
+  }
+  return n > 0 ? sum / static_cast<double>(n) : 0.0;
+}
+
 }  // namespace tfm::train
