@@ -192,6 +192,9 @@ BOOST_AUTO_TEST_CASE(gradients_mha_gqa_mqa) {
   grad_check(1, 13, 4, 2, 6, mk(false));   // GQA, hd = 6
   grad_check(2, 13, 3, 1, 8, mk(true));    // MQA
   grad_check(1, 13, 3, 1, 6, mk(false));   // MQA bidirectional
+  // head sizes with kernels specialised at compile time (picked at run time)
+  grad_check(1, 9, 2, 1, 32, mk(true));
+  grad_check(1, 9, 2, 2, 64, mk(false, 4));
 }
 
 BOOST_AUTO_TEST_CASE(gradients_windows_alibi_scale) {
