@@ -261,3 +261,32 @@ BOOST_AUTO_TEST_CASE(damaged_checkpoints_are_refused_and_the_model_is_untouched)
   nn::model<tfm::test::cfg_sinusoidal<float>> other(m.sizes());
   check_throws_with<tr::checkpoint_error>([&] { tr::checkpoint_dir::load(dir3, other); }, "architecture");
 }
+
+// With TFM_HF_EXPORT_DIR set: writes a gpt2-family and a llama-family model (save_pretrained)
+// and, beside each, reference.safetensors with input tokens and tfm's logits, for
+// tools/check_hf_interop.py to load with transformers and compare. Without it: nothing to do.
+BOOST_AUTO_TEST_CASE(export_for_transformers) {
+  const char* env = std::getenv("TFM_HF_EXPORT_DIR");
+  if (!env || !*env) {
+    BOOST_TEST_MESSAGE("TFM_HF_EXPORT_DIR not set: no export for tools/check_hf_interop.py");
+    return;
+  }
+  auto write = [&](auto& m, const fs::path& dir) {
+    tfm::test::randomize(m, 77);
+    // GPT-2-like magnitudes keep the logits in a range where fp32 comparisons mean something
+    for (auto& w : m.parameters()) w *= 0.5f;
+    tr::save_pretrained(m, dir);
+    const int B = 2, T = 12;
+    const auto tok = tfm::test::random_tokens(std::size_t(B) * T, m.sizes().vocab, 9);
+    m.forward(tok.data(), nullptr, B, T);
+    const auto logits = m.logits_to_host();
+    tfm::io::safetensors_writer w;
+    w.add("tokens", std::span<const std::int32_t>(tok), {B, T});
+    w.add("logits", std::span<const float>(logits), {B, T, m.sizes().vocab});
+    w.write(dir / "reference.safetensors");
+  };
+  nn::model<tfm::test::cfg_gpt2<float>> g(nn::dims{50, 16, 32, 2, 4, 4, 128});
+  write(g, fs::path(env) / "gpt2");
+  nn::model<tfm::test::cfg_llama<float>> l(nn::dims{50, 16, 32, 2, 4, 2, 48});
+  write(l, fs::path(env) / "llama");
+}
