@@ -5,6 +5,9 @@
 //   overhead_pct   100 · optimizer_ms / fwd_bwd_ms  (the target: at most 5)
 // Models: the tinyshakespeare configuration (0.8M parameters, B=12, T=64), the 4-layer d=256
 // model with GPT-2's vocabulary at B=8, T=256 (16M parameters), GPT-2 small at B=4, T=64 (124M).
+// BM_lora_memory: GPT-2 small fully trained vs LoRA (q, v, rank 8): the memory of parameters,
+// gradients and AdamW state, the trainable parameter count, and one forward + backward + AdamW
+// step per iteration at B=1, T=64.
 //   OMP_NUM_THREADS=2 bench_trainer --benchmark_min_time=2
 #include <benchmark/benchmark.h>
 
@@ -70,6 +73,42 @@ void BM_step_L4_d256(benchmark::State& s) { BM_step_breakdown<gpt2_flash>(s, {50
 void BM_step_gpt2_small(benchmark::State& s) {
   BM_step_breakdown<gpt2_naive>(s, {50257, 1024, 768, 12, 12, 12, 3072}, 4, 64);
 }
+struct gpt2_lora_qv : gpt2_naive {
+  using lora = nn::lora::adapters<nn::lora::q | nn::lora::v, 8>;
+};
+
+template <class Cfg>
+void BM_lora_memory(benchmark::State& state) {
+  const nn::dims d{50257, 1024, 768, 12, 12, 12, 3072};
+  const int B = 1, T = 64;
+  nn::model<Cfg> m(d);
+  m.init(1);
+  tr::adamw<float> opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
+                       {.beta1 = 0.9, .beta2 = 0.99});
+  std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(tok.size());
+  for (std::size_t i = 0; i < tok.size(); ++i) {
+    tok[i] = std::int32_t(tfm::rng::random_u32(5, 0, i) % std::uint32_t(d.vocab));
+    tgt[i] = std::int32_t(tfm::rng::random_u32(5, 1, i) % std::uint32_t(d.vocab));
+  }
+  for (auto _ : state) {
+    m.zero_grad();
+    m.forward(tok.data(), tgt.data(), B, T);
+    m.backward();
+    opt.step(m.trainable_parameters(), m.gradients(), 1e-4);
+    benchmark::DoNotOptimize(m.parameters().data());
+  }
+  std::size_t opt_bytes = 0;
+  for (auto const& s : opt.state()) opt_bytes += s.data.size() * sizeof(float);
+  const double MB = 1024.0 * 1024.0;
+  state.counters["params_MB"] = double(m.num_parameters() * sizeof(float)) / MB;
+  state.counters["grads_MB"] = double(m.gradients().size() * sizeof(float)) / MB;
+  state.counters["optimizer_MB"] = double(opt_bytes) / MB;
+  state.counters["trainable_M"] = double(m.num_trainable()) / 1e6;
+  state.counters["threads"] = tfm::host::num_threads();
+}
+BENCHMARK(BM_lora_memory<gpt2_naive>)->Name("BM_lora_memory/gpt2_small_full_B1_T64")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_lora_memory<gpt2_lora_qv>)->Name("BM_lora_memory/gpt2_small_lora_qv_r8_B1_T64")->Unit(benchmark::kMillisecond);
+
 BENCHMARK(BM_step_shakespeare)->Name("BM_step/shakespeare_L4_d128_B12_T64_flash")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_step_shakespeare_naive)->Name("BM_step/shakespeare_L4_d128_B12_T64_naive")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_step_L4_d256)->Name("BM_step/L4_d256_V50257_B8_T256_flash")->Unit(benchmark::kMillisecond);

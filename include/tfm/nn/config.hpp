@@ -19,6 +19,9 @@
 //   storage    how block weight matrices are stored; nn::dense (plain Param arrays) is the one
 //              storage this header defines — quantised formats plug in as further types that
 //              nn::linear_traits<Storage> is specialised for.
+//   lora       (optional) nn::lora::adapters<Targets, Rank> (derive to set alpha, rslora,
+//              dropout): low-rank adapters on the chosen projections, base weights frozen.
+//              Absent: lora::none, a plain model.
 //
 // config_traits<Cfg> checks a config: a wrong combination is a static_assert with a message;
 // run-time sizes are checked by dims::validate(), which throws invalid_argument.
@@ -109,6 +112,34 @@ struct precision_policy {
 
 struct dense {};  // block weights as plain arrays of the parameter type
 
+// Low-rank adapters (LoRA, Hu et al. 2021): a targeted projection W [out, in] computes
+// y = x·Wᵀ + scale·(drop(x)·Aᵀ)·Bᵀ on its rows, A [r, in], B [rows, r]; only A and B train.
+//   struct my_lora : nn::lora::adapters<nn::lora::q | nn::lora::v, 8> { static constexpr double alpha = 32; };
+//   struct my_model : nn::presets::llama<> { using lora = my_lora; };
+// docs/model.md ("LoRA") defines names, scale, dropout and merging.
+namespace lora {
+enum target : unsigned {
+  q = 1,
+  k = 2,
+  v = 4,
+  qkv = 8,  // one adapter over the whole fused c_attn
+  o = 16,
+  gate = 32,  // SwiGLU only: rows [0, F) of c_fc
+  up = 64,    // SwiGLU: rows [F, 2F) of c_fc; GELU: all of c_fc
+  down = 128,
+};
+inline constexpr unsigned all_targets = q | k | v | qkv | o | gate | up | down;
+struct none {};
+template <unsigned Targets, int Rank>
+struct adapters {
+  static constexpr unsigned targets = Targets;
+  static constexpr int rank = Rank;
+  static constexpr double alpha = 2.0 * Rank;  // scale = alpha / rank (rslora: alpha / sqrt(rank))
+  static constexpr bool rslora = false;
+  static constexpr double dropout = 0.0;  // on the adapter input, training mode only
+};
+}  // namespace lora
+
 // Run-time sizes of one model instance (static sizes are filled in from the config).
 struct dims {
   int vocab = 0, ctx = 0, d_model = 0, layers = 0, heads = 0, kv_heads = 0, d_ff = 0;
@@ -150,6 +181,34 @@ constexpr bool rope_theta_ok() {
   else
     return true;
 }
+// Cfg::lora when the config declares one, else lora::none (existing configs need no member).
+template <class C, class = void>
+struct lora_of {
+  using type = nn::lora::none;
+};
+template <class C>
+struct lora_of<C, std::void_t<typename C::lora>> {
+  using type = typename C::lora;
+};
+// The checks of a lora policy; `what` selects one (each is its own static_assert message).
+enum class lora_check { rank, targets_known, qkv_alone, gate_swiglu, alpha, dropout };
+template <class P, bool Swiglu>
+constexpr bool lora_ok(lora_check what) {
+  if constexpr (std::is_same_v<P, nn::lora::none>) {
+    return true;
+  } else {
+    switch (what) {
+      case lora_check::rank: return P::rank > 0;
+      case lora_check::targets_known: return P::targets != 0 && (P::targets & ~nn::lora::all_targets) == 0;
+      case lora_check::qkv_alone:
+        return !(P::targets & nn::lora::qkv) || !(P::targets & (nn::lora::q | nn::lora::k | nn::lora::v));
+      case lora_check::gate_swiglu: return Swiglu || !(P::targets & nn::lora::gate);
+      case lora_check::alpha: return P::alpha > 0.0;
+      case lora_check::dropout: return P::dropout >= 0.0 && P::dropout < 1.0;
+    }
+    return false;
+  }
+}
 template <class T>
 inline constexpr bool one_of_kernels = std::is_same_v<T, nn::attn::naive> || std::is_same_v<T, nn::attn::flash>;
 }  // namespace detail
@@ -183,6 +242,8 @@ struct config_traits {
   static constexpr bool sinusoidal_pos = std::is_same_v<position, pos::sinusoidal>;
   static constexpr bool rope = is_rope_v<position>;
   static constexpr bool alibi = std::is_same_v<position, pos::alibi>;
+  using lora_policy = typename detail::lora_of<Cfg>::type;
+  static constexpr bool has_lora = !std::is_same_v<lora_policy, lora::none>;
 
   // kv heads: fixed by the attention policy, else from the sizes.
   static constexpr int kv_fixed = detail::kv_rule<heads_policy>::fixed;
@@ -222,6 +283,19 @@ struct config_traits {
   static_assert(!sinusoidal_pos || sizes::d_model == 0 || sizes::d_model % 2 == 0,
                 "pos::sinusoidal: d_model must be even");
   static_assert(window == 0 || sizes::ctx == 0 || window > 0, "attn::sliding_window: W must be positive");
+  static_assert(detail::lora_ok<lora_policy, swiglu>(detail::lora_check::rank),
+                "lora::adapters<Targets, Rank>: the rank must be positive");
+  static_assert(detail::lora_ok<lora_policy, swiglu>(detail::lora_check::targets_known),
+                "lora::adapters<Targets, Rank>: Targets must be a non-empty combination of lora::q, k, v, qkv, o, "
+                "gate, up, down");
+  static_assert(detail::lora_ok<lora_policy, swiglu>(detail::lora_check::qkv_alone),
+                "lora::adapters: lora::qkv (one adapter over the fused c_attn) cannot be combined with q, k or v");
+  static_assert(detail::lora_ok<lora_policy, swiglu>(detail::lora_check::gate_swiglu),
+                "lora::adapters: lora::gate needs the SwiGLU MLP (a GELU MLP has no gate projection)");
+  static_assert(detail::lora_ok<lora_policy, swiglu>(detail::lora_check::alpha),
+                "lora::adapters: alpha must be positive");
+  static_assert(detail::lora_ok<lora_policy, swiglu>(detail::lora_check::dropout),
+                "lora::adapters: dropout must be in [0, 1)");
 
   static constexpr int static_head_dim =
       (sizes::heads > 0 && sizes::d_model > 0) ? sizes::d_model / sizes::heads : 0;

@@ -6,6 +6,10 @@
 // activations for up to (B, T) tokens are one arena allocated by reserve(B, T) (or the first
 // forward), not per step. The parameter table gives every tensor's name, shape and offset.
 //
+// A config with a lora policy (nn::lora::adapters, docs/model.md "LoRA") appends adapter tensors
+// after every base tensor and trains only them: the base is frozen (no gradient memory, no
+// gradient work beyond what the adapters need), gradients() covers the trainable tail only.
+//
 //   tfm::nn::model<tfm::nn::presets::gpt2<>> m;   // GPT-2 small
 //   m.init(42);
 //   float loss = m.forward(tokens, targets, B, T);
@@ -39,6 +43,8 @@ struct param_info {
   double init_std = 0;     // normal(0, init_std); 0 → constant init_value
   double init_value = 0;
   bool matrix = false;     // a block weight matrix (the layout option applies)
+  bool trainable = true;   // false: frozen (the base of a LoRA model)
+  std::ptrdiff_t grad_offset = -1;  // elements from the start of the gradient array; -1 when frozen
 };
 
 inline constexpr int ignore_index = -100;
@@ -52,14 +58,28 @@ class model {
   using space_type = Space;
   using backend = typename backend_for<Space, T>::type;
   static constexpr int static_head_dim = traits::static_head_dim;
+  using lora_policy = typename traits::lora_policy;
+  static constexpr bool has_lora = traits::has_lora;
+  static_assert(!has_lora || std::is_same_v<Space, tfm::space::host>,
+                "nn::model: LoRA adapters are implemented on the host backend only");
+
+  // One adapted projection (the same in every layer): base weight [out, in], adapter rows
+  // [row0, row0 + rows). Parameters h.{l}.<proj>.lora_A.<name> [r, in], .lora_B.<name> [rows, r].
+  struct adapter_site {
+    unsigned target;   // one nn::lora::target bit
+    std::string name;  // q, k, v, qkv, o, gate, up, down
+    std::string proj;  // attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj
+    int which;         // 0 c_attn, 1 attn c_proj, 2 c_fc, 3 mlp c_proj
+    int in, out, row0, rows;
+  };
 
   // Sizes not fixed by the config come from `d`.
   explicit model(dims d = {}) : d_(traits::resolve(d)) {
     build_table();
     params_ = buffer<T, Space>(n_params_);
-    grads_ = buffer<T, Space>(n_params_);
+    grads_ = buffer<T, Space>(n_grads_);
     be_.zero(params_.data(), n_params_);
-    be_.zero(grads_.data(), n_params_);
+    be_.zero(grads_.data(), n_grads_);
     build_position_tables();
   }
 
@@ -68,8 +88,13 @@ class model {
   std::size_t num_parameters() const { return n_params_; }
   std::span<T> parameters() { return {params_.data(), n_params_}; }
   std::span<const T> parameters() const { return {params_.data(), n_params_}; }
-  std::span<T> gradients() { return {grads_.data(), n_params_}; }
-  std::span<const T> gradients() const { return {grads_.data(), n_params_}; }
+  // Gradients of the trainable parameters, in the layout of trainable_parameters(): all of
+  // parameters() without LoRA, the adapter tail with it.
+  std::span<T> gradients() { return {grads_.data(), n_grads_}; }
+  std::span<const T> gradients() const { return {grads_.data(), n_grads_}; }
+  std::span<T> trainable_parameters() { return {params_.data() + tail_, n_params_ - tail_}; }
+  std::span<const T> trainable_parameters() const { return {params_.data() + tail_, n_params_ - tail_}; }
+  std::size_t num_trainable() const { return n_grads_; }
 
   const param_info& info(std::string_view name) const {
     for (auto const& p : table_)
@@ -87,7 +112,9 @@ class model {
   }
   std::span<T> grad(std::string_view name) {
     auto const& p = info(name);
-    return {grads_.data() + p.offset, p.size};
+    expects<invalid_argument>(p.trainable, "nn::model: parameter '", name,
+                              "' is frozen (LoRA trains only the adapters) and has no gradient");
+    return {grads_.data() + p.grad_offset, p.size};
   }
 
   // GPT-2 initialisation from `seed` (docs/model.md): parameter p element e draws normal(seed, p, e).
@@ -105,7 +132,7 @@ class model {
     be_.upload(params_.data(), w.data(), n_params_);
   }
 
-  void zero_grad() { be_.zero(grads_.data(), n_params_); }
+  void zero_grad() { be_.zero(grads_.data(), n_grads_); }
 
   // Copies of the parameters / gradients in host memory, and loading parameters from one (any space).
   std::vector<T> parameters_to_host() {
@@ -114,8 +141,8 @@ class model {
     return h;
   }
   std::vector<T> gradients_to_host() {
-    std::vector<T> h(n_params_);
-    be_.download(h.data(), grads_.data(), n_params_);
+    std::vector<T> h(n_grads_);
+    be_.download(h.data(), grads_.data(), n_grads_);
     return h;
   }
   void parameters_from_host(std::span<const T> h) {
@@ -140,7 +167,42 @@ class model {
 
   // Bytes held for activations (the arena) and for parameters + gradients.
   std::size_t activation_bytes() const { return arena_.size() * sizeof(T); }
-  std::size_t parameter_bytes() const { return 2 * n_params_ * sizeof(T); }
+  std::size_t parameter_bytes() const { return (n_params_ + n_grads_) * sizeof(T); }
+
+  // ---- LoRA (all no-ops or errors without a lora policy) ----
+  const std::vector<adapter_site>& adapter_sites() const { return sites_; }
+  // alpha / rank, or alpha / sqrt(rank) with rslora.
+  static double lora_scale() {
+    if constexpr (has_lora)
+      return lora_policy::rslora ? lora_policy::alpha / std::sqrt(double(lora_policy::rank))
+                                 : lora_policy::alpha / double(lora_policy::rank);
+    else
+      return 0.0;
+  }
+  // Training mode (default) applies adapter dropout; evaluation mode does not.
+  void set_training(bool on) { training_ = on; }
+  bool training() const { return training_; }
+  // The dropout masks of the next forward/backward are a function of (seed, step, layer,
+  // target, element): a run replays exactly from a step. The trainer calls this every step.
+  void set_dropout_seed(std::uint64_t seed, std::uint64_t step) {
+    dropout_seed_ = seed;
+    dropout_step_ = step;
+  }
+  // Folds scale·B·A into the base rows (forward then skips the adapters); unmerge subtracts it.
+  void merge_adapters() {
+    expects<invalid_argument>(has_lora, "nn::model: merge_adapters needs a config with a lora policy");
+    expects<invalid_argument>(!merged_, "nn::model: the adapters are already merged");
+    apply_merge(1.0);
+    merged_ = true;
+    logits_valid_ = false;
+  }
+  void unmerge_adapters() {
+    expects<invalid_argument>(merged_, "nn::model: unmerge_adapters: the adapters are not merged");
+    apply_merge(-1.0);
+    merged_ = false;
+    logits_valid_ = false;
+  }
+  bool merged() const { return merged_; }
 
   // Forward over tokens[B·T] (row-major [B, T]). With targets (same shape; ignore_index = skip)
   // returns the mean cross-entropy; without, returns 0 and only computes logits.
@@ -208,6 +270,8 @@ class model {
   void backward() {
     expects<invalid_argument>(has_targets_, "nn::model: backward needs a forward with targets");
     expects<invalid_argument>(logits_valid_, "nn::model: backward needs a fresh forward (it was already run)");
+    expects<invalid_argument>(!merged_, "nn::model: backward with merged adapters (unmerge_adapters() first: the "
+                                        "adapter gradients need the adapters separate)");
     const int B = B_, T_ = T_cur_;
     const std::int64_t N = std::int64_t(B) * T_;
     const int D = d_.d_model, V = d_.vocab;
@@ -269,6 +333,13 @@ class model {
     }
     if constexpr (!traits::tied) add_param("lm_head.weight", {V, D}, s, 0);
     n_params_ = (n_params_ + 15) / 16 * 16;
+    tail_ = has_lora ? n_params_ : 0;
+    if constexpr (has_lora) build_adapters();
+    n_grads_ = n_params_ - tail_;
+    for (auto& pi : table_) {
+      pi.trainable = pi.offset >= tail_;
+      pi.grad_offset = pi.trainable ? std::ptrdiff_t(pi.offset - tail_) : -1;
+    }
     // fast per-layer lookup
     layer_.resize(d_.layers);
     for (int l = 0; l < d_.layers; ++l) {
@@ -283,6 +354,37 @@ class model {
                    off("mlp.c_fc.weight"), off("mlp.c_fc.bias"), off("mlp.c_proj.weight"), off("mlp.c_proj.bias")};
     }
   }
+  // Adapter sites in target-bit order, then per layer and site lora_A [r, in] (normal(0,
+  // 1/sqrt(in)), like PEFT's Kaiming-uniform in spread) and lora_B [rows, r] (zero: the adapted
+  // model starts as the base).
+  void build_adapters() {
+    const int D = d_.d_model, F = d_.d_ff, hd = d_.head_dim(), H = d_.heads, KV = d_.kv_heads, qkv = d_.qkv_dim();
+    const int fc = traits::swiglu ? 2 * F : F, r = lora_policy::rank;
+    const unsigned tg = lora_policy::targets;
+    auto site = [&](unsigned bit, const char* name, const char* proj, int which, int in, int out, int row0, int rows) {
+      if (tg & bit) sites_.push_back({bit, name, proj, which, in, out, row0, rows});
+    };
+    site(lora::q, "q", "attn.c_attn", 0, D, qkv, 0, H * hd);
+    site(lora::k, "k", "attn.c_attn", 0, D, qkv, H * hd, KV * hd);
+    site(lora::v, "v", "attn.c_attn", 0, D, qkv, (H + KV) * hd, KV * hd);
+    site(lora::qkv, "qkv", "attn.c_attn", 0, D, qkv, 0, qkv);
+    site(lora::o, "o", "attn.c_proj", 1, H * hd, D, 0, D);
+    site(lora::gate, "gate", "mlp.c_fc", 2, D, fc, 0, F);
+    site(lora::up, "up", "mlp.c_fc", 2, D, fc, traits::swiglu ? F : 0, F);
+    site(lora::down, "down", "mlp.c_proj", 3, F, D, 0, D);
+    lora_a_.clear();
+    lora_b_.clear();
+    for (int l = 0; l < d_.layers; ++l)
+      for (auto const& st : sites_) {
+        const std::string h = "h." + std::to_string(l) + "." + st.proj;
+        lora_a_.push_back(n_params_ = (n_params_ + 15) / 16 * 16);
+        add_param(h + ".lora_A." + st.name, {r, st.in}, 1.0 / std::sqrt(double(st.in)), 0);
+        lora_b_.push_back(n_params_ = (n_params_ + 15) / 16 * 16);
+        add_param(h + ".lora_B." + st.name, {st.rows, r}, 0, 0);
+      }
+    n_params_ = (n_params_ + 15) / 16 * 16;
+  }
+
   void build_position_tables() {
     if constexpr (traits::sinusoidal_pos) {
       std::vector<T> tab(std::size_t(d_.ctx) * d_.d_model);
@@ -310,11 +412,97 @@ class model {
   };
 
   T* p(std::string_view name) { return params_.data() + info(name).offset; }
-  T* g(std::string_view name) { return grads_.data() + info(name).offset; }
+  // Gradients of base tensors: null when frozen (the host ops then skip that work).
+  T* g(std::string_view name) { return has_lora ? nullptr : grads_.data() + info(name).offset; }
   T* po(std::ptrdiff_t o) { return o < 0 ? nullptr : params_.data() + o; }
-  T* go(std::ptrdiff_t o) { return o < 0 ? nullptr : grads_.data() + o; }
+  T* go(std::ptrdiff_t o) { return o < 0 || has_lora ? nullptr : grads_.data() + o; }
   const T* head_weight() { return traits::tied ? p("wte") : p("lm_head.weight"); }
   T* head_grad() { return traits::tied ? g("wte") : g("lm_head.weight"); }
+
+  // ---- LoRA ----
+  bool dropout_active() const {
+    if constexpr (has_lora)
+      return lora_policy::dropout > 0 && training_;
+    else
+      return false;
+  }
+  // Philox stream of one adapter's dropout mask: step, layer and target bit in disjoint bits.
+  std::uint64_t dropout_stream(int l, unsigned target) const {
+    return (dropout_step_ << 20) ^ (std::uint64_t(l) << 8) ^ std::uint64_t(target);
+  }
+  // Adds the adapters of projection `which` of layer l: x [N, in] → y [N, out] (row strides in, out).
+  void lora_fwd(int l, int which, std::int64_t N, const T* x, T* y) {
+    if constexpr (has_lora) {
+      if (merged_) return;
+      const int r = lora_policy::rank;
+      for (std::size_t k = 0; k < sites_.size(); ++k) {
+        const auto& st = sites_[k];
+        if (st.which != which) continue;
+        const std::size_t a = std::size_t(l) * sites_.size() + k;
+        const T* xin = x;
+        if (dropout_active()) {
+          be_.lora_dropout(N, st.in, x, st.in, buf(b_lora_x_), dropout_seed_, dropout_stream(l, st.target),
+                           lora_policy::dropout);
+          xin = buf(b_lora_x_);
+        }
+        be_.lora_forward(N, st.in, st.rows, r, xin, st.in, po(lora_a_[a]), po(lora_b_[a]), lora_scale(),
+                         lay(l, l_lora_t_ + k * lora_t_stride_), y + st.row0, st.out);
+      }
+    }
+  }
+  // Backward of lora_fwd: dy [N, out] (the projection's output gradient), dx [N, in] += ….
+  void lora_bwd(int l, int which, std::int64_t N, const T* x, const T* dy, T* dx) {
+    if constexpr (has_lora) {
+      const int r = lora_policy::rank;
+      for (std::size_t k = 0; k < sites_.size(); ++k) {
+        const auto& st = sites_[k];
+        if (st.which != which) continue;
+        const std::size_t a = std::size_t(l) * sites_.size() + k;
+        T* dA = grads_.data() + (lora_a_[a] - tail_);
+        T* dB = grads_.data() + (lora_b_[a] - tail_);
+        const T* t = lay(l, l_lora_t_ + k * lora_t_stride_);
+        if (dropout_active()) {
+          // the mask again (not stored): x̃ = drop(x) for dA, then dx += drop'(dt·A) through the same scratch
+          T* xd = buf(b_lora_x_);
+          const auto stream = dropout_stream(l, st.target);
+          be_.lora_dropout(N, st.in, x, st.in, xd, dropout_seed_, stream, lora_policy::dropout);
+          be_.lora_backward(N, st.in, st.rows, r, xd, st.in, po(lora_a_[a]), po(lora_b_[a]), t, dy + st.row0, st.out,
+                            lora_scale(), dA, dB, buf(b_lora_dt_), xd, st.in, 0.0);
+          be_.lora_dropout_backward(N, st.in, xd, dx, st.in, dropout_seed_, stream, lora_policy::dropout);
+        } else {
+          be_.lora_backward(N, st.in, st.rows, r, x, st.in, po(lora_a_[a]), po(lora_b_[a]), t, dy + st.row0, st.out,
+                            lora_scale(), dA, dB, buf(b_lora_dt_), dx, st.in, 1.0);
+        }
+      }
+    }
+  }
+  // base rows += sign·scale·B·A for every adapter (on a host copy of the parameters).
+  void apply_merge(double sign) {
+    if constexpr (has_lora) {
+      auto w = parameters_to_host();
+      const int r = lora_policy::rank;
+      const double s = sign * lora_scale();
+      const bool io = traits::layout == weight_layout::in_out;
+      for (int l = 0; l < d_.layers; ++l)
+        for (std::size_t k = 0; k < sites_.size(); ++k) {
+          const auto& st = sites_[k];
+          const std::size_t a = std::size_t(l) * sites_.size() + k;
+          const auto& o = layer_[l];
+          const std::ptrdiff_t base = st.which == 0 ? o.attn_w : st.which == 1 ? o.proj_w : st.which == 2 ? o.fc_w : o.fcp_w;
+          const T* A = w.data() + lora_a_[a];
+          const T* B = w.data() + lora_b_[a];
+          for (int i = 0; i < st.rows; ++i)
+            for (int j = 0; j < st.in; ++j) {
+              double acc = 0;
+              for (int q = 0; q < r; ++q) acc += double(B[std::size_t(i) * r + q]) * double(A[std::size_t(q) * st.in + j]);
+              const std::int64_t row = st.row0 + i;
+              const std::size_t idx = io ? std::size_t(j) * st.out + row : std::size_t(row) * st.in + j;
+              w[std::size_t(base) + idx] = T(double(w[std::size_t(base) + idx]) + s * acc);
+            }
+        }
+      parameters_from_host(w);
+    }
+  }
 
   // ---- activation arena ----
   // Offsets (elements) into arena_; per-layer arrays use stride *_stride_.
@@ -351,6 +539,8 @@ class model {
     l_u2_ = traits::pre_norm ? 0 : lt(N * D);
     l_fc_ = lt(N * fc);
     l_act_ = lt(N * F);
+    lora_t_stride_ = has_lora ? (N * lora_rank() + 15) / 16 * 16 : 0;
+    l_lora_t_ = lt(sites_.size() * lora_t_stride_);  // t = drop(x)·Aᵀ [N, r] per adapter
     layer_stride_ = lo;
     a_resid_ = take(std::size_t(L + 1) * ((N * D + 15) / 16 * 16));
     resid_stride_ = (N * D + 15) / 16 * 16;
@@ -373,10 +563,21 @@ class model {
     b_attn_scratch_ = take(std::max<std::size_t>(attn_scratch, 1));
     b_scratch_ = take(std::max({be_.norm_scratch_size(int(D)), be_.linear_scratch_size(int(std::max({V, fc, qkv, D}))),
                                 std::size_t(1)}));
+    b_lora_dt_ = take(has_lora ? N * lora_rank() : 0);                          // dt [N, r]
+    b_lora_x_ = take(has_lora && lora_dropout() > 0 ? N * std::max(D, F) : 0);  // drop(x) [N, in]
     arena_ = buffer<T, Space>(off);
     be_.zero(arena_.data(), off);
     tokens_ = buffer<std::int32_t, Space>(std::size_t(N));
     targets_ = buffer<std::int32_t, Space>(std::size_t(N));
+  }
+
+  static constexpr int lora_rank() {
+    if constexpr (has_lora) return lora_policy::rank;
+    else return 0;
+  }
+  static constexpr double lora_dropout() {
+    if constexpr (has_lora) return lora_policy::dropout;
+    else return 0.0;
   }
 
   attention_shape shape(int B, int T_) const {
@@ -409,6 +610,7 @@ class model {
     const int D = d_.d_model, qkv = d_.qkv_dim(), hd = d_.head_dim();
     T* q = lay(l, l_qkv_);
     be_.linear_forward(N, D, qkv, in, po(o.attn_w), traits::layout == weight_layout::in_out, po(o.attn_b), q);
+    lora_fwd(l, 0, N, in, q);
     if constexpr (traits::rope)
       be_.rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, q, rope_table_.data(), false);
     const auto sh = shape(B_, T_cur_);
@@ -426,6 +628,7 @@ class model {
     T* datt = buf(b_att_);
     be_.linear_backward(N, HD, D, lay(l, l_att_), po(o.proj_w), io, d_out, datt, 0.0, go(o.proj_w),
                              go(o.proj_b), buf(b_scratch_));
+    lora_bwd(l, 1, N, lay(l, l_att_), d_out, datt);
     const auto sh = shape(B_, T_cur_);
     const T* q = lay(l, l_qkv_);
     const T* k = q + std::int64_t(d_.heads) * hd;
@@ -439,6 +642,7 @@ class model {
       be_.rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, dq, rope_table_.data(), true);
     be_.linear_backward(N, D, qkv, in, po(o.attn_w), io, dq, din, beta, go(o.attn_w), go(o.attn_b),
                              buf(b_scratch_));
+    lora_bwd(l, 0, N, in, dq, din);
   }
 
   void mlp_forward(int l, std::int64_t N, const T* in, T* out) {
@@ -446,11 +650,13 @@ class model {
     const int D = d_.d_model, F = d_.d_ff, fc = traits::swiglu ? 2 * F : F;
     const bool io = traits::layout == weight_layout::in_out;
     be_.linear_forward(N, D, fc, in, po(o.fc_w), io, po(o.fc_b), lay(l, l_fc_));
+    lora_fwd(l, 2, N, in, lay(l, l_fc_));
     if constexpr (traits::swiglu)
       be_.swiglu_forward(N, F, lay(l, l_fc_), lay(l, l_act_));
     else
       be_.gelu_forward(N * F, lay(l, l_fc_), lay(l, l_act_));
     be_.linear_forward(N, F, D, lay(l, l_act_), po(o.fcp_w), io, po(o.fcp_b), out);
+    lora_fwd(l, 3, N, lay(l, l_act_), out);
   }
   void mlp_backward(int l, std::int64_t N, const T* in, const T* d_out, T* din, double beta) {
     const auto& o = layer_[l];
@@ -460,11 +666,13 @@ class model {
     T* dfc = buf(b_fc_);
     be_.linear_backward(N, F, D, lay(l, l_act_), po(o.fcp_w), io, d_out, dact, 0.0, go(o.fcp_w), go(o.fcp_b),
                              buf(b_scratch_));
+    lora_bwd(l, 3, N, lay(l, l_act_), d_out, dact);
     if constexpr (traits::swiglu)
       be_.swiglu_backward(N, F, lay(l, l_fc_), dact, dfc);
     else
       be_.gelu_backward(N * F, lay(l, l_fc_), dact, dfc);
     be_.linear_backward(N, D, fc, in, po(o.fc_w), io, dfc, din, beta, go(o.fc_w), go(o.fc_b), buf(b_scratch_));
+    lora_bwd(l, 2, N, in, dfc, din);
   }
 
   void layer_forward(int l, std::int64_t N) {
@@ -479,6 +687,7 @@ class model {
       attention_forward(l, N, lay(l, l_n1_));
       be_.linear_forward(N, d_.heads * d_.head_dim(), d_.d_model, lay(l, l_att_), po(o.proj_w),
                               traits::layout == weight_layout::in_out, po(o.proj_b), tmp);
+      lora_fwd(l, 1, N, lay(l, l_att_), tmp);
       be_.add(ND, r, tmp, mid);
       norm_fwd(N, mid, po(o.ln2_w), po(o.ln2_b), lay(l, l_n2_), lay(l, l_m2_), lay(l, l_r2_));
       mlp_forward(l, N, lay(l, l_n2_), tmp);
@@ -487,6 +696,7 @@ class model {
       attention_forward(l, N, r);
       be_.linear_forward(N, d_.heads * d_.head_dim(), d_.d_model, lay(l, l_att_), po(o.proj_w),
                               traits::layout == weight_layout::in_out, po(o.proj_b), tmp);
+      lora_fwd(l, 1, N, lay(l, l_att_), tmp);
       be_.add(ND, r, tmp, lay(l, l_u1_));
       norm_fwd(N, lay(l, l_u1_), po(o.ln1_w), po(o.ln1_b), mid, lay(l, l_m1_), lay(l, l_r1_));
       mlp_forward(l, N, mid, tmp);
@@ -525,6 +735,12 @@ class model {
   std::vector<param_info> table_;
   std::vector<layer_offsets> layer_;
   std::size_t n_params_ = 0;
+  std::size_t tail_ = 0;     // first trainable element (0 without LoRA)
+  std::size_t n_grads_ = 0;  // trainable elements: n_params_ − tail_
+  std::vector<adapter_site> sites_;
+  std::vector<std::size_t> lora_a_, lora_b_;  // parameter offsets, [layer · sites + site]
+  bool training_ = true, merged_ = false;
+  std::uint64_t dropout_seed_ = 0, dropout_step_ = 0;
   backend be_;
   buffer<T, Space> params_, grads_, arena_, sin_table_, rope_table_;
   int rot_ = 0;
@@ -539,11 +755,11 @@ class model {
 
   std::size_t layer_stride_ = 0, resid_stride_ = 0;
   std::size_t l_mid_ = 0, l_n1_ = 0, l_m1_ = 0, l_r1_ = 0, l_u1_ = 0, l_qkv_ = 0, l_att_ = 0, l_stats_ = 0, l_n2_ = 0,
-              l_m2_ = 0, l_r2_ = 0, l_u2_ = 0, l_fc_ = 0, l_act_ = 0;
+              l_m2_ = 0, l_r2_ = 0, l_u2_ = 0, l_fc_ = 0, l_act_ = 0, l_lora_t_ = 0, lora_t_stride_ = 0;
   std::size_t a_resid_ = 0, a_layers_ = 0, a_lnf_ = 0, a_lnf_mean_ = 0, a_lnf_rstd_ = 0, a_logits_ = 0, a_lse_ = 0,
               a_losses_ = 0;
   std::size_t b_resid_ = 0, b_n_ = 0, b_tmp_ = 0, b_qkv_ = 0, b_att_ = 0, b_fc_ = 0, b_act_ = 0, b_attn_scratch_ = 0,
-              b_scratch_ = 0;
+              b_scratch_ = 0, b_lora_dt_ = 0, b_lora_x_ = 0;
 };
 
 }  // namespace tfm::nn

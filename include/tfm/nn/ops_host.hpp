@@ -20,6 +20,7 @@
 #include "tfm/core/dtype.hpp"
 #include "tfm/core/error.hpp"
 #include "tfm/core/memory.hpp"
+#include "tfm/core/rng.hpp"
 #include "tfm/nn/attention_host.hpp"
 #include "tfm/nn/math.hpp"
 #include "tfm/ops/detail/gemm_host.hpp"
@@ -95,10 +96,11 @@ void embedding_forward(int B, int T_, int D, const std::int32_t* tok, const T* w
       for (int c = 0; c < D; ++c) o[c] = e[c];
   }
 }
-// dwte[tok[n]] += dout[n]; dpos[t] += Σ_b dout[b, t] (dpos may be null). Parallel over columns so
-// that repeated tokens never race.
+// dwte[tok[n]] += dout[n]; dpos[t] += Σ_b dout[b, t] (either may be null: skipped, a frozen
+// table). Parallel over columns so that repeated tokens never race.
 template <class T>
 void embedding_backward(int B, int T_, int D, const std::int32_t* tok, const T* dout, T* dwte, T* dpos) {
+  if (!dwte && !dpos) return;
   const std::int64_t N = std::int64_t(B) * T_;
   const int chunk = 64;
 #pragma omp parallel for schedule(static)
@@ -106,8 +108,10 @@ void embedding_backward(int B, int T_, int D, const std::int32_t* tok, const T* 
     const int c1 = std::min(D, c0 + chunk);
     for (std::int64_t n = 0; n < N; ++n) {
       const T* g = dout + n * D;
-      T* w = dwte + std::int64_t(tok[n]) * D;
-      for (int c = c0; c < c1; ++c) w[c] += g[c];
+      if (dwte) {
+        T* w = dwte + std::int64_t(tok[n]) * D;
+        for (int c = c0; c < c1; ++c) w[c] += g[c];
+      }
       if (dpos) {
         T* p = dpos + (n % T_) * D;
         for (int c = c0; c < c1; ++c) p[c] += g[c];
@@ -149,7 +153,8 @@ void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, T* 
 
 inline std::size_t norm_scratch_size(int D) { return std::size_t(2) * D * max_threads(); }
 
-// dx = (accumulate ? dx : 0) + ∂L/∂x; dw += Σ dy·x̂, db += Σ dy. scratch: norm_scratch_size(D).
+// dx = (accumulate ? dx : 0) + ∂L/∂x; dw += Σ dy·x̂, db += Σ dy (dw null: neither, a frozen
+// norm). scratch: norm_scratch_size(D).
 template <bool Rms, class T>
 void norm_backward(std::int64_t N, int D, const T* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
                    bool accumulate, T* dw, T* db, T* scratch) {
@@ -185,7 +190,7 @@ void norm_backward(std::int64_t N, int D, const T* dy, const T* x, const T* w, c
       }
     }
   }
-  for (int t = 0; t < threads; ++t) {
+  for (int t = 0; t < threads && dw; ++t) {
     const T* pdw = scratch + std::size_t(2) * D * t;
     for (int c = 0; c < D; ++c) dw[c] += pdw[c];
     if (db)
@@ -207,7 +212,8 @@ void linear_forward(std::int64_t N, int in, int out, const T* x, const T* W, boo
 }
 inline std::size_t linear_scratch_size(int out) { return std::size_t(out) * max_threads(); }
 
-// dx = beta·dx + dy·W (dx may be null: skipped); dW += dyᵀ·x (or xᵀ·dy); db += Σ dy.
+// dx = beta·dx + dy·W (dx may be null: skipped); dW += dyᵀ·x (or xᵀ·dy); db += Σ dy (dW, db
+// may be null: skipped, a frozen layer).
 template <class T>
 void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* dy, T* dx,
                      double beta, T* dW, T* db, T* scratch) {
@@ -215,10 +221,12 @@ void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bo
     const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
     matmul<T>(1.0, mat(dy, N, out, out), Wm, beta, mat_mut(dx, N, in, in));
   }
-  if (in_out)  // dW [in, out] += xᵀ·dy
+  if (!dW) {
+  } else if (in_out) {  // dW [in, out] += xᵀ·dy
     matmul<T>(1.0, mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0, mat_mut(dW, in, out, out));
-  else  // dW [out, in] += dyᵀ·x
+  } else {  // dW [out, in] += dyᵀ·x
     matmul<T>(1.0, mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0, mat_mut(dW, out, in, in));
+  }
   if (db) {
     const int threads = max_threads();
     std::fill(scratch, scratch + std::size_t(out) * threads, T(0));
@@ -232,6 +240,61 @@ void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bo
     for (int t = 0; t < threads; ++t)
       for (int j = 0; j < out; ++j) db[j] += scratch[std::size_t(out) * t + j];
   }
+}
+
+// ---- low-rank adapters (LoRA) ----
+// An adapter on a projection with input x [N, in] (row stride ldx) adds to `rows` output columns
+// y [N, rows] (row stride ldy: a column slice of the projection's output):
+//   forward   t = x·Aᵀ [N, r] (saved);  y += scale·t·Bᵀ          A [r, in], B [rows, r]
+//   backward  dB += scale·dyᵀ·t;  dt = scale·dy·B;  dA += dtᵀ·x;  dx = dx_beta·dx + dt·A
+// x is the adapter's input after dropout. dt: scratch [N, r]. In backward dx may alias x (x is
+// read for dA before dx is written), which lets the dropout path reuse one scratch.
+template <class T>
+void lora_forward(std::int64_t N, int in, int rows, int r, const T* x, std::int64_t ldx, const T* A, const T* B,
+                  double scale, T* t, T* y, std::int64_t ldy) {
+  matmul<T>(1.0, mat(x, N, in, ldx), mat(A, r, in, in).transposed(), 0.0, mat_mut(t, N, r, r));
+  matmul<T>(scale, mat(t, N, r, r), mat(B, rows, r, r).transposed(), 1.0, mat_mut(y, N, rows, ldy));
+}
+template <class T>
+void lora_backward(std::int64_t N, int in, int rows, int r, const T* x, std::int64_t ldx, const T* A, const T* B,
+                   const T* t, const T* dy, std::int64_t ldy, double scale, T* dA, T* dB, T* dt, T* dx,
+                   std::int64_t lddx, double dx_beta) {
+  const auto dym = mat(dy, N, rows, ldy);
+  matmul<T>(scale, dym.transposed(), mat(t, N, r, r), 1.0, mat_mut(dB, rows, r, r));
+  matmul<T>(scale, dym, mat(B, rows, r, r), 0.0, mat_mut(dt, N, r, r));
+  matmul<T>(1.0, mat<T>(dt, N, r, r).transposed(), mat(x, N, in, ldx), 1.0, mat_mut(dA, r, in, in));
+  matmul<T>(1.0, mat<T>(dt, N, r, r), mat(A, r, in, in), dx_beta, mat_mut(dx, N, in, lddx));
+}
+
+// Inverted dropout of the adapter input: element e = n·in + c is kept (and scaled by 1/(1−p))
+// when uniform(seed, stream, e) ≥ p. The mask is a pure function of (seed, stream, e), so the
+// backward pass recomputes it instead of storing it.
+inline bool dropout_keep(std::uint64_t seed, std::uint64_t stream, std::uint64_t e, double p) {
+  return double(tfm::rng::uniform(seed, stream, e)) >= p;
+}
+// y [N, in] = drop(x [N, in], row stride ldx)
+template <class T>
+void lora_dropout(std::int64_t N, int in, const T* x, std::int64_t ldx, T* y, std::uint64_t seed, std::uint64_t stream,
+                  double p) {
+  const T s = T(1.0 / (1.0 - p));
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n)
+    for (int c = 0; c < in; ++c) {
+      const std::uint64_t e = std::uint64_t(n) * std::uint64_t(in) + std::uint64_t(c);
+      y[n * in + c] = dropout_keep(seed, stream, e, p) ? x[n * ldx + c] * s : T(0);
+    }
+}
+// dx [N, in] (row stride lddx) += drop'(g [N, in]): the same mask and scale as lora_dropout.
+template <class T>
+void lora_dropout_backward(std::int64_t N, int in, const T* g, T* dx, std::int64_t lddx, std::uint64_t seed,
+                           std::uint64_t stream, double p) {
+  const T s = T(1.0 / (1.0 - p));
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n)
+    for (int c = 0; c < in; ++c) {
+      const std::uint64_t e = std::uint64_t(n) * std::uint64_t(in) + std::uint64_t(c);
+      if (dropout_keep(seed, stream, e, p)) dx[n * lddx + c] += g[n * in + c] * s;
+    }
 }
 
 // ---- activations ----
@@ -544,6 +607,24 @@ struct host_backend {
     host::rope_apply<T>(N, T_, heads, hd, rot, ld, qkv, table, inverse);
   }
   void add(std::int64_t n, const T* a, const T* b, T* y) { host::add<T>(n, a, b, y); }
+  // low-rank adapters (host only; the model calls these only for configs with a lora policy)
+  void lora_forward(std::int64_t N, int in, int rows, int r, const T* x, std::int64_t ldx, const T* A, const T* B,
+                    double scale, T* t, T* y, std::int64_t ldy) {
+    host::lora_forward<T>(N, in, rows, r, x, ldx, A, B, scale, t, y, ldy);
+  }
+  void lora_backward(std::int64_t N, int in, int rows, int r, const T* x, std::int64_t ldx, const T* A, const T* B,
+                     const T* t, const T* dy, std::int64_t ldy, double scale, T* dA, T* dB, T* dt, T* dx,
+                     std::int64_t lddx, double dx_beta) {
+    host::lora_backward<T>(N, in, rows, r, x, ldx, A, B, t, dy, ldy, scale, dA, dB, dt, dx, lddx, dx_beta);
+  }
+  void lora_dropout(std::int64_t N, int in, const T* x, std::int64_t ldx, T* y, std::uint64_t seed,
+                    std::uint64_t stream, double p) {
+    host::lora_dropout<T>(N, in, x, ldx, y, seed, stream, p);
+  }
+  void lora_dropout_backward(std::int64_t N, int in, const T* g, T* dx, std::int64_t lddx, std::uint64_t seed,
+                             std::uint64_t stream, double p) {
+    host::lora_dropout_backward<T>(N, in, g, dx, lddx, seed, stream, p);
+  }
   // Σ losses and the counted rows.
   double xent_forward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, T* lse, T* losses,
                       std::int64_t& count) {

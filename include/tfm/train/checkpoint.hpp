@@ -282,17 +282,26 @@ inline nn::dims dims_from_config(const nlohmann::json& j, const std::string& whe
   return d;
 }
 
-// Writes dir/model.safetensors and dir/config.json (creating dir).
+// A LoRA adapter tensor (h.{i}.<proj>.lora_A.<t> / lora_B.<t>): the trainable tail of a LoRA model.
+inline bool is_adapter(const nn::param_info& p) {
+  return p.name.find(".lora_A.") != std::string::npos || p.name.find(".lora_B.") != std::string::npos;
+}
+
+// Writes dir/model.safetensors and dir/config.json (creating dir). A LoRA model's adapters are
+// included under their tfm names (config.json then says "tfm_lora_adapters": true, and a plain
+// model refuses the file); a model with merged adapters writes its merged base weights only —
+// a plain model's file.
 template <class Cfg, class Space>
 void save_pretrained(nn::model<Cfg, Space>& m, const std::filesystem::path& dir) {
   using T = typename nn::model<Cfg, Space>::T;
   std::filesystem::create_directories(dir);
   const auto w = m.parameters_to_host();
+  const bool adapters = nn::config_traits<Cfg>::has_lora && !m.merged();
   io::safetensors_writer out;
   const auto pieces = detail::hf_pieces<Cfg>(m.sizes());
   if (pieces.empty()) {
     for (auto const& p : m.parameter_table())
-      out.add(p.name, std::span<const T>(w.data() + p.offset, p.size), p.shape);
+      if (adapters || !is_adapter(p)) out.add(p.name, std::span<const T>(w.data() + p.offset, p.size), p.shape);
   } else {
     for (auto const& pc : pieces) {
       const auto& p = m.info(pc.tfm);
@@ -307,15 +316,22 @@ void save_pretrained(nn::model<Cfg, Space>& m, const std::filesystem::path& dir)
                                                             : std::vector<std::int64_t>{rows, v.in};
       out.add(pc.hf, std::span<const T>(t), shape);
     }
+    // LoRA adapters have no Hugging Face name in a full model file: they go in under tfm's own
+    // names (train/lora.hpp writes the PEFT adapter files).
+    for (auto const& p : m.parameter_table())
+      if (adapters && is_adapter(p)) out.add(p.name, std::span<const T>(w.data() + p.offset, p.size), p.shape);
   }
   out.set_metadata("format", "pt");
   out.write(dir / "model.safetensors");
-  detail::write_text_file(dir / "config.json", hf_config<Cfg>(m.sizes()).dump(2) + "\n");
+  auto cfg = hf_config<Cfg>(m.sizes());
+  if (adapters) cfg["tfm_lora_adapters"] = true;
+  detail::write_text_file(dir / "config.json", cfg.dump(2) + "\n");
 }
 
 // Loads weights written by save_pretrained (or by transformers, for the gpt2 / llama families)
 // into m. Checks the architecture string when present, the sizes, every tensor's presence,
-// dtype and shape; changes m only when all of it is right.
+// dtype and shape; changes m only when all of it is right. A LoRA model's adapters are read when
+// the file has them and keep their current values otherwise (base weights into a LoRA model).
 template <class Cfg, class Space>
 void load_pretrained(nn::model<Cfg, Space>& m, const std::filesystem::path& dir) {
   using T = typename nn::model<Cfg, Space>::T;
@@ -328,15 +344,30 @@ void load_pretrained(nn::model<Cfg, Space>& m, const std::filesystem::path& dir)
     expects<checkpoint_error>(a == architecture_string<Cfg>(), where, ": the weights are for architecture '", a,
                               "' but the model is '", architecture_string<Cfg>(), "'");
   }
+  expects<checkpoint_error>(nn::config_traits<Cfg>::has_lora || !cfg.value("tfm_lora_adapters", false), where,
+                            ": the weights hold unmerged LoRA adapters, which this model (no lora policy) would drop; "
+                            "load them into the LoRA config, or merge_adapters() before save_pretrained");
   const nn::dims d = dims_from_config(cfg, where), md = m.sizes();
   expects<checkpoint_error>(d.vocab == md.vocab && d.ctx == md.ctx && d.d_model == md.d_model && d.layers == md.layers &&
                                 d.heads == md.heads && d.kv_heads == md.kv_heads && d.d_ff == md.d_ff,
                             where, ": config.json sizes (", d.to_string(), ") differ from the model's (", md.to_string(), ")");
   io::safetensors_file f(dir / "model.safetensors");
-  std::vector<T> w(m.num_parameters(), T(0));
+  std::vector<T> w = m.parameters_to_host();  // adapters absent from the file keep these values
   const auto pieces = detail::hf_pieces<Cfg>(md);
+  auto read_adapters = [&] {
+    for (auto const& p : m.parameter_table()) {
+      if (!is_adapter(p) || !f.has(p.name)) continue;
+      const auto& i = f.info(p.name);
+      expects<checkpoint_error>(i.shape == p.shape, where, ": tensor ", p.name, " has shape ",
+                                tfm::io::detail::shape_string(i.shape), ", the model needs ",
+                                tfm::io::detail::shape_string(p.shape));
+      const auto v = f.read_as<T>(p.name);
+      std::copy(v.begin(), v.end(), w.begin() + std::ptrdiff_t(p.offset));
+    }
+  };
   if (pieces.empty()) {
     for (auto const& p : m.parameter_table()) {
+      if (is_adapter(p)) continue;
       const auto& i = f.info(p.name);
       expects<checkpoint_error>(i.shape == p.shape, where, ": tensor ", p.name, " has shape ", tfm::io::detail::shape_string(i.shape),
                                 ", the model needs ", tfm::io::detail::shape_string(p.shape));
@@ -360,6 +391,7 @@ void load_pretrained(nn::model<Cfg, Space>& m, const std::filesystem::path& dir)
           w[p.offset + mv.at(pc.row0 + r, c)] = t[pc.transpose ? std::size_t(c * rows + r) : std::size_t(r * mv.in + c)];
     }
   }
+  read_adapters();
   m.parameters_from_host(w);
 }
 

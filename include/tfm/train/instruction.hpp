@@ -247,15 +247,19 @@ class instruction_dataset {
   std::int64_t supervised_ = 0;
 };
 
-// Batches of instruction examples for the trainer (the interface of batch_source): every epoch
-// visits each example once in a seeded shuffled order; the position is the number of examples
-// handed out, so a resumed run continues with exactly the examples the uninterrupted one would.
-// Rows are right-padded with the end-of-text id and ignored targets.
+// Batches of instruction examples for the trainer (the interface of batch_source) drawn from
+// examples [begin, end) of a dataset (the rest can validate): every epoch visits each once in a
+// seeded shuffled order; the position is the number of examples handed out, so a resumed run
+// continues with exactly the examples the uninterrupted one would. Rows are right-padded with
+// the end-of-text id and ignored targets.
 class instruction_batches {
  public:
-  instruction_batches(const instruction_dataset& data, int T, std::uint64_t seed) : d_(data), T_(T), seed_(seed) {
+  instruction_batches(const instruction_dataset& data, int T, std::uint64_t seed, std::size_t begin = 0,
+                      std::size_t end = std::size_t(-1))
+      : d_(data), T_(T), seed_(seed), begin_(begin), end_(std::min(end, data.size())) {
     expects<instruction_error>(T > 0 && T <= data.options().context, "instruction_batches: sequence length ", T,
                                " must be in [1, ", data.options().context, "]");
+    expects<instruction_error>(begin_ < end_, "instruction_batches: empty example range [", begin_, ", ", end_, ")");
   }
   int seq_len() const { return T_; }
   std::uint64_t position() const { return pos_; }
@@ -263,35 +267,54 @@ class instruction_batches {
 
   void next(int B, std::span<std::int32_t> tokens, std::span<std::int32_t> targets) {
     std::vector<std::size_t> idx(static_cast<std::size_t>(B));
-    const std::uint64_t n = d_.size();
+    const std::uint64_t n = end_ - begin_;
     for (auto& i : idx) {
       const std::uint64_t epoch = pos_ / n;
       if (epoch != order_epoch_ || order_.empty()) {
-        order_ = d_.epoch_order(seed_, epoch);
+        order_ = permutation(n, epoch);
         order_epoch_ = epoch;
       }
-      i = order_[pos_ % n];
+      i = begin_ + order_[pos_ % n];
       ++pos_;
     }
     d_.batch(idx, T_, tokens, targets, static_cast<std::int32_t>(d_.options().eot_id));
   }
 
  private:
+  // Fisher–Yates driven by splitmix64 of (seed, epoch, i): the same order on every platform.
+  std::vector<std::size_t> permutation(std::uint64_t n, std::uint64_t epoch) const {
+    std::vector<std::size_t> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = i;
+    const std::uint64_t key = detail::splitmix64(detail::splitmix64(seed_ ^ 0x696e737472756374ULL) ^ epoch);
+    for (std::size_t i = n; i > 1; --i) std::swap(v[i - 1], v[detail::splitmix64(key + i) % i]);
+    return v;
+  }
+
   const instruction_dataset& d_;
   int T_;
-  std::uint64_t seed_, pos_ = 0, order_epoch_ = 0;
+  std::uint64_t seed_;
+  std::size_t begin_, end_;
+  std::uint64_t pos_ = 0, order_epoch_ = 0;
   std::vector<std::size_t> order_;
 };
 
-// Mean loss per supervised (response) token over every example of `data`, B at a time.
+// Mean loss per supervised (response) token over examples [begin, end) of `data`, B at a time,
+// in evaluation mode (no adapter dropout).
 template <class Model>
-double instruction_loss(Model& m, const instruction_dataset& data, int B, int T) {
+double instruction_loss(Model& m, const instruction_dataset& data, int B, int T, std::size_t begin = 0,
+                        std::size_t end = std::size_t(-1)) {
+  end = std::min(end, data.size());
+  bool was_training = true;
+  if constexpr (requires { m.training(); }) {
+    was_training = m.training();
+    m.set_training(false);
+  }
   std::vector<std::int32_t> tok(static_cast<std::size_t>(B) * static_cast<std::size_t>(T)), tgt(tok.size());
   double sum = 0;
   std::int64_t n = 0;
-  for (std::size_t b = 0; b < data.size(); b += static_cast<std::size_t>(B)) {
+  for (std::size_t b = begin; b < end; b += static_cast<std::size_t>(B)) {
     std::vector<std::size_t> idx;
-    for (std::size_t i = b; i < std::min(data.size(), b + static_cast<std::size_t>(B)); ++i) idx.push_back(i);
+    for (std::size_t i = b; i < std::min(end, b + static_cast<std::size_t>(B)); ++i) idx.push_back(i);
     const int rows = static_cast<int>(idx.size());
     const std::span<std::int32_t> tk(tok.data(), static_cast<std::size_t>(rows) * static_cast<std::size_t>(T)),
         tg(tgt.data(), tk.size());
@@ -300,6 +323,7 @@ double instruction_loss(Model& m, const instruction_dataset& data, int B, int T)
     sum += l * static_cast<double>(m.counted_targets());
     n += m.counted_targets();
   }
+  if constexpr (requires { m.training(); }) m.set_training(was_training);
   return n > 0 ? sum / static_cast<double>(n) : 0.0;
 }
 

@@ -15,10 +15,16 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <utility>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "tfm/backend/host/threading.hpp"
 #include "tfm/core/error.hpp"
@@ -68,13 +74,15 @@ struct decay_policy {
 };
 
 // Two groups ("decay", "no_decay") from a parameter table; `trainable` (optional) filters names.
+// Ranges are in gradient space (param_info::grad_offset): frozen tensors (a LoRA model's base)
+// are left out, and the groups index model.trainable_parameters() and model.gradients().
 template <class Pred = bool (*)(const nn::param_info&)>
 std::vector<param_group> decay_groups(const std::vector<nn::param_info>& table, const decay_policy& pol,
                                       Pred trainable = [](const nn::param_info&) { return true; }) {
   param_group decay{"decay", {}, pol.weight_decay}, plain{"no_decay", {}, 0.0};
   for (auto const& p : table) {
-    if (!trainable(p)) continue;
-    (pol.applies(classify(p)) ? decay : plain).ranges.emplace_back(p.offset, p.size);
+    if (!p.trainable || p.grad_offset < 0 || !trainable(p)) continue;
+    (pol.applies(classify(p)) ? decay : plain).ranges.emplace_back(std::size_t(p.grad_offset), p.size);
   }
   std::vector<param_group> g;
   if (!decay.ranges.empty()) g.push_back(std::move(decay));
@@ -111,14 +119,39 @@ inline std::size_t assign_state(const std::vector<param_group>& groups, std::siz
   return k;
 }
 
-// Calls f(begin, end) on a static partition of [0, n) into per-thread chunks.
+// One contiguous piece of parameters with what the update needs to know about it.
+struct flat_range {
+  std::size_t off, len, soff;  // parameter offset, elements, offset in the optimizer state
+  double weight_decay;
+};
+
+inline std::vector<flat_range> flatten(const std::vector<param_group>& groups) {
+  std::vector<flat_range> v;
+  std::size_t k = 0;
+  for (auto const& g : groups)
+    for (auto const& r : g.ranges) v.push_back({r.first, r.second, k, g.weight_decay}), k += r.second;
+  return v;
+}
+
+// Calls f(thread, range, begin, end) over a static partition of the concatenated ranges: one
+// contiguous share per thread and a single fork-join per call, however many tensors there are
+// (a fork-join per tensor costs more than the update itself for small models).
 template <class F>
-void parallel_ranges(std::size_t n, F&& f) {
-  const int want = n < (std::size_t{1} << 15) ? 1 : tfm::host::num_threads();
+void parallel_over(const std::vector<flat_range>& rs, F&& f) {
+  std::size_t total = 0;
+  for (auto const& r : rs) total += r.len;
+  const int want = total < (std::size_t{1} << 15) ? 1 : tfm::host::num_threads();
   tfm::host::parallel(want, [&](int t, int nt) {
-    const std::size_t chunk = (n + std::size_t(nt) - 1) / std::size_t(nt);
-    const std::size_t b = std::min(n, chunk * std::size_t(t)), e = std::min(n, b + chunk);
-    if (b < e) f(b, e);
+    const std::size_t chunk = (total + std::size_t(nt) - 1) / std::size_t(nt);
+    std::size_t b = std::min(total, chunk * std::size_t(t));
+    const std::size_t e = std::min(total, b + chunk);
+    std::size_t base = 0;  // concatenated index of the start of range i
+    for (std::size_t i = 0; i < rs.size() && b < e; base += rs[i].len, ++i) {
+      if (b >= base + rs[i].len) continue;
+      const std::size_t lo = b - base, hi = std::min(rs[i].len, e - base);
+      f(t, rs[i], lo, hi);
+      b = base + hi;
+    }
   });
 }
 }  // namespace detail
@@ -132,35 +165,24 @@ struct grad_stats {
 
 template <class T>
 grad_stats global_grad_norm(std::span<const T> g, const std::vector<param_group>& groups, double scale = 1.0) {
-  double total = 0;
-  bool finite = true;
-  for (auto const& grp : groups)
-    for (auto const& [off, len] : grp.ranges) {
-      const T* p = g.data() + off;
-      const int nt = std::max(1, tfm::host::num_threads());
-      std::vector<double> part(std::size_t(nt) * 8, 0.0);  // 8 doubles apart: no false sharing
-      std::vector<char> ok(std::size_t(nt) * 64, 1);
-      const int want = len < (std::size_t{1} << 15) ? 1 : nt;
-      tfm::host::parallel(want, [&](int t, int team) {
-        const std::size_t chunk = (len + std::size_t(team) - 1) / std::size_t(team);
-        const std::size_t b = std::min(len, chunk * std::size_t(t)), e = std::min(len, b + chunk);
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        std::size_t i = b;
-        for (; i + 4 <= e; i += 4) {
-          const double a0 = double(p[i]), a1 = double(p[i + 1]), a2 = double(p[i + 2]), a3 = double(p[i + 3]);
-          s0 += a0 * a0, s1 += a1 * a1, s2 += a2 * a2, s3 += a3 * a3;
-        }
-        for (; i < e; ++i) s0 += double(p[i]) * double(p[i]);
-        const double s = (s0 + s1) + (s2 + s3);
-        part[std::size_t(t) * 8] = s;
-        ok[std::size_t(t) * 64] = std::isfinite(s);  // an Inf or NaN element makes the sum non-finite
-      });
-      for (int t = 0; t < nt; ++t) {
-        total += part[std::size_t(t) * 8];
-        finite = finite && ok[std::size_t(t) * 64];
-      }
+  const auto rs = detail::flatten(groups);
+  const int nt = std::max(1, tfm::host::num_threads());
+  std::vector<double> part(std::size_t(nt) * 8, 0.0);  // 64 bytes apart: no false sharing
+  detail::parallel_over(rs, [&](int t, const detail::flat_range& r, std::size_t b, std::size_t e) {
+    const T* p = g.data() + r.off;
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    std::size_t i = b;
+    for (; i + 4 <= e; i += 4) {
+      const double a0 = double(p[i]), a1 = double(p[i + 1]), a2 = double(p[i + 2]), a3 = double(p[i + 3]);
+      s0 += a0 * a0, s1 += a1 * a1, s2 += a2 * a2, s3 += a3 * a3;
     }
-  return {std::sqrt(total) * std::abs(scale), finite && std::isfinite(total)};
+    for (; i < e; ++i) s0 += double(p[i]) * double(p[i]);
+    part[std::size_t(t) * 8] += (s0 + s1) + (s2 + s3);
+  });
+  double total = 0;
+  for (int t = 0; t < nt; ++t) total += part[std::size_t(t) * 8];  // thread order: deterministic
+  // an Inf or NaN element makes its partial sum, and so the total, non-finite
+  return {std::sqrt(total) * std::abs(scale), std::isfinite(total)};
 }
 
 // PyTorch's clip_grad_norm_ factor: max_norm / (norm + 1e-6), at most 1; max_norm <= 0 = no clipping.
@@ -185,7 +207,7 @@ class adamw {
     double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   };
   adamw(std::size_t n, std::vector<param_group> groups, options o = {})
-      : n_(n), groups_(std::move(groups)), o_(o), k_(detail::assign_state(groups_, n, "adamw", soff_)), m_(k_, S(0)), v_(k_, S(0)) {
+      : n_(n), groups_(std::move(groups)), o_(o), k_(detail::assign_state(groups_, n, "adamw", soff_)), m_(k_, S(0)), v_(k_, S(0)), ranges_(detail::flatten(groups_)) {
     expects(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps > 0,
             "adamw: need 0 <= beta1, beta2 < 1 and eps > 0, got beta1=", o.beta1, " beta2=", o.beta2, " eps=", o.eps);
   }
@@ -196,6 +218,23 @@ class adamw {
   // Elements that get a state (the trainable ones); parameters in no group have none.
   std::size_t trainable() const { return k_; }
   std::size_t state_bytes() const { return (m_.size() + v_.size()) * sizeof(S); }
+  // The global gradient norm over this optimizer's groups (how the trainer clips and skips).
+  grad_stats grad_norm(std::span<const T> g, double scale = 1.0) const { return global_grad_norm<T>(g, groups_, scale); }
+  // The state as fp32 host arrays by name (checkpoints), and back.
+  std::map<std::string, std::vector<float>> state_to_host() {
+    std::map<std::string, std::vector<float>> m;
+    for (auto& st : state()) m[st.name].assign(st.data.begin(), st.data.end());
+    return m;
+  }
+  void state_from_host(const std::map<std::string, std::vector<float>>& saved) {
+    for (auto& st : state()) {
+      auto it = saved.find(st.name);
+      expects(it != saved.end(), "optimizer: the saved state has no '", st.name, "'");
+      expects(it->second.size() == st.data.size(), "optimizer: saved state '", st.name, "' has ", it->second.size(),
+              " values, this optimizer has ", st.data.size());
+      std::copy(it->second.begin(), it->second.end(), st.data.begin());
+    }
+  }
   std::vector<state_tensor<S>> state() { return {{"exp_avg", {m_.data(), m_.size()}}, {"exp_avg_sq", {v_.data(), v_.size()}}}; }
 
   void step(std::span<T> params, std::span<const T> grads, double lr, double grad_scale = 1.0) {
@@ -205,29 +244,43 @@ class adamw {
     const double bc1 = 1.0 - std::pow(o_.beta1, double(t_));
     const double bc2 = 1.0 - std::pow(o_.beta2, double(t_));
     const S b1 = S(o_.beta1), b2 = S(o_.beta2), c1 = S(1 - o_.beta1), c2 = S(1 - o_.beta2);
-    const S step_size = S(lr / bc1), bc2_sqrt = S(std::sqrt(bc2)), eps = S(o_.eps), gs = S(grad_scale);
-    std::size_t r = 0;
-    for (auto const& grp : groups_) {
-      const S decay = S(1.0 - lr * grp.weight_decay);
-      for (auto const& [off, len] : grp.ranges) {
-        T* p = params.data() + off;
-        const T* g = grads.data() + off;
-        S* m = m_.data() + soff_[r];
-        S* v = v_.data() + soff_[r++];
-        detail::parallel_ranges(len, [&](std::size_t b, std::size_t e) {
-#pragma omp simd
-          for (std::size_t i = b; i < e; ++i) {
-            const S gi = S(g[i]) * gs;
-            const S mi = b1 * m[i] + c1 * gi;
-            const S vi = b2 * v[i] + c2 * gi * gi;
-            m[i] = mi;
-            v[i] = vi;
-            const S pi = S(p[i]) * decay;
-            p[i] = T(pi - step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps));
-          }
-        });
+    const S step_size = S(lr / bc1), eps = S(o_.eps), gs = S(grad_scale);
+    const S inv_bc2_sqrt = S(1.0 / std::sqrt(bc2));
+    detail::parallel_over(ranges_, [&](int, const detail::flat_range& r, std::size_t b, std::size_t e) {
+      const S decay = S(1.0 - lr * r.weight_decay);
+      T* p = params.data() + r.off;
+      const T* g = grads.data() + r.off;
+      S* m = m_.data() + r.soff;
+      S* v = v_.data() + r.soff;
+      std::size_t i = b;
+#if defined(__AVX2__) && defined(__FMA__)
+      // std::sqrt keeps the loop scalar (errno handling); v >= 0 here, so the vector sqrt is exact
+      if constexpr (std::is_same_v<T, float> && std::is_same_v<S, float>) {
+        const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2), vc1 = _mm256_set1_ps(c1),
+                     vc2 = _mm256_set1_ps(c2), vgs = _mm256_set1_ps(gs), vdec = _mm256_set1_ps(decay),
+                     vstep = _mm256_set1_ps(step_size), vinv = _mm256_set1_ps(inv_bc2_sqrt), veps = _mm256_set1_ps(eps);
+        for (; i + 8 <= e; i += 8) {
+          const __m256 gi = _mm256_mul_ps(_mm256_loadu_ps(g + i), vgs);
+          const __m256 mi = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(vc1, gi));
+          const __m256 vi =
+              _mm256_add_ps(_mm256_mul_ps(vb2, _mm256_loadu_ps(v + i)), _mm256_mul_ps(_mm256_mul_ps(vc2, gi), gi));
+          _mm256_storeu_ps(m + i, mi);
+          _mm256_storeu_ps(v + i, vi);
+          const __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), vinv), veps);
+          const __m256 upd = _mm256_div_ps(_mm256_mul_ps(vstep, mi), den);
+          _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(p + i), vdec), upd));
+        }
       }
-    }
+#endif
+      for (; i < e; ++i) {
+        const S gi = S(g[i]) * gs;
+        const S mi = b1 * m[i] + c1 * gi;
+        const S vi = b2 * v[i] + c2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = T(S(p[i]) * decay - step_size * mi / (std::sqrt(vi) * inv_bc2_sqrt + eps));
+      }
+    });
   }
 
  private:
@@ -237,6 +290,7 @@ class adamw {
   std::vector<std::size_t> soff_;
   std::size_t k_;
   std::vector<S> m_, v_;
+  std::vector<detail::flat_range> ranges_;
   std::int64_t t_ = 0;
 };
 
@@ -251,7 +305,7 @@ class sgd {
   };
   sgd(std::size_t n, std::vector<param_group> groups, options o = {})
       : n_(n), groups_(std::move(groups)), o_(o), k_(detail::assign_state(groups_, n, "sgd", soff_)),
-        buf_(o.momentum > 0 ? k_ : 0, S(0)) {
+        buf_(o.momentum > 0 ? k_ : 0, S(0)), ranges_(detail::flatten(groups_)) {
     expects(o.momentum >= 0 && o.momentum < 1, "sgd: momentum must be in [0, 1), got ", o.momentum);
   }
   const std::vector<param_group>& groups() const { return groups_; }
@@ -259,6 +313,23 @@ class sgd {
   void set_steps_taken(std::int64_t t) { t_ = t; }
   std::size_t trainable() const { return k_; }
   std::size_t state_bytes() const { return buf_.size() * sizeof(S); }
+  // The global gradient norm over this optimizer's groups (how the trainer clips and skips).
+  grad_stats grad_norm(std::span<const T> g, double scale = 1.0) const { return global_grad_norm<T>(g, groups_, scale); }
+  // The state as fp32 host arrays by name (checkpoints), and back.
+  std::map<std::string, std::vector<float>> state_to_host() {
+    std::map<std::string, std::vector<float>> m;
+    for (auto& st : state()) m[st.name].assign(st.data.begin(), st.data.end());
+    return m;
+  }
+  void state_from_host(const std::map<std::string, std::vector<float>>& saved) {
+    for (auto& st : state()) {
+      auto it = saved.find(st.name);
+      expects(it != saved.end(), "optimizer: the saved state has no '", st.name, "'");
+      expects(it->second.size() == st.data.size(), "optimizer: saved state '", st.name, "' has ", it->second.size(),
+              " values, this optimizer has ", st.data.size());
+      std::copy(it->second.begin(), it->second.end(), st.data.begin());
+    }
+  }
   std::vector<state_tensor<S>> state() {
     if (buf_.empty()) return {};
     return {{"momentum_buffer", {buf_.data(), buf_.size()}}};
@@ -270,27 +341,21 @@ class sgd {
     ++t_;
     const S mu = S(o_.momentum), lr_ = S(lr), gs = S(grad_scale);
     const bool nest = o_.nesterov, mom = o_.momentum > 0;
-    std::size_t r = 0;
-    for (auto const& grp : groups_) {
-      const S wd = S(grp.weight_decay);
-      for (auto const& [off, len] : grp.ranges) {
-        T* p = params.data() + off;
-        const T* g = grads.data() + off;
-        S* bf = mom ? buf_.data() + soff_[r] : nullptr;
-        ++r;
-        detail::parallel_ranges(len, [&](std::size_t b, std::size_t e) {
-          for (std::size_t i = b; i < e; ++i) {
-            S d = S(g[i]) * gs + wd * S(p[i]);
-            if (mom) {
-              const S bi = mu * bf[i] + d;
-              bf[i] = bi;
-              d = nest ? d + mu * bi : bi;
-            }
-            p[i] = T(S(p[i]) - lr_ * d);
-          }
-        });
+    detail::parallel_over(ranges_, [&](int, const detail::flat_range& r, std::size_t b, std::size_t e) {
+      const S wd = S(r.weight_decay);
+      T* p = params.data() + r.off;
+      const T* g = grads.data() + r.off;
+      S* bf = mom ? buf_.data() + r.soff : nullptr;
+      for (std::size_t i = b; i < e; ++i) {
+        S d = S(g[i]) * gs + wd * S(p[i]);
+        if (mom) {
+          const S bi = mu * bf[i] + d;
+          bf[i] = bi;
+          d = nest ? d + mu * bi : bi;
+        }
+        p[i] = T(S(p[i]) - lr_ * d);
       }
-    }
+    });
   }
 
  private:
@@ -300,6 +365,7 @@ class sgd {
   std::vector<std::size_t> soff_;
   std::size_t k_;
   std::vector<S> buf_;
+  std::vector<detail::flat_range> ranges_;
   std::int64_t t_ = 0;
 };
 

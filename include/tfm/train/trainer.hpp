@@ -1,7 +1,7 @@
 // tfm/train/trainer.hpp — one training loop for every model, optimizer, schedule and data source.
 //
 //   nn::model<Cfg> m(dims); m.init(seed);
-//   train::adamw<float> opt(m.num_parameters(), train::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
+//   train::adamw<float> opt(m.num_trainable(), train::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
 //                           {.beta1 = 0.9, .beta2 = 0.99});
 //   train::trainer t(m, opt, train::warmup_cosine{1e-3, 1e-4, 100, 2000}, train_data, options);
 //   t.set_validation(val_data);
@@ -60,6 +60,7 @@ struct train_options {
   std::int64_t log_every = 10;    // plain progress lines (not on a terminal) every n steps
   bool show_progress = true;
   std::FILE* progress_out = stderr;
+  std::uint64_t dropout_seed = 0;  // LoRA adapter dropout: masks from (seed, step, micro-batch)
   std::int64_t stop_after = -1;                 // stop (with a checkpoint) once this step is done; -1: never
   const std::atomic<bool>* interrupt = nullptr;  // set (e.g. by SIGINT): checkpoint and stop after the step
 };
@@ -82,6 +83,20 @@ eval_metrics evaluate(Model& m, const batch_source& src, int batches, int B, std
   double sum = 0;
   std::int64_t n = 0;
   const std::uint64_t count = std::uint64_t(batches) * B;
+  // evaluation mode (no adapter dropout) for the duration, restored after
+  struct mode_guard {
+    Model& m;
+    bool was = true;
+    explicit mode_guard(Model& mm) : m(mm) {
+      if constexpr (requires { mm.set_training(false); }) {
+        was = mm.training();
+        mm.set_training(false);
+      }
+    }
+    ~mode_guard() {
+      if constexpr (requires { m.set_training(false); }) m.set_training(was);
+    }
+  } guard(m);
   for (int b = 0; b < batches; ++b) {
     for (int r = 0; r < B; ++r)
       src.eval_window(std::uint64_t(b) * B + r, count, std::span(tok).subspan(std::size_t(r) * T, T),
@@ -98,12 +113,14 @@ eval_metrics evaluate(Model& m, const batch_source& src, int batches, int B, std
   return e;
 }
 
-template <class Model, class Optimizer, class Schedule>
+// Source: where training batches come from — batch_source, instruction_batches, or any type with
+// seq_len(), next(B, tokens, targets), position() and set_position().
+template <class Model, class Optimizer, class Schedule, class Source = batch_source>
 class trainer {
  public:
   using T = typename Model::T;
 
-  trainer(Model& m, Optimizer& opt, Schedule sched, batch_source& train, train_options o = {})
+  trainer(Model& m, Optimizer& opt, Schedule sched, Source& train, train_options o = {})
       : m_(m), opt_(opt), sched_(std::move(sched)), train_(train), o_(std::move(o)) {
     expects(o_.batch > 0 && o_.grad_accum > 0 && o_.steps >= 0, "trainer: batch (", o_.batch, ") and grad_accum (",
             o_.grad_accum, ") must be positive and steps (", o_.steps, ") not negative");
@@ -115,11 +132,15 @@ class trainer {
     tgt_.resize(n);
   }
 
+  // Validation windows of a token corpus: evaluate() every eval_every steps and at the end.
   void set_validation(const batch_source& val) {
     expects(val.seq_len() <= m_.sizes().ctx, "trainer: validation sequence length ", val.seq_len(),
             " exceeds the model's context ", m_.sizes().ctx);
-    val_ = &val;
+    const batch_source* v = &val;
+    eval_ = [this, v](std::int64_t step) { return evaluate(m_, *v, o_.eval_batches, o_.batch, step); };
   }
+  // Any other evaluation (instruction data, say): called with the step, returns the metrics.
+  void set_evaluator(std::function<eval_metrics(std::int64_t)> f) { eval_ = std::move(f); }
 
   std::int64_t step() const { return step_; }
   std::int64_t skipped() const { return skipped_; }
@@ -134,7 +155,7 @@ class trainer {
     st.fields["skipped"] = std::to_string(skipped_);
     st.fields["bad_in_a_row"] = std::to_string(bad_row_);
     st.fields["tokens_seen"] = std::to_string(tokens_seen_);
-    for (auto& s : opt_.state()) st.arrays[s.name].assign(s.data.begin(), s.data.end());
+    st.arrays = opt_.state_to_host();
     return st;
   }
 
@@ -158,12 +179,12 @@ class trainer {
     checkpoint_dir::verify(dir);
     {
       io::safetensors_file f(dir / "trainer_state.safetensors");
-      for (auto& s : opt_.state()) {
-        const std::string n = "optimizer." + s.name;
+      for (auto const& [name, values] : opt_.state_to_host()) {
+        const std::string n = "optimizer." + name;
         expects<checkpoint_error>(f.has(n), dir.string(), ": the trainer state has no ", n,
                                   " (saved by a different optimizer?)");
-        expects<checkpoint_error>(std::uint64_t(f.info(n).numel()) == s.data.size(), dir.string(), ": ", n, " holds ",
-                                  f.info(n).numel(), " values, this optimizer has ", s.data.size());
+        expects<checkpoint_error>(std::uint64_t(f.info(n).numel()) == values.size(), dir.string(), ": ", n, " holds ",
+                                  f.info(n).numel(), " values, this optimizer has ", values.size());
       }
     }
     trainer_state st = checkpoint_dir::load(dir, m_);
@@ -172,10 +193,7 @@ class trainer {
       expects<checkpoint_error>(it != st.fields.end(), dir.string(), ": the trainer state has no field '", k, "'");
       return std::stoll(it->second);
     };
-    for (auto& s : opt_.state()) {
-      const auto& a = st.arrays.at(s.name);
-      std::copy(a.begin(), a.end(), s.data.begin());
-    }
+    opt_.state_from_host(st.arrays);
     opt_.set_steps_taken(num("optimizer_steps"));
     step_ = num("step");
     train_.set_position(std::uint64_t(num("data_position")));
@@ -193,6 +211,8 @@ class trainer {
     bool finite = true;
     for (int a = 0; a < o_.grad_accum; ++a) {
       train_.next(B, tok_, tgt_);
+      if constexpr (requires { m_.set_dropout_seed(std::uint64_t(0), std::uint64_t(0)); })
+        m_.set_dropout_seed(o_.dropout_seed, std::uint64_t(step_) * std::uint64_t(o_.grad_accum) + std::uint64_t(a));
       const double l = m_.forward(tok_.data(), tgt_.data(), B, Tn);
       if (!std::isfinite(l)) {
         finite = false;
@@ -207,7 +227,7 @@ class trainer {
     const double scale = 1.0 / o_.grad_accum;
     grad_stats gs{};
     if (finite) {
-      gs = global_grad_norm<T>(m_.gradients(), opt_.groups(), scale);
+      gs = opt_.grad_norm(m_.gradients(), scale);
       finite = gs.finite;
     }
     last_norm_ = finite ? gs.norm : std::numeric_limits<double>::quiet_NaN();
@@ -223,13 +243,13 @@ class trainer {
       return std::numeric_limits<double>::quiet_NaN();
     }
     bad_row_ = 0;
-    opt_.step(m_.parameters(), m_.gradients(), lr, scale * clip_factor(gs.norm, o_.clip));
+    opt_.step(m_.trainable_parameters(), m_.gradients(), lr, scale * clip_factor(gs.norm, o_.clip));
     return loss_sum / o_.grad_accum;
   }
 
   eval_metrics evaluate_now() {
-    expects(val_ != nullptr, "trainer: no validation source set");
-    return evaluate(m_, *val_, o_.eval_batches, o_.batch, step_);
+    expects(bool(eval_), "trainer: no validation set (set_validation or set_evaluator)");
+    return eval_(step_);
   }
 
   // Runs until options.steps are done (from the current step: after resume() it continues).
@@ -247,7 +267,7 @@ class trainer {
     const std::int64_t start_step = step_;
     double train_s = 0;
     auto do_eval = [&] {
-      if (!val_) return;
+      if (!eval_) return;
       const auto e = evaluate_now();
       sum.last_eval = e;
       if (log) log->write(e);
@@ -309,8 +329,8 @@ class trainer {
   Model& m_;
   Optimizer& opt_;
   Schedule sched_;
-  batch_source& train_;
-  const batch_source* val_ = nullptr;
+  Source& train_;
+  std::function<eval_metrics(std::int64_t)> eval_;
   train_options o_;
   std::vector<std::int32_t> tok_, tgt_;
   std::int64_t step_ = 0, skipped_ = 0, tokens_seen_ = 0;
