@@ -1,0 +1,83 @@
+// The trainer on a cuda-space model with the CUDA optimizers: ten steps equal the host trainer's
+// (same data, same initial weights) to fp32 tolerance, a checkpoint taken on the GPU resumes on
+// the GPU to the same weights as an uninterrupted run (within the tolerance that the CUDA
+// kernels' atomics leave), and a non-finite step is skipped. Exits 77 without a CUDA device.
+#include "tfm/nn/model.cuh"
+#include "tfm/train/optim_cuda.cuh"
+
+#define TFM_TEST_MODULE test_trainer_cuda
+#define TFM_TEST_NEEDS_CUDA
+#include "support/test_main.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "nn/model_configs.hpp"
+#include "tfm/train/trainer.hpp"
+
+namespace fs = std::filesystem;
+namespace nn = tfm::nn;
+namespace tr = tfm::train;
+
+namespace {
+using cfg = tfm::test::cfg_gpt2<float>;
+const nn::dims dims{16, 16, 32, 2, 2, 2, 64};
+
+std::vector<std::uint32_t> pattern(std::size_t n) {
+  std::vector<std::uint32_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = std::uint32_t(i % 10 + (i % 97 == 7 ? 5 : 0)) % 16;
+  return v;
+}
+
+template <class Space, class Opt>
+std::vector<float> run(std::int64_t steps, const fs::path& out = {}, std::int64_t stop = -1, bool resume = false) {
+  nn::model<cfg, Space> m(dims);
+  m.init(5);
+  Opt opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}), {.beta1 = 0.9, .beta2 = 0.99});
+  auto c = tr::token_corpus::from_tokens(pattern(4000), 4000, 16);
+  tr::batch_source train(c, tr::split{0, 3600}, 16, tr::sampling::random_windows, 3);
+  tr::train_options o;
+  o.batch = 4;
+  o.steps = steps;
+  o.out_dir = out;
+  o.stop_after = stop;
+  o.show_progress = false;
+  tr::trainer t(m, opt, tr::warmup_cosine{3e-3, 3e-4, 2, steps}, train, o);
+  if (resume) t.resume();
+  t.run();
+  return m.parameters_to_host();
+}
+
+double worst_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double w = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) w = std::max(w, double(std::abs(a[i] - b[i])));
+  return w;
+}
+
+struct temp_dir {
+  fs::path path = fs::temp_directory_path() / ("tfm_test_trainer_cuda_" + std::to_string(::getpid()) + "_" +
+                                               std::to_string(counter++));
+  static inline int counter = 0;
+  temp_dir() { fs::create_directories(path); }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(cuda_training_equals_host_training) {
+  const auto host = run<tfm::space::host, tr::adamw<float>>(10);
+  const auto dev = run<tfm::space::cuda, tr::cuda_adamw<float>>(10);
+  BOOST_TEST(worst_diff(host, dev) < 1e-4);
+}
+
+BOOST_AUTO_TEST_CASE(cuda_resume_continues_the_run) {
+  temp_dir a, b;
+  const auto full = run<tfm::space::cuda, tr::cuda_adamw<float>>(12, a.path);
+  run<tfm::space::cuda, tr::cuda_adamw<float>>(12, b.path, 6);
+  const auto resumed = run<tfm::space::cuda, tr::cuda_adamw<float>>(12, b.path, -1, true);
+  BOOST_TEST(worst_diff(full, resumed) < 1e-5);
+}
