@@ -170,14 +170,10 @@ grad_stats global_grad_norm(std::span<const T> g, const std::vector<param_group>
   std::vector<double> part(std::size_t(nt) * 8, 0.0);  // 64 bytes apart: no false sharing
   detail::parallel_over(rs, [&](int t, const detail::flat_range& r, std::size_t b, std::size_t e) {
     const T* p = g.data() + r.off;
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    std::size_t i = b;
-    for (; i + 4 <= e; i += 4) {
-      const double a0 = double(p[i]), a1 = double(p[i + 1]), a2 = double(p[i + 2]), a3 = double(p[i + 3]);
-      s0 += a0 * a0, s1 += a1 * a1, s2 += a2 * a2, s3 += a3 * a3;
-    }
-    for (; i < e; ++i) s0 += double(p[i]) * double(p[i]);
-    part[std::size_t(t) * 8] += (s0 + s1) + (s2 + s3);
+    double s = 0;  // simd lanes of double partial sums: a fixed order for a given build
+#pragma omp simd reduction(+ : s)
+    for (std::size_t i = b; i < e; ++i) s += double(p[i]) * double(p[i]);
+    part[std::size_t(t) * 8] += s;
   });
   double total = 0;
   for (int t = 0; t < nt; ++t) total += part[std::size_t(t) * 8];  // thread order: deterministic
