@@ -57,6 +57,7 @@ struct options {
   int eval_batches = 20, keep = 3, threads = 0;
   std::string out, init_from;
   bool resume = false;
+  double loss_scale = 0;  // > 0: dynamic loss scaling from this scale
   unsigned long long seed = 1337;
   long long log_every = 50;
 };
@@ -85,6 +86,7 @@ void usage() {
       "                         wsd: warm-up, stable, then --decay steps down to --min-lr)\n"
       "  --warmup N (100)  --min-lr X (1e-4)  --decay N (wsd: decay steps, default steps/5)\n"
       "  --seed N (1337)  --threads N (default: OMP_NUM_THREADS or all cores)\n"
+      "  --loss-scale X         dynamic loss scaling from scale X (backs off on overflow, grows every 2000 steps)\n"
       "output:\n"
       "  --out DIR              metrics.jsonl, loss.svg, checkpoints/step-N (safetensors + config.json)\n"
       "  --eval-every N (250)  --eval-batches N (20)  --checkpoint-every N (0: at the end)  --keep N (3)\n"
@@ -169,6 +171,7 @@ options parse(int argc, char** argv) {
     else if (a == "--keep") num(o.keep);
     else if (a == "--log-every") num(o.log_every);
     else if (a == "--resume") o.resume = true;
+    else if (a == "--loss-scale") num(o.loss_scale);
     else if (a == "--init-from") o.init_from = val();
     else {
       std::fprintf(stderr, "tfm_pretrain: unknown argument '%s' (see --help)\n", argv[i]);
@@ -200,6 +203,7 @@ int train_with(const options& o, nn::model<Arch>& m, Opt& opt, Sched sched, tr::
   to.out_dir = o.out;
   to.log_every = o.log_every;
   to.interrupt = &g_interrupt;
+  if (o.loss_scale > 0) to.scaling = {.enabled = true, .init = o.loss_scale};
   tr::trainer t(m, opt, sched, train, to);
   t.set_validation(val);
   if (o.resume) {
@@ -207,6 +211,7 @@ int train_with(const options& o, nn::model<Arch>& m, Opt& opt, Sched sched, tr::
     std::fprintf(stderr, "resumed from %s at step %lld\n", dir.c_str(), static_cast<long long>(t.step()));
   }
   const auto s = t.run();
+  if (s.overflows > 0) std::printf("loss scaling: %lld overflowing steps skipped\n", static_cast<long long>(s.overflows));
   std::printf("steps %lld (skipped %lld) in %.1f s (training %.1f s, %.0f tokens/s)\n", static_cast<long long>(s.step),
               static_cast<long long>(s.skipped), s.seconds, s.train_seconds,
               double(s.step) * o.batch * o.accum * train.seq_len() / std::max(s.train_seconds, 1e-9));

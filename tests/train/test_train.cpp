@@ -299,7 +299,7 @@ struct run_result {
 
 // Trains the small model on the pattern corpus; out_dir empty: no files.
 run_result train_small(std::int64_t steps, const fs::path& out = {}, std::int64_t stop_after = -1, bool resume = false,
-                       int accum = 1, int batch = 4) {
+                       int accum = 1, int batch = 4, tr::loss_scaling scaling = {}) {
   nn::model<small_cfg> m(small_dims());
   m.init(11);
   tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
@@ -317,6 +317,7 @@ run_result train_small(std::int64_t steps, const fs::path& out = {}, std::int64_
   o.out_dir = out;
   o.stop_after = stop_after;
   o.show_progress = false;
+  o.scaling = scaling;
   tr::trainer t(m, opt, tr::warmup_cosine{.max_lr = 3e-3, .min_lr = 3e-4, .warmup = 5, .decay_end = std::max<std::int64_t>(steps, 5)}, train, o);
   t.set_validation(val);
   if (resume) t.resume();
@@ -374,6 +375,52 @@ BOOST_AUTO_TEST_CASE(accumulation_equals_a_bigger_batch) {
   double worst = 0;
   for (std::size_t i = 0; i < a.weights.size(); ++i) worst = std::max(worst, double(std::abs(a.weights[i] - b.weights[i])));
   BOOST_TEST(worst < 2e-5);
+}
+
+BOOST_AUTO_TEST_CASE(loss_scaling_by_powers_of_two_changes_nothing) {
+  // scaling by 2^k is exact in binary floating point and the optimizer divides it out in the same
+  // pass: the weights equal an unscaled run's bit for bit, also across growth steps
+  auto plain = train_small(12);
+  auto scaled = train_small(12, {}, -1, false, 2, 2, tr::loss_scaling{.enabled = true, .init = 1024, .interval = 4});
+  auto plain2 = train_small(12, {}, -1, false, 2, 2);
+  BOOST_TEST(scaled.summary.overflows == 0);
+  BOOST_TEST(std::memcmp(plain2.weights.data(), scaled.weights.data(), plain2.weights.size() * sizeof(float)) == 0);
+  BOOST_TEST(plain.weights.size() == scaled.weights.size());
+}
+
+BOOST_AUTO_TEST_CASE(loss_scale_overflows_are_skipped_and_backed_off) {
+  temp_dir d;
+  // a scale beyond fp32's range overflows the gradients; the trainer halves it until the
+  // steps go through, without counting them toward max_bad_steps
+  nn::model<small_cfg> m(small_dims());
+  m.init(11);
+  tr::adamw<float> opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {}));
+  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
+  tr::batch_source train(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 1);
+  tr::train_options o;
+  o.batch = 4;
+  o.steps = 40;
+  o.max_bad_steps = 2;
+  o.show_progress = false;
+  o.out_dir = d.path;
+  o.scaling = {.enabled = true, .init = 1e42, .interval = 1000};
+  tr::trainer t(m, opt, tr::constant_lr{1e-3}, train, o);
+  const auto before = m.parameters_to_host();
+  BOOST_TEST_REQUIRE(std::isinf(float(t.loss_scale() * 16)));  // the first steps must overflow
+  t.train_step();
+  BOOST_TEST(t.overflows() == 1);
+  BOOST_TEST(std::memcmp(before.data(), m.parameters_to_host().data(), before.size() * sizeof(float)) == 0);
+  auto s = t.run();
+  BOOST_TEST(s.step == 40);
+  BOOST_TEST(s.overflows >= 2);  // more than max_bad_steps in a row, and no error
+  BOOST_TEST(s.skipped == s.overflows);
+  BOOST_TEST(t.loss_scale() < 1e42);
+  BOOST_TEST(std::isfinite(s.last_loss));
+  // the scale and the overflow count are in the metrics log
+  const auto h = tr::metrics_log::read(d.path / "metrics.jsonl");
+  BOOST_TEST_REQUIRE(!h.train.empty());
+  BOOST_TEST(h.train.back().overflows == s.overflows);
+  BOOST_TEST(h.train.back().loss_scale == t.loss_scale());
 }
 
 BOOST_AUTO_TEST_CASE(non_finite_steps_never_reach_the_weights) {

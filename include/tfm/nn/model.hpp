@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -267,7 +268,9 @@ class model {
   std::int64_t counted_targets() const { return count_; }
 
   // Gradients of the mean loss of the last forward, accumulated into gradients().
-  void backward() {
+  // loss_scale multiplies every gradient (dynamic loss scaling: the trainer divides it out).
+  void backward(double loss_scale = 1.0) {
+    expects<invalid_argument>(loss_scale > 0 && std::isfinite(loss_scale), "nn::model: the loss scale must be positive and finite, got ", loss_scale);
     expects<invalid_argument>(has_targets_, "nn::model: backward needs a forward with targets");
     expects<invalid_argument>(logits_valid_, "nn::model: backward needs a fresh forward (it was already run)");
     expects<invalid_argument>(!merged_, "nn::model: backward with merged adapters (unmerge_adapters() first: the "
@@ -276,8 +279,11 @@ class model {
     const std::int64_t N = std::int64_t(B) * T_;
     const int D = d_.d_model, V = d_.vocab;
     T* dz = buf(a_logits_);  // in place
-    be_.xent_backward(N, V, buf(a_logits_), targets_.data(), ignore_index, buf(a_lse_),
-                           count_ > 0 ? 1.0 / double(count_) : 0.0, dz);
+    // beyond T's range the scale is T's infinity (a double → float conversion out of range is
+    // undefined behaviour; infinity is what overflow detection downstream expects)
+    double dscale = count_ > 0 ? loss_scale / double(count_) : 0.0;
+    if (dscale > double(std::numeric_limits<T>::max())) dscale = std::numeric_limits<double>::infinity();
+    be_.xent_backward(N, V, buf(a_logits_), targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
     logits_valid_ = false;
     T* dr = buf(b_resid_);
     const T* top = traits::pre_norm ? buf(a_lnf_) : act(a_resid_, d_.layers);

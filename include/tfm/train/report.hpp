@@ -38,6 +38,8 @@ struct step_metrics {
   std::int64_t step = 0, total_steps = 0;
   double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, elapsed_s = 0;
   std::int64_t skipped = 0;  // steps skipped so far (non-finite gradients)
+  double loss_scale = 0;     // dynamic loss scaling: the current scale (0: not in use)
+  std::int64_t overflows = 0;  // of the skipped steps, those whose scaled gradients overflowed
 };
 
 // One evaluation pass. bits_per_byte is NaN when the byte count of the eval text is unknown.
@@ -76,6 +78,7 @@ inline std::string render_status(const step_metrics& m, const std::string& eta) 
   std::string s = format("%lld/%lld | loss %.4f | lr %.2e | %.0f tok/s | eta %s", static_cast<long long>(m.step),
                          static_cast<long long>(m.total_steps), m.loss, m.lr, m.tokens_per_s, eta.c_str());
   if (m.skipped > 0) s += format(" | skipped %lld", static_cast<long long>(m.skipped));
+  if (m.loss_scale > 0) s += format(" | scale %.0f", m.loss_scale);
   return s;
 }
 
@@ -287,6 +290,10 @@ class metrics_log {
     j["tokens_per_s"] = num(m.tokens_per_s);
     j["elapsed_s"] = num(m.elapsed_s);
     j["skipped"] = m.skipped;
+    if (m.loss_scale > 0) {  // only with loss scaling, so plain runs keep the short record
+      j["loss_scale"] = num(m.loss_scale);
+      j["overflows"] = m.overflows;
+    }
     put_line(j.dump());
   }
 
@@ -344,6 +351,10 @@ class metrics_log {
         m.tokens_per_s = get_num("tokens_per_s");
         m.elapsed_s = get_num("elapsed_s");
         m.skipped = get_int("skipped");
+        if (j.contains("loss_scale")) {
+          m.loss_scale = get_num("loss_scale");
+          m.overflows = get_int("overflows");
+        }
         h.train.push_back(m);
       } else if (*type == "eval") {
         eval_metrics m;

@@ -46,6 +46,17 @@ class training_error : public error {
   using error::error;
 };
 
+// Dynamic loss scaling (what fp16 compute needs; it works with any precision): backward computes
+// the gradients of loss·scale; a step whose scaled gradients overflow (Inf/NaN) is skipped and
+// reported as an overflow — not counted toward max_bad_steps while the scale can still back off —
+// and the scale is multiplied by `backoff`; after `interval` steps without overflow it is
+// multiplied by `growth`. The optimizer divides the scale out in its single pass.
+struct loss_scaling {
+  bool enabled = false;
+  double init = 65536.0, growth = 2.0, backoff = 0.5, min_scale = 1.0;
+  std::int64_t interval = 2000;
+};
+
 struct train_options {
   int batch = 8;       // sequences per micro-batch
   int grad_accum = 1;  // micro-batches per optimizer step
@@ -60,6 +71,7 @@ struct train_options {
   std::int64_t log_every = 10;    // plain progress lines (not on a terminal) every n steps
   bool show_progress = true;
   std::FILE* progress_out = stderr;
+  loss_scaling scaling;            // off by default
   std::uint64_t dropout_seed = 0;  // LoRA adapter dropout: masks from (seed, step, micro-batch)
   std::int64_t stop_after = -1;                 // stop (with a checkpoint) once this step is done; -1: never
   const std::atomic<bool>* interrupt = nullptr;  // set (e.g. by SIGINT): checkpoint and stop after the step
@@ -68,6 +80,7 @@ struct train_options {
 struct train_summary {
   std::int64_t step = 0;             // steps completed (including skipped ones)
   std::int64_t skipped = 0;          // steps whose update was skipped (non-finite)
+  std::int64_t overflows = 0;        // of which loss-scaling overflows
   double last_loss = std::numeric_limits<double>::quiet_NaN();
   std::optional<eval_metrics> last_eval;
   double seconds = 0;                // wall-clock time of this run() call
@@ -127,6 +140,13 @@ class trainer {
     expects(train_.seq_len() <= m_.sizes().ctx, "trainer: sequence length ", train_.seq_len(),
             " exceeds the model's context ", m_.sizes().ctx);
     expects(o_.max_bad_steps >= 1, "trainer: max_bad_steps must be at least 1");
+    if (o_.scaling.enabled) {
+      const auto& ls = o_.scaling;
+      expects(ls.init >= ls.min_scale && ls.min_scale > 0 && ls.growth >= 1 && ls.backoff > 0 && ls.backoff < 1 &&
+                  ls.interval > 0,
+              "trainer: loss scaling needs init >= min_scale > 0, growth >= 1, 0 < backoff < 1, interval > 0");
+      loss_scale_ = ls.init;
+    }
     const std::size_t n = std::size_t(o_.batch) * train_.seq_len();
     tok_.resize(n);
     tgt_.resize(n);
@@ -144,6 +164,8 @@ class trainer {
 
   std::int64_t step() const { return step_; }
   std::int64_t skipped() const { return skipped_; }
+  std::int64_t overflows() const { return overflows_; }
+  double loss_scale() const { return loss_scale_; }
   const train_options& options() const { return o_; }
 
   // The state beside the weights (what a checkpoint stores).
@@ -155,6 +177,13 @@ class trainer {
     st.fields["skipped"] = std::to_string(skipped_);
     st.fields["bad_in_a_row"] = std::to_string(bad_row_);
     st.fields["tokens_seen"] = std::to_string(tokens_seen_);
+    if (o_.scaling.enabled) {  // exact text of the double: the resumed run uses the same scale
+      char b[40];
+      std::snprintf(b, sizeof b, "%.17g", loss_scale_);
+      st.fields["loss_scale"] = b;
+      st.fields["loss_scale_good_steps"] = std::to_string(good_steps_);
+      st.fields["overflows"] = std::to_string(overflows_);
+    }
     st.arrays = opt_.state_to_host();
     return st;
   }
@@ -200,6 +229,11 @@ class trainer {
     skipped_ = num("skipped");
     bad_row_ = int(num("bad_in_a_row"));
     tokens_seen_ = num("tokens_seen");
+    if (o_.scaling.enabled && st.fields.count("loss_scale")) {
+      loss_scale_ = std::stod(st.fields.at("loss_scale"));
+      good_steps_ = num("loss_scale_good_steps");
+      overflows_ = num("overflows");
+    }
     return dir;
   }
 
@@ -218,20 +252,30 @@ class trainer {
         finite = false;
         continue;  // its gradient would be garbage; the step is skipped anyway
       }
-      m_.backward();
+      m_.backward(o_.scaling.enabled ? loss_scale_ : 1.0);
       loss_sum += l;
     }
     tokens_seen_ += std::int64_t(B) * Tn * o_.grad_accum;
     const double lr = sched_(step_);
     last_lr_ = lr;
-    const double scale = 1.0 / o_.grad_accum;
+    const double ls = o_.scaling.enabled ? loss_scale_ : 1.0;
+    const double scale = 1.0 / (o_.grad_accum * ls);
     grad_stats gs{};
+    bool overflow = false;
     if (finite) {
       gs = opt_.grad_norm(m_.gradients(), scale);
+      overflow = !gs.finite && o_.scaling.enabled && loss_scale_ > o_.scaling.min_scale;
       finite = gs.finite;
     }
     last_norm_ = finite ? gs.norm : std::numeric_limits<double>::quiet_NaN();
     ++step_;
+    if (overflow) {  // the scale was too large: back off and try the next step
+      ++skipped_;
+      ++overflows_;
+      good_steps_ = 0;
+      loss_scale_ = std::max(o_.scaling.min_scale, loss_scale_ * o_.scaling.backoff);
+      return loss_sum / o_.grad_accum;
+    }
     if (!finite) {
       ++skipped_;
       ++bad_row_;
@@ -244,6 +288,10 @@ class trainer {
     }
     bad_row_ = 0;
     opt_.step(m_.trainable_parameters(), m_.gradients(), lr, scale * clip_factor(gs.norm, o_.clip));
+    if (o_.scaling.enabled && ++good_steps_ >= o_.scaling.interval) {
+      loss_scale_ *= o_.scaling.growth;
+      good_steps_ = 0;
+    }
     return loss_sum / o_.grad_accum;
   }
 
@@ -291,6 +339,8 @@ class trainer {
       sm.tokens_per_s = double(std::int64_t(o_.batch) * train_.seq_len() * o_.grad_accum) / std::max(dt, 1e-9);
       sm.elapsed_s = std::chrono::duration<double>(clock::now() - t0).count();
       sm.skipped = skipped_;
+      sm.loss_scale = o_.scaling.enabled ? loss_scale_ : 0.0;
+      sm.overflows = overflows_;
       if (log) log->write(sm);
       if (bar) bar->update(sm);
       if (o_.eval_every > 0 && step_ % o_.eval_every == 0 && step_ < o_.steps) do_eval();
@@ -320,6 +370,7 @@ class trainer {
     if (bar) bar->finish();
     sum.step = step_;
     sum.skipped = skipped_;
+    sum.overflows = overflows_;
     sum.seconds = std::chrono::duration<double>(clock::now() - t0).count();
     sum.train_seconds = train_s;
     return sum;
@@ -335,6 +386,8 @@ class trainer {
   std::vector<std::int32_t> tok_, tgt_;
   std::int64_t step_ = 0, skipped_ = 0, tokens_seen_ = 0;
   int bad_row_ = 0;
+  double loss_scale_ = 1.0;
+  std::int64_t good_steps_ = 0, overflows_ = 0;
   double last_lr_ = 0, last_norm_ = 0;
 };
 
