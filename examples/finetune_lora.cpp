@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli.hpp"
 #include "tfm/backend/host/threading.hpp"
 #include "tfm/nn/model.hpp"
 #include "tfm/train/instruction.hpp"
@@ -66,48 +67,25 @@ void usage() {
 
 options parse(int argc, char** argv) {
   options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    auto val = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "tfm_finetune_lora: %s needs a value\n", argv[i]);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto num = [&](auto& x) {
-      const std::string v = val();
-      char* end = nullptr;
-      const double d = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end) {
-        std::fprintf(stderr, "tfm_finetune_lora: %s: '%s' is not a number\n", std::string(a).c_str(), v.c_str());
-        std::exit(2);
-      }
-      x = static_cast<std::remove_reference_t<decltype(x)>>(d);
-    };
-    if (a == "--help" || a == "-h") {
-      usage();
-      std::exit(0);
-    } else if (a == "--base") o.base = val();
-    else if (a == "--text") o.text = val();
-    else if (a == "--instructions") o.instructions = val();
-    else if (a == "--targets") o.targets = val();
-    else if (a == "--out") o.out = val();
-    else if (a == "--steps") num(o.steps);
-    else if (a == "--warmup") num(o.warmup);
-    else if (a == "--eval-every") num(o.eval_every);
-    else if (a == "--batch") num(o.batch);
-    else if (a == "--ctx") num(o.ctx);
-    else if (a == "--eval-batches") num(o.eval_batches);
-    else if (a == "--threads") num(o.threads);
-    else if (a == "--lr") num(o.lr);
-    else if (a == "--min-lr") num(o.min_lr);
-    else if (a == "--clip") num(o.clip);
-    else if (a == "--seed") num(o.seed);
-    else {
-      std::fprintf(stderr, "tfm_finetune_lora: unknown argument '%s' (see --help)\n", argv[i]);
-      std::exit(2);
-    }
+  tfm::examples::cli args(argc, argv, "tfm_finetune_lora", usage);
+  while (args.next()) {
+    if (args.is("--base")) o.base = args.value();
+    else if (args.is("--text")) o.text = args.value();
+    else if (args.is("--instructions")) o.instructions = args.value();
+    else if (args.is("--targets")) o.targets = args.value();
+    else if (args.is("--out")) o.out = args.value();
+    else if (args.is("--steps")) args.number(o.steps);
+    else if (args.is("--warmup")) args.number(o.warmup);
+    else if (args.is("--eval-every")) args.number(o.eval_every);
+    else if (args.is("--batch")) args.number(o.batch);
+    else if (args.is("--ctx")) args.number(o.ctx);
+    else if (args.is("--eval-batches")) args.number(o.eval_batches);
+    else if (args.is("--threads")) args.number(o.threads);
+    else if (args.is("--lr")) args.number(o.lr);
+    else if (args.is("--min-lr")) args.number(o.min_lr);
+    else if (args.is("--clip")) args.number(o.clip);
+    else if (args.is("--seed")) args.number(o.seed);
+    else args.unknown();
   }
   if (o.base.empty() || o.text.empty() == o.instructions.empty()) {
     std::fprintf(stderr, "tfm_finetune_lora: give --base and exactly one of --text or --instructions (see --help)\n");

@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cli.hpp"
 #include "tfm/backend/host/threading.hpp"
 #include "tfm/nn/model.hpp"
 #include "tfm/train/trainer.hpp"
@@ -110,73 +111,49 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 options parse(int argc, char** argv) {
   options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    auto val = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "tfm_pretrain: %s needs a value (see --help)\n", argv[i]);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto num = [&](auto& x) {
-      const std::string v = val();
-      char* end = nullptr;
-      errno = 0;
-      const double d = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || errno != 0) {
-        std::fprintf(stderr, "tfm_pretrain: %s: '%s' is not a number\n", std::string(a).c_str(), v.c_str());
-        std::exit(2);
-      }
-      x = static_cast<std::remove_reference_t<decltype(x)>>(d);
-    };
-    if (a == "--help" || a == "-h") {
-      usage();
-      std::exit(0);
-    } else if (a == "--arch") o.arch = val();
-    else if (a == "--attention") o.attention = val();
-    else if (a == "--text") o.text = val();
-    else if (a == "--shards") o.shards = split_commas(val());
-    else if (a == "--val-shards") o.val_shards = split_commas(val());
-    else if (a == "--val-fraction") num(o.val_fraction);
-    else if (a == "--vocab") num(o.vocab);
-    else if (a == "--ctx") num(o.ctx);
-    else if (a == "--d-model") num(o.d_model);
-    else if (a == "--layers") num(o.layers);
-    else if (a == "--heads") num(o.heads);
-    else if (a == "--kv-heads") num(o.kv_heads);
-    else if (a == "--d-ff") num(o.d_ff);
-    else if (a == "--batch") num(o.batch);
-    else if (a == "--accum") num(o.accum);
-    else if (a == "--steps") num(o.steps);
-    else if (a == "--optimizer") o.optimizer = val();
-    else if (a == "--lr") num(o.lr);
-    else if (a == "--min-lr") num(o.min_lr);
-    else if (a == "--wd") num(o.wd);
-    else if (a == "--beta1") num(o.beta1);
-    else if (a == "--beta2") num(o.beta2);
-    else if (a == "--eps") num(o.eps);
-    else if (a == "--momentum") num(o.momentum);
-    else if (a == "--clip") num(o.clip);
-    else if (a == "--no-decay-embeddings") o.decay_embeddings = false;
-    else if (a == "--schedule") o.schedule = val();
-    else if (a == "--warmup") num(o.warmup);
-    else if (a == "--decay") num(o.decay);
-    else if (a == "--seed") num(o.seed);
-    else if (a == "--threads") num(o.threads);
-    else if (a == "--out") o.out = val();
-    else if (a == "--eval-every") num(o.eval_every);
-    else if (a == "--eval-batches") num(o.eval_batches);
-    else if (a == "--checkpoint-every") num(o.checkpoint_every);
-    else if (a == "--keep") num(o.keep);
-    else if (a == "--log-every") num(o.log_every);
-    else if (a == "--resume") o.resume = true;
-    else if (a == "--loss-scale") num(o.loss_scale);
-    else if (a == "--init-from") o.init_from = val();
-    else {
-      std::fprintf(stderr, "tfm_pretrain: unknown argument '%s' (see --help)\n", argv[i]);
-      std::exit(2);
-    }
+  tfm::examples::cli args(argc, argv, "tfm_pretrain", usage);
+  while (args.next()) {
+    if (args.is("--arch")) o.arch = args.value();
+    else if (args.is("--attention")) o.attention = args.value();
+    else if (args.is("--text")) o.text = args.value();
+    else if (args.is("--shards")) o.shards = split_commas(args.value());
+    else if (args.is("--val-shards")) o.val_shards = split_commas(args.value());
+    else if (args.is("--val-fraction")) args.number(o.val_fraction);
+    else if (args.is("--vocab")) args.number(o.vocab);
+    else if (args.is("--ctx")) args.number(o.ctx);
+    else if (args.is("--d-model")) args.number(o.d_model);
+    else if (args.is("--layers")) args.number(o.layers);
+    else if (args.is("--heads")) args.number(o.heads);
+    else if (args.is("--kv-heads")) args.number(o.kv_heads);
+    else if (args.is("--d-ff")) args.number(o.d_ff);
+    else if (args.is("--batch")) args.number(o.batch);
+    else if (args.is("--accum")) args.number(o.accum);
+    else if (args.is("--steps")) args.number(o.steps);
+    else if (args.is("--optimizer")) o.optimizer = args.value();
+    else if (args.is("--lr")) args.number(o.lr);
+    else if (args.is("--min-lr")) args.number(o.min_lr);
+    else if (args.is("--wd")) args.number(o.wd);
+    else if (args.is("--beta1")) args.number(o.beta1);
+    else if (args.is("--beta2")) args.number(o.beta2);
+    else if (args.is("--eps")) args.number(o.eps);
+    else if (args.is("--momentum")) args.number(o.momentum);
+    else if (args.is("--clip")) args.number(o.clip);
+    else if (args.is("--no-decay-embeddings")) o.decay_embeddings = false;
+    else if (args.is("--schedule")) o.schedule = args.value();
+    else if (args.is("--warmup")) args.number(o.warmup);
+    else if (args.is("--decay")) args.number(o.decay);
+    else if (args.is("--seed")) args.number(o.seed);
+    else if (args.is("--threads")) args.number(o.threads);
+    else if (args.is("--out")) o.out = args.value();
+    else if (args.is("--eval-every")) args.number(o.eval_every);
+    else if (args.is("--eval-batches")) args.number(o.eval_batches);
+    else if (args.is("--checkpoint-every")) args.number(o.checkpoint_every);
+    else if (args.is("--keep")) args.number(o.keep);
+    else if (args.is("--log-every")) args.number(o.log_every);
+    else if (args.is("--resume")) o.resume = true;
+    else if (args.is("--loss-scale")) args.number(o.loss_scale);
+    else if (args.is("--init-from")) o.init_from = args.value();
+    else args.unknown();
   }
   if (o.text.empty() == o.shards.empty()) {
     std::fprintf(stderr, "tfm_pretrain: give exactly one of --text FILE or --shards A,B,... (see --help)\n");

@@ -4,6 +4,7 @@
 // fine-tune with the trainer, PEFT adapter files, exact resume, and dropout's determinism.
 #define TFM_TEST_MODULE test_lora
 #include "support/test_main.hpp"
+#include "support/temp_files.hpp"
 
 #include <cmath>
 #include <cstring>
@@ -29,19 +30,6 @@ using namespace tfm::test;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("tfm_test_lora_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // ---- configs ----
 template <class P>

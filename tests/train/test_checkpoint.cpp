@@ -3,6 +3,7 @@
 // refusal of truncated, corrupted, incomplete or mismatched checkpoints without touching the model.
 #define TFM_TEST_MODULE train_checkpoint
 #include "support/test_main.hpp"
+#include "support/temp_files.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -19,32 +20,10 @@ namespace tr = tfm::train;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("tfm_test_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using tfm::test::check_throws_with;
+using tfm::test::temp_dir;
 
-template <class E>
-void check_throws_with(auto&& f, const std::string& needle) {
-  try {
-    f();
-  } catch (const E& e) {
-    const std::string w = e.what();
-    BOOST_TEST_INFO("message: " << w);
-    BOOST_TEST(w.find(needle) != std::string::npos);
-    return;
-  }
-  BOOST_FAIL("expected an exception mentioning '" + needle + "'");
-}
+
 
 template <class Cfg>
 std::vector<float> logits_of(nn::model<Cfg>& m) {

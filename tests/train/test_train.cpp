@@ -3,6 +3,7 @@
 // loss goes down, accumulation, non-finite steps skipped, determinism and exact resume.
 #define TFM_TEST_MODULE train
 #include "support/test_main.hpp"
+#include "support/temp_files.hpp"
 
 #include <atomic>
 #include <cmath>
@@ -21,32 +22,10 @@ namespace tr = tfm::train;
 
 namespace {
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static int n = 0;
-    path = fs::temp_directory_path() / ("tfm_test_train_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using tfm::test::check_throws_with;
+using tfm::test::temp_dir;
 
-template <class E>
-void check_throws_with(auto&& f, const std::string& needle) {
-  try {
-    f();
-  } catch (const E& e) {
-    const std::string w = e.what();
-    BOOST_TEST_INFO("message: " << w);
-    BOOST_TEST(w.find(needle) != std::string::npos);
-    return;
-  }
-  BOOST_FAIL("expected an exception mentioning '" + needle + "'");
-}
+
 
 // A tiny GPT-2-shaped model (vocabulary 16).
 using small_cfg = tfm::test::cfg_gpt2<float>;

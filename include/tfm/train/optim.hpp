@@ -107,15 +107,12 @@ inline void check_groups(const std::vector<param_group>& groups, std::size_t n, 
 }
 
 namespace detail {
-// Checks the groups and gives every range its offset in a compact state array (state exists
-// only for parameters in some group: frozen ones cost no optimizer memory). Returns its length.
-inline std::size_t assign_state(const std::vector<param_group>& groups, std::size_t n, const char* who,
-                                std::vector<std::size_t>& offsets) {
+// Checks the groups and returns how many elements they hold: the length of the compact state
+// array (state exists only for parameters in some group: frozen ones cost no optimizer memory).
+inline std::size_t assign_state(const std::vector<param_group>& groups, std::size_t n, const char* who) {
   check_groups(groups, n, who);
   std::size_t k = 0;
-  offsets.clear();
-  for (auto const& g : groups)
-    for (auto const& r : g.ranges) offsets.push_back(k), k += r.second;
+  for (auto const& g : groups) k += g.numel();
   return k;
 }
 
@@ -194,36 +191,29 @@ struct state_tensor {
   std::span<S> data;
 };
 
-// AdamW: m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; p ← p·(1 − lr·wd) − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε).
-// Parameters of type T; state in S (float by default, also for a reduced-precision T later).
-template <class T, class S = float>
-class adamw {
+namespace detail {
+// What the host optimizers share: the groups and their flattened ranges, the step count, the
+// gradient norm over the groups, and the state as named fp32 arrays (Derived::state()).
+template <class Derived, class T>
+class host_optimizer {
  public:
-  struct options {
-    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  };
-  adamw(std::size_t n, std::vector<param_group> groups, options o = {})
-      : n_(n), groups_(std::move(groups)), o_(o), k_(detail::assign_state(groups_, n, "adamw", soff_)), m_(k_, S(0)), v_(k_, S(0)), ranges_(detail::flatten(groups_)) {
-    expects(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps > 0,
-            "adamw: need 0 <= beta1, beta2 < 1 and eps > 0, got beta1=", o.beta1, " beta2=", o.beta2, " eps=", o.eps);
-  }
-
   const std::vector<param_group>& groups() const { return groups_; }
   std::int64_t steps_taken() const { return t_; }
   void set_steps_taken(std::int64_t t) { t_ = t; }
   // Elements that get a state (the trainable ones); parameters in no group have none.
   std::size_t trainable() const { return k_; }
-  std::size_t state_bytes() const { return (m_.size() + v_.size()) * sizeof(S); }
+
   // The global gradient norm over this optimizer's groups (how the trainer clips and skips).
   grad_stats grad_norm(std::span<const T> g, double scale = 1.0) const { return global_grad_norm<T>(g, groups_, scale); }
+
   // The state as fp32 host arrays by name (checkpoints), and back.
   std::map<std::string, std::vector<float>> state_to_host() {
     std::map<std::string, std::vector<float>> m;
-    for (auto& st : state()) m[st.name].assign(st.data.begin(), st.data.end());
+    for (auto& st : static_cast<Derived*>(this)->state()) m[st.name].assign(st.data.begin(), st.data.end());
     return m;
   }
   void state_from_host(const std::map<std::string, std::vector<float>>& saved) {
-    for (auto& st : state()) {
+    for (auto& st : static_cast<Derived*>(this)->state()) {
       auto it = saved.find(st.name);
       expects(it != saved.end(), "optimizer: the saved state has no '", st.name, "'");
       expects(it->second.size() == st.data.size(), "optimizer: saved state '", st.name, "' has ", it->second.size(),
@@ -231,6 +221,37 @@ class adamw {
       std::copy(it->second.begin(), it->second.end(), st.data.begin());
     }
   }
+
+ protected:
+  host_optimizer(std::size_t n, std::vector<param_group> groups, const char* who)
+      : n_(n), groups_(std::move(groups)), k_(assign_state(groups_, n, who)), ranges_(flatten(groups_)) {}
+
+  std::size_t n_;
+  std::vector<param_group> groups_;
+  std::size_t k_;
+  std::vector<flat_range> ranges_;
+  std::int64_t t_ = 0;
+};
+}  // namespace detail
+
+// AdamW: m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; p ← p·(1 − lr·wd) − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε).
+// Parameters of type T; state in S (float by default, also for a reduced-precision T later).
+template <class T, class S = float>
+class adamw : public detail::host_optimizer<adamw<T, S>, T> {
+  using base = detail::host_optimizer<adamw<T, S>, T>;
+  using base::k_, base::n_, base::ranges_, base::t_;
+
+ public:
+  struct options {
+    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  };
+  adamw(std::size_t n, std::vector<param_group> groups, options o = {})
+      : base(n, std::move(groups), "adamw"), o_(o), m_(k_, S(0)), v_(k_, S(0)) {
+    expects(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps > 0,
+            "adamw: need 0 <= beta1, beta2 < 1 and eps > 0, got beta1=", o.beta1, " beta2=", o.beta2, " eps=", o.eps);
+  }
+
+  std::size_t state_bytes() const { return (m_.size() + v_.size()) * sizeof(S); }
   std::vector<state_tensor<S>> state() { return {{"exp_avg", {m_.data(), m_.size()}}, {"exp_avg_sq", {v_.data(), v_.size()}}}; }
 
   void step(std::span<T> params, std::span<const T> grads, double lr, double grad_scale = 1.0) {
@@ -280,52 +301,27 @@ class adamw {
   }
 
  private:
-  std::size_t n_;
-  std::vector<param_group> groups_;
   options o_;
-  std::vector<std::size_t> soff_;
-  std::size_t k_;
   std::vector<S> m_, v_;
-  std::vector<detail::flat_range> ranges_;
-  std::int64_t t_ = 0;
 };
 
 // SGD with momentum (PyTorch's rule: weight decay as L2 added to the gradient, buf ← μ·buf + g,
 // Nesterov optional, p ← p − lr·update).
 template <class T, class S = float>
-class sgd {
+class sgd : public detail::host_optimizer<sgd<T, S>, T> {
+  using base = detail::host_optimizer<sgd<T, S>, T>;
+  using base::k_, base::n_, base::ranges_, base::t_;
+
  public:
   struct options {
     double momentum = 0.9;
     bool nesterov = false;
   };
   sgd(std::size_t n, std::vector<param_group> groups, options o = {})
-      : n_(n), groups_(std::move(groups)), o_(o), k_(detail::assign_state(groups_, n, "sgd", soff_)),
-        buf_(o.momentum > 0 ? k_ : 0, S(0)), ranges_(detail::flatten(groups_)) {
+      : base(n, std::move(groups), "sgd"), o_(o), buf_(o.momentum > 0 ? k_ : 0, S(0)) {
     expects(o.momentum >= 0 && o.momentum < 1, "sgd: momentum must be in [0, 1), got ", o.momentum);
   }
-  const std::vector<param_group>& groups() const { return groups_; }
-  std::int64_t steps_taken() const { return t_; }
-  void set_steps_taken(std::int64_t t) { t_ = t; }
-  std::size_t trainable() const { return k_; }
   std::size_t state_bytes() const { return buf_.size() * sizeof(S); }
-  // The global gradient norm over this optimizer's groups (how the trainer clips and skips).
-  grad_stats grad_norm(std::span<const T> g, double scale = 1.0) const { return global_grad_norm<T>(g, groups_, scale); }
-  // The state as fp32 host arrays by name (checkpoints), and back.
-  std::map<std::string, std::vector<float>> state_to_host() {
-    std::map<std::string, std::vector<float>> m;
-    for (auto& st : state()) m[st.name].assign(st.data.begin(), st.data.end());
-    return m;
-  }
-  void state_from_host(const std::map<std::string, std::vector<float>>& saved) {
-    for (auto& st : state()) {
-      auto it = saved.find(st.name);
-      expects(it != saved.end(), "optimizer: the saved state has no '", st.name, "'");
-      expects(it->second.size() == st.data.size(), "optimizer: saved state '", st.name, "' has ", it->second.size(),
-              " values, this optimizer has ", st.data.size());
-      std::copy(it->second.begin(), it->second.end(), st.data.begin());
-    }
-  }
   std::vector<state_tensor<S>> state() {
     if (buf_.empty()) return {};
     return {{"momentum_buffer", {buf_.data(), buf_.size()}}};
@@ -355,14 +351,8 @@ class sgd {
   }
 
  private:
-  std::size_t n_;
-  std::vector<param_group> groups_;
   options o_;
-  std::vector<std::size_t> soff_;
-  std::size_t k_;
   std::vector<S> buf_;
-  std::vector<detail::flat_range> ranges_;
-  std::int64_t t_ = 0;
 };
 
 }  // namespace tfm::train

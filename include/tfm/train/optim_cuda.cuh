@@ -121,8 +121,7 @@ class cuda_optimizer_base {
  public:
   cuda_optimizer_base(std::size_t n, std::vector<param_group> groups, const char* who, cudaStream_t stream)
       : n_(n), groups_(std::move(groups)), stream_(stream) {
-    std::vector<std::size_t> unused;
-    k_ = detail::assign_state(groups_, n, who, unused);
+    k_ = detail::assign_state(groups_, n, who);
     const auto ch = make_chunks(groups_);
     nchunks_ = int(ch.size());
     chunks_ = buffer<chunk, space::cuda>(std::max<std::size_t>(ch.size(), 1));

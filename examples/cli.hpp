@@ -1,0 +1,72 @@
+// examples/cli.hpp — the command-line reading the examples share: walk the arguments, take an
+// option's value as text or as a number, and stop with a message naming the program and the
+// problem (exit status 2) on a missing value, a malformed number or an unknown option.
+//
+//   tfm::examples::cli args(argc, argv, "tfm_pretrain", usage);
+//   while (args.next()) {
+//     if (args.is("--lr")) args.number(o.lr);
+//     else if (args.is("--out")) o.out = args.value();
+//     else args.unknown();
+//   }
+#pragma once
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+namespace tfm::examples {
+
+class cli {
+ public:
+  cli(int argc, char** argv, const char* program, void (*usage)()) : argc_(argc), argv_(argv), prog_(program), usage_(usage) {}
+
+  // Moves to the next argument; --help / -h print the usage and exit 0.
+  bool next() {
+    if (++i_ >= argc_) return false;
+    if (is("--help") || is("-h")) {
+      usage_();
+      std::exit(0);
+    }
+    return true;
+  }
+  bool is(std::string_view name) const { return name == argv_[i_]; }
+
+  std::string value() {
+    if (i_ + 1 >= argc_) fail("%s needs a value (see --help)", argv_[i_]);
+    return argv_[++i_];
+  }
+  template <class N>
+  void number(N& x) {
+    const char* opt = argv_[i_];
+    const std::string v = value();
+    char* end = nullptr;
+    errno = 0;
+    const double d = std::strtod(v.c_str(), &end);
+    if (end == v.c_str() || *end != '\0' || errno != 0) fail("%s: '%s' is not a number", opt, v.c_str());
+    if constexpr (std::is_integral_v<N>) {
+      if (d != double(static_cast<long long>(d))) fail("%s: '%s' is not a whole number", opt, v.c_str());
+      if (std::is_unsigned_v<N> && d < 0) fail("%s: '%s' is negative", opt, v.c_str());
+    }
+    x = static_cast<N>(d);
+  }
+  [[noreturn]] void unknown() const { fail("unknown argument '%s' (see --help)", argv_[i_]); }
+
+  template <class... A>
+  [[noreturn]] void fail(const char* fmt, A... a) const {
+    std::fprintf(stderr, "%s: ", prog_);
+    std::fprintf(stderr, fmt, a...);
+    std::fputc('\n', stderr);
+    std::exit(2);
+  }
+
+ private:
+  int argc_;
+  char** argv_;
+  const char* prog_;
+  void (*usage_)();
+  int i_ = 0;
+};
+
+}  // namespace tfm::examples
