@@ -46,6 +46,19 @@ inline std::vector<chunk> make_chunks(const std::vector<param_group>& groups) {
   return v;
 }
 
+// Sum of v over the block (blockDim.x == threads) by a fixed tree: the same order every run.
+// The result is valid in thread 0.
+template <class A>
+__device__ A block_sum(A v, A* red) {
+  red[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = threads / 2; w > 0; w >>= 1) {
+    if (int(threadIdx.x) < w) red[threadIdx.x] += red[threadIdx.x + w];
+    __syncthreads();
+  }
+  return red[0];
+}
+
 template <class T>
 __global__ void sumsq_kernel(const chunk* chunks, const T* g, double* partial) {
   const chunk c = chunks[blockIdx.x];
@@ -55,13 +68,8 @@ __global__ void sumsq_kernel(const chunk* chunks, const T* g, double* partial) {
     s = fmaf(x, x, s);
   }
   __shared__ float red[threads];
-  red[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = threads / 2; w > 0; w >>= 1) {
-    if (int(threadIdx.x) < w) red[threadIdx.x] += red[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) partial[blockIdx.x] = double(red[0]);
+  const float total = block_sum(s, red);
+  if (threadIdx.x == 0) partial[blockIdx.x] = double(total);
 }
 
 // One block: out[0] = Σ partial (fixed order per thread, fixed tree), out[1] = finite ? 1 : 0.
@@ -69,15 +77,10 @@ __global__ inline void sumsq_final_kernel(const double* partial, int n, double* 
   double s = 0;
   for (int i = threadIdx.x; i < n; i += blockDim.x) s += partial[i];
   __shared__ double red[threads];
-  red[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = threads / 2; w > 0; w >>= 1) {
-    if (int(threadIdx.x) < w) red[threadIdx.x] += red[threadIdx.x + w];
-    __syncthreads();
-  }
+  const double total = block_sum(s, red);
   if (threadIdx.x == 0) {
-    out[0] = red[0];
-    out[1] = ::isfinite(red[0]) ? 1.0 : 0.0;
+    out[0] = total;
+    out[1] = ::isfinite(total) ? 1.0 : 0.0;
   }
 }
 
