@@ -14,6 +14,7 @@
 
 #include "nn/model_configs.hpp"
 #include "tfm/data/shard.hpp"
+#include "tfm/train/instruction.hpp"
 #include "tfm/train/trainer.hpp"
 
 namespace fs = std::filesystem;
@@ -441,6 +442,56 @@ BOOST_AUTO_TEST_CASE(interrupt_flag_checkpoints_and_stops) {
   BOOST_TEST(s.interrupted);
   BOOST_TEST(s.step == 1);
   BOOST_TEST(fs::exists(d.path / "checkpoints" / "step-00000001" / "manifest.json"));
+}
+
+BOOST_AUTO_TEST_CASE(instruction_data_trains_and_resumes_exactly) {
+  // prompt: a letter twice; response: the letter three places on, twice (byte ids mod 15)
+  temp_dir d;
+  {
+    std::ofstream f(d.path / "sft.jsonl");
+    for (int i = 0; i < 60; ++i) {
+      const char p = char('a' + i % 10), r = char('a' + (i + 3) % 10);
+      f << "{\"prompt\": \"" << p << p << "\", \"response\": \"" << r << r << "\"}\n";
+    }
+  }
+  auto enc = [](std::string_view t) {
+    std::vector<std::uint32_t> v;
+    for (unsigned char c : t) v.push_back(c % 15);
+    return v;
+  };
+  tr::instruction_dataset data(d.path / "sft.jsonl", enc, {.context = 8, .eot_id = 15, .vocab_size = 16});
+  auto run = [&](std::int64_t steps, const fs::path& out, std::int64_t stop, bool resume, double* before) {
+    nn::model<small_cfg> m(small_dims());
+    m.init(4);
+    tr::adamw<float> opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {}));
+    tr::instruction_batches train(data, 6, 9, 0, 50);  // examples 50..59 validate
+    tr::train_options o;
+    o.batch = 8;
+    o.steps = steps;
+    o.out_dir = out;
+    o.stop_after = stop;
+    o.show_progress = false;
+    tr::trainer t(m, opt, tr::constant_lr{3e-3}, train, o);
+    t.set_evaluator([&](std::int64_t step) {
+      tr::eval_metrics e;
+      e.step = step;
+      e.loss = tr::instruction_loss(m, data, 8, 6, 50, 60);
+      return e;
+    });
+    if (before) *before = tr::instruction_loss(m, data, 8, 6, 50, 60);
+    if (resume) t.resume();
+    auto s = t.run();
+    return std::make_pair(m.parameters_to_host(), s);
+  };
+  double before = 0;
+  temp_dir a, b;
+  auto [w_full, s_full] = run(40, a.path, -1, false, &before);
+  BOOST_TEST_REQUIRE(s_full.last_eval.has_value());
+  BOOST_TEST(s_full.last_eval->loss < 0.5 * before);  // the responses are learnt
+  run(40, b.path, 15, false, nullptr);
+  auto [w_res, s_res] = run(40, b.path, -1, true, nullptr);
+  BOOST_TEST(s_res.step == 40);
+  BOOST_TEST(std::memcmp(w_full.data(), w_res.data(), w_full.size() * sizeof(float)) == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
