@@ -13,6 +13,7 @@
 #include "nn/model_configs.hpp"
 #include "nn/model_test_util.hpp"
 #include "tfm/train/checkpoint.hpp"
+#include "tfm/train/lora.hpp"
 
 namespace fs = std::filesystem;
 namespace nn = tfm::nn;
@@ -50,6 +51,13 @@ struct gpt2_in_out : tfm::test::cfg_gpt2<float> {
 };
 struct gpt2_untied : tfm::test::cfg_gpt2<float> {
   static constexpr bool tied = false;
+};
+struct gpt2_lora_all : tfm::test::cfg_gpt2<float> {
+  using lora = nn::lora::adapters<nn::lora::qkv | nn::lora::o | nn::lora::up | nn::lora::down, 4>;
+};
+struct llama_lora_all : tfm::test::cfg_llama<float> {
+  using lora = nn::lora::adapters<nn::lora::q | nn::lora::k | nn::lora::v | nn::lora::o | nn::lora::gate |
+                                      nn::lora::up | nn::lora::down, 4>;
 };
 
 }  // namespace
@@ -268,4 +276,21 @@ BOOST_AUTO_TEST_CASE(export_for_transformers) {
   write(g, fs::path(env) / "gpt2");
   nn::model<tfm::test::cfg_llama<float>> l(nn::dims{50, 16, 32, 2, 4, 2, 48});
   write(l, fs::path(env) / "llama");
+  // LoRA: base weights (a plain model's files) in base/, PEFT adapters in adapter/, and the
+  // logits of base + adapters in reference.safetensors; the script applies them with PEFT
+  auto write_lora = [&](auto& m, auto& plain, const fs::path& dir) {
+    write(m, dir);  // random base and adapters (B non-zero), logits of the adapted model
+    const auto all = m.parameters_to_host();
+    plain.parameters_from_host(std::span<const float>(all.data(), plain.num_parameters()));
+    tr::save_pretrained(plain, dir / "base");
+    tr::save_adapters(m, dir / "adapter");
+    fs::remove(dir / "model.safetensors");  // the LoRA model's own file is not for transformers
+    fs::remove(dir / "config.json");
+  };
+  nn::model<gpt2_lora_all> gl(nn::dims{50, 16, 32, 2, 4, 4, 128});
+  nn::model<tfm::test::cfg_gpt2<float>> gp(gl.sizes());
+  write_lora(gl, gp, fs::path(env) / "gpt2_lora");
+  nn::model<llama_lora_all> ll(nn::dims{50, 16, 32, 2, 4, 2, 48});
+  nn::model<tfm::test::cfg_llama<float>> lp(ll.sizes());
+  write_lora(ll, lp, fs::path(env) / "llama_lora");
 }

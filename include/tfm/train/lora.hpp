@@ -1,8 +1,9 @@
 // tfm/train/lora.hpp — LoRA adapter files: save_adapters / load_adapters write and read only a
 // model's adapter tensors (nn::lora, docs/model.md "LoRA") in the layout of Hugging Face PEFT:
 //   dir/adapter_model.safetensors   lora_A [r, in] and lora_B [out, r] of every adapted module
-//   dir/adapter_config.json         peft_type LORA, r, lora_alpha, target_modules, … plus
-//                                   tfm_architecture and tfm_targets (the lora::target bits)
+//   dir/adapter_config.json         peft_type LORA, r, lora_alpha, target_modules, … (only keys
+//                                   PEFT knows: PEFT refuses others); tfm's architecture string
+//                                   and target bits go in the safetensors metadata
 // Names follow PEFT where PEFT can express the targets:
 //   llama family: base_model.model.model.layers.{i}.self_attn.{q,k,v,o}_proj.lora_{A,B}.weight,
 //                 ….mlp.{gate,up,down}_proj.lora_{A,B}.weight
@@ -104,9 +105,7 @@ nlohmann::json adapter_config(const nn::model<Cfg, Space>& m) {
           {"use_rslora", pol::rslora},
           {"target_modules", targets},
           {"bias", "none"},
-          {"fan_in_fan_out", family_of<Cfg>() == hf_family::gpt2 && detail::peft_names<Cfg>()},
-          {"tfm_architecture", architecture_string<Cfg>()},
-          {"tfm_targets", pol::targets}};
+          {"fan_in_fan_out", family_of<Cfg>() == hf_family::gpt2 && detail::peft_names<Cfg>()}};
 }
 
 // Writes dir/adapter_model.safetensors (the adapter tensors only) and dir/adapter_config.json.
@@ -126,6 +125,8 @@ void save_adapters(nn::model<Cfg, Space>& m, const std::filesystem::path& dir) {
         out.add(detail::adapter_file_name<Cfg>(l, s, B), std::span<const T>(w.data() + p.offset, p.size), p.shape);
       }
   out.set_metadata("format", "pt");
+  out.set_metadata("tfm_architecture", architecture_string<Cfg>());
+  out.set_metadata("tfm_targets", std::to_string(nn::config_traits<Cfg>::lora_policy::targets));
   out.write(dir / "adapter_model.safetensors");
   detail::write_text_file(dir / "adapter_config.json", adapter_config(m).dump(2) + "\n");
 }
@@ -143,19 +144,23 @@ void load_adapters(nn::model<Cfg, Space>& m, const std::filesystem::path& dir) {
   const auto cp = dir / "adapter_config.json";
   nlohmann::json cfg = nlohmann::json::parse(detail::read_text_file(cp), nullptr, false);
   expects<checkpoint_error>(!cfg.is_discarded() && cfg.is_object(), cp.string(), ": not a JSON object");
-  const std::string arch = cfg.value("tfm_architecture", std::string("?"));
+  io::safetensors_file f(dir / "adapter_model.safetensors");
+  const auto meta = [&](const char* k) {
+    auto it = f.metadata().find(k);
+    return it == f.metadata().end() ? std::string("?") : it->second;
+  };
+  const std::string arch = meta("tfm_architecture");
   expects<checkpoint_error>(arch == architecture_string<Cfg>(), where, ": the adapters are for architecture '", arch,
                             "' but the model is '", architecture_string<Cfg>(), "'");
   const auto r = cfg.value("r", -1);
   expects<checkpoint_error>(r == pol::rank, where, ": the adapters have rank ", r, ", the model ", pol::rank);
-  const auto targets = cfg.value("tfm_targets", 0u);
-  expects<checkpoint_error>(targets == pol::targets, where, ": the adapters target bits ", targets,
+  const std::string targets = meta("tfm_targets");
+  expects<checkpoint_error>(targets == std::to_string(pol::targets), where, ": the adapters target bits ", targets,
                             ", the model's lora policy ", pol::targets);
   const double alpha = cfg.value("lora_alpha", -1.0);
   const bool rslora = cfg.value("use_rslora", false);
   expects<checkpoint_error>(alpha == pol::alpha && rslora == pol::rslora, where, ": the adapters have lora_alpha ",
                             alpha, " use_rslora ", rslora, ", the model ", pol::alpha, " / ", pol::rslora);
-  io::safetensors_file f(dir / "adapter_model.safetensors");
   std::vector<T> w = m.parameters_to_host();
   for (int l = 0; l < m.sizes().layers; ++l)
     for (auto const& s : m.adapter_sites())
