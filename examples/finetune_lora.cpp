@@ -131,7 +131,7 @@ int run(const options& o) {
                m.num_parameters(), 100.0 * double(m.num_trainable()) / double(m.num_parameters()));
   tr::adamw<float> opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.0}),
                        {.beta1 = 0.9, .beta2 = 0.99});
-  tr::warmup_cosine sched{o.lr, o.min_lr, o.warmup, o.steps};
+  tr::warmup_cosine sched{o.lr, o.min_lr, std::min(o.warmup, o.steps), o.steps};
   tr::train_options to;
   to.batch = o.batch;
   to.steps = o.steps;

@@ -181,6 +181,14 @@ int train_with(const options& o, nn::model<Arch>& m, Opt& opt, Sched sched, tr::
   to.log_every = o.log_every;
   to.interrupt = &g_interrupt;
   if (o.loss_scale > 0) to.scaling = {.enabled = true, .init = o.loss_scale};
+  // the shards' end-of-text id is what generation should start from and stop at; byte-level text
+  // has none (null: transformers' defaults, 50256 for GPT-2 or 1/2 for Llama, would be wrong ids)
+  if (o.shards.empty()) {
+    to.hf_config_extra = {{"bos_token_id", nullptr}, {"eos_token_id", nullptr}};
+  } else {
+    const auto eot = tfm::token_shard(o.shards[0], false).eot_id();
+    to.hf_config_extra = {{"bos_token_id", eot}, {"eos_token_id", eot}};
+  }
   tr::trainer t(m, opt, sched, train, to);
   t.set_validation(val);
   if (o.resume) {
@@ -232,7 +240,7 @@ int run(const options& o) {
   const auto groups = tr::decay_groups(m.parameter_table(), {.weight_decay = o.wd, .embeddings = o.decay_embeddings});
   auto with_sched = [&](auto& opt) {
     if (o.schedule == "cosine")
-      return train_with(o, m, opt, tr::warmup_cosine{o.lr, o.min_lr, o.warmup, o.steps}, train, val);
+      return train_with(o, m, opt, tr::warmup_cosine{o.lr, o.min_lr, std::min(o.warmup, o.steps), o.steps}, train, val);
     if (o.schedule == "wsd") {
       const long long dec = o.decay > 0 ? o.decay : o.steps / 5;
       return train_with(o, m, opt,

@@ -94,6 +94,13 @@ BOOST_AUTO_TEST_CASE(gpt2_uses_transformers_names_and_conv1d_layout) {
   BOOST_TEST(j["n_positions"] == 16);
   BOOST_TEST(j["activation_function"] == "gelu_new");
   BOOST_TEST(j["tie_word_embeddings"] == true);
+  // keys the caller adds (the data's end-of-text id) land in config.json
+  tr::save_pretrained(m, d.path / "eot", {{"bos_token_id", 7}, {"eos_token_id", 7}});
+  std::ifstream cj2(d.path / "eot" / "config.json");
+  const auto j2 = nlohmann::json::parse(cj2);
+  BOOST_TEST(j2["eos_token_id"] == 7);
+  BOOST_TEST(j2["bos_token_id"] == 7);
+  BOOST_TEST(j2["model_type"] == "gpt2");
 }
 
 BOOST_AUTO_TEST_CASE(llama_uses_transformers_names) {

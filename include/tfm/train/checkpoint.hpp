@@ -292,7 +292,8 @@ inline bool is_adapter(const nn::param_info& p) {
 // model refuses the file); a model with merged adapters writes its merged base weights only —
 // a plain model's file.
 template <class Cfg, class Space>
-void save_pretrained(nn::model<Cfg, Space>& m, const std::filesystem::path& dir) {
+void save_pretrained(nn::model<Cfg, Space>& m, const std::filesystem::path& dir,
+                     const nlohmann::json& extra_config = nlohmann::json::object()) {
   using T = typename nn::model<Cfg, Space>::T;
   std::filesystem::create_directories(dir);
   const auto w = m.parameters_to_host();
@@ -325,6 +326,8 @@ void save_pretrained(nn::model<Cfg, Space>& m, const std::filesystem::path& dir)
   out.write(dir / "model.safetensors");
   auto cfg = hf_config<Cfg>(m.sizes());
   if (adapters) cfg["tfm_lora_adapters"] = true;
+  // keys only the caller knows (the data's end-of-text id as bos/eos_token_id, say) go on top
+  if (extra_config.is_object()) cfg.update(extra_config);
   detail::write_text_file(dir / "config.json", cfg.dump(2) + "\n");
 }
 
@@ -418,13 +421,14 @@ class checkpoint_dir {
 
   // Writes a complete checkpoint for `step`, then removes all but the newest keep_last ones.
   template <class Cfg, class Space>
-  std::filesystem::path save(std::int64_t step, nn::model<Cfg, Space>& m, const trainer_state& st) {
+  std::filesystem::path save(std::int64_t step, nn::model<Cfg, Space>& m, const trainer_state& st,
+                             const nlohmann::json& extra_config = nlohmann::json::object()) {
     std::filesystem::create_directories(root_);
     const auto final_dir = root_ / step_name(step);
     const auto tmp = root_ / (".tmp-" + step_name(step) + "-" + std::to_string(::getpid()));
     std::error_code ec;
     std::filesystem::remove_all(tmp, ec);
-    save_pretrained(m, tmp);
+    save_pretrained(m, tmp, extra_config);
     {
       io::safetensors_writer w;
       for (auto const& [k, v] : st.arrays) w.add("optimizer." + k, std::span<const float>(v), {std::int64_t(v.size())});

@@ -72,6 +72,9 @@ struct train_options {
   bool show_progress = true;
   std::FILE* progress_out = stderr;
   loss_scaling scaling;            // off by default
+  // Extra keys for every checkpoint's config.json, e.g. {"bos_token_id": eot, "eos_token_id": eot}
+  // so that transformers' generate() stops at the data's end-of-text token
+  nlohmann::json hf_config_extra = nlohmann::json::object();
   std::uint64_t dropout_seed = 0;  // LoRA adapter dropout: masks from (seed, step, micro-batch)
   std::int64_t stop_after = -1;                 // stop (with a checkpoint) once this step is done; -1: never
   const std::atomic<bool>* interrupt = nullptr;  // set (e.g. by SIGINT): checkpoint and stop after the step
@@ -192,7 +195,7 @@ class trainer {
   std::filesystem::path save_checkpoint() {
     expects(!o_.out_dir.empty(), "trainer: save_checkpoint needs options.out_dir");
     checkpoint_dir cd(o_.out_dir / "checkpoints", o_.keep_last);
-    return cd.save(step_, m_, state());
+    return cd.save(step_, m_, state(), o_.hf_config_extra);
   }
 
   // Restores a checkpoint directory (or the latest one under out_dir/checkpoints when `dir`
