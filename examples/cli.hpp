@@ -1,6 +1,7 @@
-// examples/cli.hpp — the command-line reading the examples share: walk the arguments, take an
-// option's value as text or as a number, and stop with a message naming the program and the
-// problem (exit status 2) on a missing value, a malformed number or an unknown option.
+// examples/cli.hpp — what the examples share: reading the command line (walk the arguments, take an
+// option's value as text or as a number, stop with a message naming the program and the
+// problem, exit status 2, on a missing value, a malformed number or an unknown option) and the
+// SIGINT flag that makes the trainer checkpoint and stop.
 //
 //   tfm::examples::cli args(argc, argv, "tfm_pretrain", usage);
 //   while (args.next()) {
@@ -9,7 +10,9 @@
 //     else args.unknown();
 //   }
 #pragma once
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -68,5 +71,17 @@ class cli {
   void (*usage_)();
   int i_ = 0;
 };
+
+namespace detail {
+inline std::atomic<bool> interrupted{false};
+extern "C" inline void on_sigint(int) { interrupted.store(true); }
+}  // namespace detail
+
+// Installs a SIGINT handler that only sets a flag, and returns the flag: the trainer checks it
+// after each step (train_options::interrupt), saves a checkpoint and stops.
+inline const std::atomic<bool>* interrupt_on_sigint() {
+  std::signal(SIGINT, detail::on_sigint);
+  return &detail::interrupted;
+}
 
 }  // namespace tfm::examples

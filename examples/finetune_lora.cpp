@@ -10,12 +10,9 @@
 //   checkpoints/, metrics.jsonl, loss.svg as tfm_pretrain does
 //
 //   tfm_finetune_lora --base runs/shakespeare/checkpoints/step-00002000 --text new.txt --steps 300 --out runs/lora
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -94,14 +91,9 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-std::atomic<bool> g_interrupt{false};
-extern "C" void on_sigint(int) { g_interrupt.store(true); }
-
 // Sizes from the base directory's config.json.
 nn::dims base_dims(const std::filesystem::path& dir) {
-  std::ifstream f(dir / "config.json");
-  if (!f) throw tfm::error(tfm::detail::concat((dir / "config.json").string(), ": cannot open"));
-  const auto j = nlohmann::json::parse(f, nullptr, false);
+  const auto j = nlohmann::json::parse(tfm::read_file(dir / "config.json"), nullptr, false);
   if (j.is_discarded()) throw tfm::error(tfm::detail::concat((dir / "config.json").string(), ": not JSON"));
   return tr::dims_from_config(j, dir.string());
 }
@@ -140,7 +132,7 @@ int run(const options& o) {
   to.eval_batches = o.eval_batches;
   to.out_dir = o.out;
   to.log_every = 50;
-  to.interrupt = &g_interrupt;
+  to.interrupt = tfm::examples::interrupt_on_sigint();
   to.dropout_seed = o.seed;
 
   tr::train_summary s;
@@ -189,7 +181,6 @@ int run(const options& o) {
 
 int main(int argc, char** argv) {
   const options o = parse(argc, argv);
-  std::signal(SIGINT, on_sigint);
   try {
     if (o.targets == "attn") return run<lora_attn>(o);
     if (o.targets == "all") return run<lora_all>(o);

@@ -7,8 +7,6 @@
 // Character-level Shakespeare, the configuration tools/train_shakespeare_torch.py also runs:
 //   tfm_pretrain --text tinyshakespeare.txt --layers 4 --heads 4 --d-model 128 --ctx 64
 //     --batch 12 --steps 2000 --lr 1e-3 --min-lr 1e-4 --warmup 100 --beta2 0.99 --out runs/shakespeare
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -162,9 +160,6 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-std::atomic<bool> g_interrupt{false};
-extern "C" void on_sigint(int) { g_interrupt.store(true); }
-
 template <class Arch, class Opt, class Sched>
 int train_with(const options& o, nn::model<Arch>& m, Opt& opt, Sched sched, tr::batch_source& train,
                const tr::batch_source& val) {
@@ -179,7 +174,7 @@ int train_with(const options& o, nn::model<Arch>& m, Opt& opt, Sched sched, tr::
   to.keep_last = o.keep;
   to.out_dir = o.out;
   to.log_every = o.log_every;
-  to.interrupt = &g_interrupt;
+  to.interrupt = tfm::examples::interrupt_on_sigint();
   if (o.loss_scale > 0) to.scaling = {.enabled = true, .init = o.loss_scale};
   // the shards' end-of-text id is what generation should start from and stop at; byte-level text
   // has none (null: transformers' defaults, 50256 for GPT-2 or 1/2 for Llama, would be wrong ids)
@@ -267,7 +262,6 @@ int run(const options& o) {
 
 int main(int argc, char** argv) {
   const options o = parse(argc, argv);
-  std::signal(SIGINT, on_sigint);
   try {
     const bool flash = o.attention == "flash" || (o.attention == "auto" && o.ctx > 256);
     if (o.attention != "naive" && o.attention != "flash" && o.attention != "auto") {

@@ -439,7 +439,7 @@ BOOST_AUTO_TEST_CASE(round_trip_with_peft_names) {
   BOOST_TEST((f.info(q + "lora_B.weight").shape == std::vector<std::int64_t>{32, 2}));
   BOOST_TEST((f.info("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight").shape ==
               std::vector<std::int64_t>{16, 2}));  // GQA: 2 kv heads of 8
-  const auto cfg = nlohmann::json::parse(tfm::train::detail::read_text_file(d.path / "adapter" / "adapter_config.json"));
+  const auto cfg = nlohmann::json::parse(tfm::read_file(d.path / "adapter" / "adapter_config.json"));
   BOOST_TEST(cfg["peft_type"] == "LORA");
   BOOST_TEST(cfg["r"] == 2);
   BOOST_TEST(cfg["lora_alpha"] == 4.0);
@@ -481,7 +481,7 @@ BOOST_AUTO_TEST_CASE(gpt2_peft_and_native_names) {
   BOOST_TEST(f.has(p + "attn.c_proj.lora_A.weight"));
   BOOST_TEST(f.has(p + "mlp.c_fc.lora_B.weight"));
   BOOST_TEST(f.has(p + "mlp.c_proj.lora_B.weight"));
-  const auto cfg = nlohmann::json::parse(tfm::train::detail::read_text_file(d.path / "g" / "adapter_config.json"));
+  const auto cfg = nlohmann::json::parse(tfm::read_file(d.path / "g" / "adapter_config.json"));
   BOOST_TEST(cfg["fan_in_fan_out"] == true);
   BOOST_TEST((cfg["target_modules"] == nlohmann::json{"c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"}));
   nn::model<gpt2_lora<float>> g2(small_dims(4));

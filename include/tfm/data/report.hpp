@@ -20,6 +20,7 @@
 
 #include "tfm/core/config.hpp"
 #include "tfm/core/error.hpp"
+#include "tfm/core/file.hpp"
 
 namespace tfm::data {
 
@@ -86,18 +87,6 @@ struct run_report {
     return os.str();
   }
 };
-
-// Writes `content` to `path` through `path.tmp` and a rename, so readers never see half a file.
-inline void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw error(tfm::detail::concat("cannot write ", tmp.string()));
-    f.write(content.data(), static_cast<std::streamsize>(content.size()));
-    if (!f) throw error(tfm::detail::concat("write failed: ", tmp.string()));
-  }
-  std::filesystem::rename(tmp, path);
-}
 
 // Progress on stderr: a redrawn bar on a terminal, a plain line every 10 s otherwise.
 class progress {

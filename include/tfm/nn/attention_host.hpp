@@ -204,20 +204,32 @@ inline void rows_times_kt(const T* q, std::int64_t ldq, int nr, const T* kt, int
   }
 }
 
+// With a run-time head size (HeadDim == 0) that has a specialised kernel (32, 64, 128), calls
+// f(std::integral_constant<int, hd>) and returns true; otherwise returns false.
+template <int HeadDim, class F>
+inline bool with_static_head_dim(int hd, F&& f) {
+  if constexpr (HeadDim == 0) {
+    switch (hd) {
+      case 32: f(std::integral_constant<int, 32>{}); return true;
+      case 64: f(std::integral_constant<int, 64>{}); return true;
+      case 128: f(std::integral_constant<int, 128>{}); return true;
+      default: break;
+    }
+  }
+  return false;
+}
+
 }  // namespace detail::attn
 
 // ------------------------------------------------------------------------------------ naive
 template <class T, int HeadDim = 0>
 void attention_naive_forward(const attention_shape& s, const attention_mask& m, const T* q,
                              const T* k, const T* v, T* out, T* probs) {
-  if constexpr (HeadDim == 0) {  // common head sizes get a kernel specialised at compile time
-    switch (s.head_dim) {
-      case 32: return attention_naive_forward<T, 32>(s, m, q, k, v, out, probs);
-      case 64: return attention_naive_forward<T, 64>(s, m, q, k, v, out, probs);
-      case 128: return attention_naive_forward<T, 128>(s, m, q, k, v, out, probs);
-      default: break;
-    }
-  }
+  // common head sizes get a kernel specialised at compile time
+  if (detail::attn::with_static_head_dim<HeadDim>(s.head_dim, [&](auto hd) {
+        attention_naive_forward<T, decltype(hd)::value>(s, m, q, k, v, out, probs);
+      }))
+    return;
 
   static_assert(std::is_floating_point_v<T>, "attention: T must be float or double");
   namespace da = detail::attn;
@@ -273,14 +285,11 @@ template <class T, int HeadDim = 0>
 void attention_naive_backward(const attention_shape& s, const attention_mask& m, const T* q,
                               const T* k, const T* v, const T* probs, const T* dout, T* dq, T* dk,
                               T* dv, T* scratch) {
-  if constexpr (HeadDim == 0) {  // common head sizes get a kernel specialised at compile time
-    switch (s.head_dim) {
-      case 32: return attention_naive_backward<T, 32>(s, m, q, k, v, probs, dout, dq, dk, dv, scratch);
-      case 64: return attention_naive_backward<T, 64>(s, m, q, k, v, probs, dout, dq, dk, dv, scratch);
-      case 128: return attention_naive_backward<T, 128>(s, m, q, k, v, probs, dout, dq, dk, dv, scratch);
-      default: break;
-    }
-  }
+  // common head sizes get a kernel specialised at compile time
+  if (detail::attn::with_static_head_dim<HeadDim>(s.head_dim, [&](auto hd) {
+        attention_naive_backward<T, decltype(hd)::value>(s, m, q, k, v, probs, dout, dq, dk, dv, scratch);
+      }))
+    return;
 
   static_assert(std::is_floating_point_v<T>, "attention: T must be float or double");
   namespace da = detail::attn;
@@ -340,14 +349,11 @@ void attention_naive_backward(const attention_shape& s, const attention_mask& m,
 template <class T, int HeadDim = 0>
 void attention_flash_forward(const attention_shape& s, const attention_mask& m, const T* q,
                              const T* k, const T* v, T* out, T* lse) {
-  if constexpr (HeadDim == 0) {  // common head sizes get a kernel specialised at compile time
-    switch (s.head_dim) {
-      case 32: return attention_flash_forward<T, 32>(s, m, q, k, v, out, lse);
-      case 64: return attention_flash_forward<T, 64>(s, m, q, k, v, out, lse);
-      case 128: return attention_flash_forward<T, 128>(s, m, q, k, v, out, lse);
-      default: break;
-    }
-  }
+  // common head sizes get a kernel specialised at compile time
+  if (detail::attn::with_static_head_dim<HeadDim>(s.head_dim, [&](auto hd) {
+        attention_flash_forward<T, decltype(hd)::value>(s, m, q, k, v, out, lse);
+      }))
+    return;
 
   static_assert(std::is_floating_point_v<T>, "attention: T must be float or double");
   namespace da = detail::attn;
@@ -439,14 +445,11 @@ template <class T, int HeadDim = 0>
 void attention_flash_backward(const attention_shape& s, const attention_mask& m, const T* q,
                               const T* k, const T* v, const T* out, const T* dout, const T* lse,
                               T* dq, T* dk, T* dv, T* scratch) {
-  if constexpr (HeadDim == 0) {  // common head sizes get a kernel specialised at compile time
-    switch (s.head_dim) {
-      case 32: return attention_flash_backward<T, 32>(s, m, q, k, v, out, dout, lse, dq, dk, dv, scratch);
-      case 64: return attention_flash_backward<T, 64>(s, m, q, k, v, out, dout, lse, dq, dk, dv, scratch);
-      case 128: return attention_flash_backward<T, 128>(s, m, q, k, v, out, dout, lse, dq, dk, dv, scratch);
-      default: break;
-    }
-  }
+  // common head sizes get a kernel specialised at compile time
+  if (detail::attn::with_static_head_dim<HeadDim>(s.head_dim, [&](auto hd) {
+        attention_flash_backward<T, decltype(hd)::value>(s, m, q, k, v, out, dout, lse, dq, dk, dv, scratch);
+      }))
+    return;
 
   static_assert(std::is_floating_point_v<T>, "attention: T must be float or double");
   namespace da = detail::attn;

@@ -183,6 +183,19 @@ class model {
   // Training mode (default) applies adapter dropout; evaluation mode does not.
   void set_training(bool on) { training_ = on; }
   bool training() const { return training_; }
+  // Evaluation mode until the returned guard goes out of scope, then the previous mode again.
+  class eval_scope {
+   public:
+    explicit eval_scope(model& m) : m_(m), was_(m.training_) { m.training_ = false; }
+    ~eval_scope() { m_.training_ = was_; }
+    eval_scope(const eval_scope&) = delete;
+    eval_scope& operator=(const eval_scope&) = delete;
+
+   private:
+    model& m_;
+    bool was_;
+  };
+  [[nodiscard]] eval_scope evaluation() { return eval_scope(*this); }
   // The dropout masks of the next forward/backward are a function of (seed, step, layer,
   // target, element): a run replays exactly from a step. The trainer calls this every step.
   void set_dropout_seed(std::uint64_t seed, std::uint64_t step) {

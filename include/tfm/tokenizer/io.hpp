@@ -25,33 +25,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tfm/core/file.hpp"
 #include "tfm/tokenizer/bpe.hpp"
 
 namespace tfm {
 
 namespace detail {
 
-inline std::string read_text_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw tokenizer_io_error(concat(p.string(), ": cannot open (", std::strerror(errno), ")"));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw tokenizer_io_error(concat(p.string(), ": read failed"));
-  return std::move(ss).str();
-}
+inline std::string read_text_file(const std::filesystem::path& p) { return read_file<tokenizer_io_error>(p); }
 
 inline void write_text_file(const std::filesystem::path& p, std::string_view data) {
-  const auto tmp = std::filesystem::path(p.string() + ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw tokenizer_io_error(concat(tmp.string(), ": cannot open for writing (", std::strerror(errno), ")"));
-    out.write(data.data(), std::streamsize(data.size()));
-    out.flush();
-    if (!out) throw tokenizer_io_error(concat(tmp.string(), ": write failed"));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) throw tokenizer_io_error(concat(p.string(), ": cannot rename from ", tmp.string(), " (", ec.message(), ")"));
+  write_file_atomic<tokenizer_io_error>(p, data);
 }
 
 inline nlohmann::json parse_json(const std::string& text, const std::filesystem::path& p) {

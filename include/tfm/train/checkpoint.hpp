@@ -25,6 +25,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -37,6 +38,7 @@
 #include <xxhash.h>
 
 #include "tfm/core/error.hpp"
+#include "tfm/core/file.hpp"
 #include "tfm/io/safetensors.hpp"
 #include "tfm/nn/model.hpp"
 
@@ -143,38 +145,6 @@ matrix_view view_of(const nn::param_info& p) {
   const bool io = p.matrix && nn::config_traits<Cfg>::layout == nn::weight_layout::in_out;
   if (p.shape.size() == 1) return {p.shape[0], 1, false};
   return io ? matrix_view{p.shape[1], p.shape[0], true} : matrix_view{p.shape[0], p.shape[1], false};
-}
-
-inline void fsync_path(const std::filesystem::path& p, bool directory) {
-  const int fd = ::open(p.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) throw checkpoint_error(tfm::detail::concat(p.string(), ": cannot open to sync (", std::strerror(errno), ")"));
-  const int r = ::fsync(fd);
-  ::close(fd);
-  if (r != 0 && !directory)
-    throw checkpoint_error(tfm::detail::concat(p.string(), ": fsync failed (", std::strerror(errno), ")"));
-}
-
-inline void write_text_file(const std::filesystem::path& p, const std::string& text) {
-  const auto tmp = p.string() + ".tmp";
-  {
-    std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
-    if (!o) throw checkpoint_error(tfm::detail::concat(tmp, ": cannot create (", std::strerror(errno), ")"));
-    o << text;
-    o.flush();
-    if (!o) throw checkpoint_error(tfm::detail::concat(tmp, ": write failed"));
-  }
-  fsync_path(tmp, false);
-  std::error_code ec;
-  std::filesystem::rename(tmp, p, ec);
-  if (ec) throw checkpoint_error(tfm::detail::concat(p.string(), ": cannot rename into place (", ec.message(), ")"));
-}
-
-inline std::string read_text_file(const std::filesystem::path& p) {
-  std::ifstream i(p, std::ios::binary);
-  if (!i) throw checkpoint_error(tfm::detail::concat(p.string(), ": cannot open (", std::strerror(errno), ")"));
-  std::ostringstream s;
-  s << i.rdbuf();
-  return s.str();
 }
 
 inline std::uint64_t file_xxh64(const std::filesystem::path& p, std::uint64_t& size) {
@@ -328,7 +298,7 @@ void save_pretrained(nn::model<Cfg, Space>& m, const std::filesystem::path& dir,
   if (adapters) cfg["tfm_lora_adapters"] = true;
   // keys only the caller knows (the data's end-of-text id as bos/eos_token_id, say) go on top
   if (extra_config.is_object()) cfg.update(extra_config);
-  detail::write_text_file(dir / "config.json", cfg.dump(2) + "\n");
+  write_file_atomic<checkpoint_error>(dir / "config.json", cfg.dump(2) + "\n", true);
 }
 
 // Loads weights written by save_pretrained (or by transformers, for the gpt2 / llama families)
@@ -339,7 +309,7 @@ template <class Cfg, class Space>
 void load_pretrained(nn::model<Cfg, Space>& m, const std::filesystem::path& dir) {
   using T = typename nn::model<Cfg, Space>::T;
   const std::string where = dir.string();
-  nlohmann::json cfg = nlohmann::json::parse(detail::read_text_file(dir / "config.json"), nullptr, false);
+  nlohmann::json cfg = nlohmann::json::parse(read_file<checkpoint_error>(dir / "config.json"), nullptr, false);
   if (cfg.is_discarded() || !cfg.is_object())
     throw checkpoint_error(tfm::detail::concat((dir / "config.json").string(), ": not a JSON object"));
   if (cfg.contains("tfm_architecture")) {
@@ -441,11 +411,11 @@ class checkpoint_dir {
     for (const char* f : {"model.safetensors", "config.json", "trainer_state.safetensors"}) {
       std::uint64_t size = 0;
       const auto h = detail::file_xxh64(tmp / f, size);
-      detail::fsync_path(tmp / f, false);
+      sync_path<checkpoint_error>(tmp / f);
       man["files"][f] = {{"bytes", size}, {"xxh64", detail::hex64(h)}};
     }
-    detail::write_text_file(tmp / "manifest.json", man.dump(2) + "\n");
-    detail::fsync_path(tmp, true);
+    write_file_atomic<checkpoint_error>(tmp / "manifest.json", man.dump(2) + "\n", true);
+    sync_path<checkpoint_error>(tmp, true);
     if (std::filesystem::exists(final_dir)) {  // the same step again (a rerun): swap, then drop the old one
       const auto old = root_ / (".old-" + step_name(step) + "-" + std::to_string(::getpid()));
       std::filesystem::rename(final_dir, old);
@@ -457,7 +427,7 @@ class checkpoint_dir {
         throw checkpoint_error(tfm::detail::concat(final_dir.string(), ": cannot rename the checkpoint into place (",
                                                    ec.message(), ")"));
     }
-    detail::fsync_path(root_, true);
+    sync_path<checkpoint_error>(root_, true);
     prune();
     return final_dir;
   }
@@ -486,7 +456,7 @@ class checkpoint_dir {
     const auto mp = dir / "manifest.json";
     expects<checkpoint_error>(std::filesystem::exists(mp), dir.string(),
                               ": no manifest.json (an incomplete checkpoint, or not a tfm checkpoint)");
-    nlohmann::json man = nlohmann::json::parse(detail::read_text_file(mp), nullptr, false);
+    nlohmann::json man = nlohmann::json::parse(read_file<checkpoint_error>(mp), nullptr, false);
     expects<checkpoint_error>(!man.is_discarded() && man.is_object() && man.contains("files") && man["files"].is_object(),
                               mp.string(), ": not a valid manifest");
     for (auto const& [name, info] : man["files"].items()) {
@@ -502,10 +472,12 @@ class checkpoint_dir {
     }
   }
 
-  // Verifies and loads a checkpoint: weights into m, the rest returned. m changes only if
+  // Verifies and loads a checkpoint: weights into m, the rest returned. `check` (optional) sees
+  // the trainer state first and throws if it does not fit the caller; m changes only if
   // everything checked out.
   template <class Cfg, class Space>
-  static trainer_state load(const std::filesystem::path& dir, nn::model<Cfg, Space>& m) {
+  static trainer_state load(const std::filesystem::path& dir, nn::model<Cfg, Space>& m,
+                            const std::function<void(const trainer_state&)>& check = {}) {
     verify(dir);
     trainer_state st;
     io::safetensors_file f(dir / "trainer_state.safetensors");
@@ -521,6 +493,7 @@ class checkpoint_dir {
                                 " in trainer_state.safetensors");
       st.arrays[n.substr(10)] = f.read_as<float>(n);
     }
+    if (check) check(st);
     load_pretrained(m, dir);  // last: it changes m only when the weights check out
     return st;
   }

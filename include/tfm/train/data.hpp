@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tfm/core/error.hpp"
+#include "tfm/core/file.hpp"
 #include "tfm/core/rng.hpp"
 #include "tfm/data/shard.hpp"
 
@@ -78,22 +79,14 @@ class token_corpus {
 
   // Byte-level tokens of a text file: id = byte value (vocabulary 256), for character-level runs.
   static token_corpus from_text_bytes(const std::filesystem::path& path) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) throw data_error(tfm::detail::concat(path.string(), ": cannot open (", std::strerror(errno), ")"));
-    std::vector<std::uint32_t> ids;
-    unsigned char buf[1 << 16];
-    for (;;) {
-      const std::size_t n = std::fread(buf, 1, sizeof buf, f);
-      ids.insert(ids.end(), buf, buf + n);
-      if (n < sizeof buf) break;
-    }
-    const bool err = std::ferror(f);
-    std::fclose(f);
-    expects<data_error>(!err, path.string(), ": read failed");
-    expects<data_error>(!ids.empty(), path.string(), ": the file is empty");
+    const std::string text = read_file<data_error>(path);
+    expects<data_error>(!text.empty(), path.string(), ": the file is empty");
+    const auto* bytes_begin = reinterpret_cast<const unsigned char*>(text.data());
+    std::vector<std::uint32_t> ids(bytes_begin, bytes_begin + text.size());
     const std::uint64_t bytes = ids.size();
     return from_tokens(std::move(ids), bytes, 256, path.string());
   }
+
 
   std::uint64_t size() const { return size_; }
   // Bytes of text the ids encode (0 when unknown) and documents (eot separators) in shards.

@@ -304,11 +304,7 @@ template <class Model>
 double instruction_loss(Model& m, const instruction_dataset& data, int B, int T, std::size_t begin = 0,
                         std::size_t end = std::size_t(-1)) {
   end = std::min(end, data.size());
-  bool was_training = true;
-  if constexpr (requires { m.training(); }) {
-    was_training = m.training();
-    m.set_training(false);
-  }
+  const auto eval_mode = m.evaluation();
   std::vector<std::int32_t> tok(static_cast<std::size_t>(B) * static_cast<std::size_t>(T)), tgt(tok.size());
   double sum = 0;
   std::int64_t n = 0;
@@ -323,7 +319,6 @@ double instruction_loss(Model& m, const instruction_dataset& data, int B, int T,
     sum += l * static_cast<double>(m.counted_targets());
     n += m.counted_targets();
   }
-  if constexpr (requires { m.training(); }) m.set_training(was_training);
   return n > 0 ? sum / static_cast<double>(n) : 0.0;
 }
 

@@ -128,7 +128,7 @@ void save_adapters(nn::model<Cfg, Space>& m, const std::filesystem::path& dir) {
   out.set_metadata("tfm_architecture", architecture_string<Cfg>());
   out.set_metadata("tfm_targets", std::to_string(nn::config_traits<Cfg>::lora_policy::targets));
   out.write(dir / "adapter_model.safetensors");
-  detail::write_text_file(dir / "adapter_config.json", adapter_config(m).dump(2) + "\n");
+  write_file_atomic<checkpoint_error>(dir / "adapter_config.json", adapter_config(m).dump(2) + "\n", true);
 }
 
 // Reads adapters written by save_adapters into m. Checks the architecture, rank, targets, alpha,
@@ -142,7 +142,7 @@ void load_adapters(nn::model<Cfg, Space>& m, const std::filesystem::path& dir) {
   const std::string where = dir.string();
   expects<checkpoint_error>(!m.merged(), where, ": load_adapters into a model with merged adapters (unmerge first)");
   const auto cp = dir / "adapter_config.json";
-  nlohmann::json cfg = nlohmann::json::parse(detail::read_text_file(cp), nullptr, false);
+  nlohmann::json cfg = nlohmann::json::parse(read_file<checkpoint_error>(cp), nullptr, false);
   expects<checkpoint_error>(!cfg.is_discarded() && cfg.is_object(), cp.string(), ": not a JSON object");
   io::safetensors_file f(dir / "adapter_model.safetensors");
   const auto meta = [&](const char* k) {

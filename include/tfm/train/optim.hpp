@@ -206,6 +206,12 @@ class host_optimizer {
   // The global gradient norm over this optimizer's groups (how the trainer clips and skips).
   grad_stats grad_norm(std::span<const T> g, double scale = 1.0) const { return global_grad_norm<T>(g, groups_, scale); }
 
+  // Names and lengths of the state arrays (what a checkpoint must hold for this optimizer).
+  std::map<std::string, std::size_t> state_sizes() {
+    std::map<std::string, std::size_t> m;
+    for (auto& st : static_cast<Derived*>(this)->state()) m[st.name] = st.data.size();
+    return m;
+  }
   // The state as fp32 host arrays by name (checkpoints), and back.
   std::map<std::string, std::vector<float>> state_to_host() {
     std::map<std::string, std::vector<float>> m;

@@ -208,6 +208,7 @@ class cuda_adamw : public cuda_detail::cuda_optimizer_base {
     TFM_CUDA_CHECK(cudaGetLastError());
   }
 
+  std::map<std::string, std::size_t> state_sizes() const { return {{"exp_avg", k_}, {"exp_avg_sq", k_}}; }
   std::map<std::string, std::vector<float>> state_to_host() const {
     auto m = download(m_), v = download(v_);
     m.resize(k_);
@@ -258,6 +259,10 @@ class cuda_sgd : public cuda_detail::cuda_optimizer_base {
     TFM_CUDA_CHECK(cudaGetLastError());
   }
 
+  std::map<std::string, std::size_t> state_sizes() const {
+    if (o_.momentum <= 0) return {};
+    return {{"momentum_buffer", k_}};
+  }
   std::map<std::string, std::vector<float>> state_to_host() const {
     if (o_.momentum <= 0) return {};
     auto b = download(buf_);

@@ -29,6 +29,7 @@
 
 #include "tfm/core/config.hpp"
 #include "tfm/core/error.hpp"
+#include "tfm/core/file.hpp"
 
 namespace tfm::train {
 
@@ -455,28 +456,6 @@ inline std::vector<std::pair<double, double>> plot_points(std::span<const std::p
   return out;
 }
 
-// Writes `content` to "<path>.tmp" then renames it over `path`: a reader (a browser refreshing the
-// plot) never sees half a file.
-inline void write_file_atomic(const std::filesystem::path& path, std::string_view content, std::string_view who) {
-  const std::string tmp = path.string() + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) {
-    const int e = errno;
-    throw error(tfm::detail::concat(who, ": cannot write ", tmp, ": ", std::strerror(e)));
-  }
-  const bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size();
-  const int e = errno;
-  if (std::fclose(f) != 0 || !ok) {
-    std::remove(tmp.c_str());
-    throw error(tfm::detail::concat(who, ": write failed: ", tmp, ": ", std::strerror(ok ? errno : e)));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int re = errno;
-    std::remove(tmp.c_str());
-    throw error(tfm::detail::concat(who, ": cannot rename ", tmp, " to ", path.string(), ": ", std::strerror(re)));
-  }
-}
-
 }  // namespace detail
 
 // An 800x500 SVG of the loss against the step: train as a thin line (at most 2000 points, bucket
@@ -510,7 +489,7 @@ inline void write_loss_plot_svg(const std::filesystem::path& out, std::span<cons
     s += "<text x=\"" + f1(left + pw / 2) + "\" y=\"" + f1(top + ph / 2) +
          "\" text-anchor=\"middle\" font-size=\"16\" fill=\"#888\">no data</text>\n";
     s += "</svg>\n";
-    detail::write_file_atomic(out, s, "write_loss_plot_svg");
+    write_file_atomic(out, s);
     return;
   }
 
@@ -591,7 +570,7 @@ inline void write_loss_plot_svg(const std::filesystem::path& out, std::span<cons
     s += "<text x=\"" + f1(lx + 46) + "\" y=\"" + f1(ey) + "\">validation</text>\n";
   }
   s += "</svg>\n";
-  detail::write_file_atomic(out, s, "write_loss_plot_svg");
+  write_file_atomic(out, s);
 }
 
 }  // namespace tfm::train

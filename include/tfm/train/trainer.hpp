@@ -99,20 +99,7 @@ eval_metrics evaluate(Model& m, const batch_source& src, int batches, int B, std
   double sum = 0;
   std::int64_t n = 0;
   const std::uint64_t count = std::uint64_t(batches) * B;
-  // evaluation mode (no adapter dropout) for the duration, restored after
-  struct mode_guard {
-    Model& m;
-    bool was = true;
-    explicit mode_guard(Model& mm) : m(mm) {
-      if constexpr (requires { mm.set_training(false); }) {
-        was = mm.training();
-        mm.set_training(false);
-      }
-    }
-    ~mode_guard() {
-      if constexpr (requires { m.set_training(false); }) m.set_training(was);
-    }
-  } guard(m);
+  const auto eval_mode = m.evaluation();  // no adapter dropout while evaluating
   for (int b = 0; b < batches; ++b) {
     for (int r = 0; r < B; ++r)
       src.eval_window(std::uint64_t(b) * B + r, count, std::span(tok).subspan(std::size_t(r) * T, T),
@@ -207,35 +194,37 @@ class trainer {
       expects<checkpoint_error>(l.has_value(), (o_.out_dir / "checkpoints").string(), ": no checkpoint to resume from");
       dir = *l;
     }
-    // Check the optimizer arrays against this optimizer before the model is touched.
-    checkpoint_dir::verify(dir);
-    {
-      io::safetensors_file f(dir / "trainer_state.safetensors");
-      for (auto const& [name, values] : opt_.state_to_host()) {
-        const std::string n = "optimizer." + name;
-        expects<checkpoint_error>(f.has(n), dir.string(), ": the trainer state has no ", n,
-                                  " (saved by a different optimizer?)");
-        expects<checkpoint_error>(std::uint64_t(f.info(n).numel()) == values.size(), dir.string(), ": ", n, " holds ",
-                                  f.info(n).numel(), " values, this optimizer has ", values.size());
-      }
-    }
-    trainer_state st = checkpoint_dir::load(dir, m_);
-    auto num = [&](const char* k) -> std::int64_t {
+    auto num = [&](const trainer_state& st, const char* k) -> std::int64_t {
       auto it = st.fields.find(k);
       expects<checkpoint_error>(it != st.fields.end(), dir.string(), ": the trainer state has no field '", k, "'");
       return std::stoll(it->second);
     };
+    const bool scaled = o_.scaling.enabled;
+    // Everything is checked before the model, the optimizer or this trainer changes.
+    const trainer_state st = checkpoint_dir::load(dir, m_, [&](const trainer_state& s) {
+      for (auto const& [name, size] : opt_.state_sizes()) {
+        const auto it = s.arrays.find(name);
+        expects<checkpoint_error>(it != s.arrays.end(), dir.string(), ": the trainer state has no optimizer.", name,
+                                  " (saved by a different optimizer?)");
+        expects<checkpoint_error>(it->second.size() == size, dir.string(), ": optimizer.", name, " holds ",
+                                  it->second.size(), " values, this optimizer has ", size);
+      }
+      for (const char* k : {"optimizer_steps", "step", "data_position", "skipped", "bad_in_a_row", "tokens_seen"})
+        num(s, k);
+      if (scaled && s.fields.count("loss_scale"))
+        for (const char* k : {"loss_scale_good_steps", "overflows"}) num(s, k);
+    });
     opt_.state_from_host(st.arrays);
-    opt_.set_steps_taken(num("optimizer_steps"));
-    step_ = num("step");
-    train_.set_position(std::uint64_t(num("data_position")));
-    skipped_ = num("skipped");
-    bad_row_ = int(num("bad_in_a_row"));
-    tokens_seen_ = num("tokens_seen");
-    if (o_.scaling.enabled && st.fields.count("loss_scale")) {
+    opt_.set_steps_taken(num(st, "optimizer_steps"));
+    step_ = num(st, "step");
+    train_.set_position(std::uint64_t(num(st, "data_position")));
+    skipped_ = num(st, "skipped");
+    bad_row_ = int(num(st, "bad_in_a_row"));
+    tokens_seen_ = num(st, "tokens_seen");
+    if (scaled && st.fields.count("loss_scale")) {
       loss_scale_ = std::stod(st.fields.at("loss_scale"));
-      good_steps_ = num("loss_scale_good_steps");
-      overflows_ = num("overflows");
+      good_steps_ = num(st, "loss_scale_good_steps");
+      overflows_ = num(st, "overflows");
     }
     return dir;
   }
@@ -248,8 +237,7 @@ class trainer {
     bool finite = true;
     for (int a = 0; a < o_.grad_accum; ++a) {
       train_.next(B, tok_, tgt_);
-      if constexpr (requires { m_.set_dropout_seed(std::uint64_t(0), std::uint64_t(0)); })
-        m_.set_dropout_seed(o_.dropout_seed, std::uint64_t(step_) * std::uint64_t(o_.grad_accum) + std::uint64_t(a));
+      m_.set_dropout_seed(o_.dropout_seed, std::uint64_t(step_) * std::uint64_t(o_.grad_accum) + std::uint64_t(a));
       const double l = m_.forward(tok_.data(), tgt_.data(), B, Tn);
       if (!std::isfinite(l)) {
         finite = false;
