@@ -158,6 +158,10 @@ void register_all() {
 #endif
     }
   }
+  // fp16 is widened to fp32 while packing (F16C on AVX2), like bf16 without AVX512_BF16.
+  for (gemm_shape s : gpt2_shapes) {
+    add("blocked", "f16", transpose::nn, bm_tfm<tfm::gemm_blocked, tfm::half>, s);
+  }
   // The portable kernel, for its tuning comment (and a view of what SIMD buys).
   for (gemm_shape s : gpt2_shapes) {
     add("blocked_scalar", "f32", transpose::nn, bm_tfm<tfm::basic_gemm_blocked<isa::scalar>, float>,

@@ -100,6 +100,31 @@ BOOST_AUTO_TEST_CASE(bf16_inputs) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(f16_inputs) {
+  const int M = 20, N = 12, K = 70;
+  rng::philox g(10);
+  for (trans ta : {trans::n, trans::t})
+    for (trans tb : {trans::n, trans::t}) {
+      auto a = make_owning_tensor<half>(ta == trans::n ? make_row_major(M, K) : make_row_major(K, M));
+      auto b = make_owning_tensor<half>(tb == trans::n ? make_row_major(K, N) : make_row_major(N, K));
+      auto c = make_owning_tensor<float>(make_row_major(M, N));
+      for (std::int64_t i = 0; i < a.size(); ++i) a.data()[i] = half(g.next_normal());
+      for (std::int64_t i = 0; i < b.size(); ++i) b.data()[i] = half(g.next_normal());
+      fill(c.view(), 1.0f);
+      gemm(1.0f, a.view(), ta, b.view(), tb, -0.5f, c.view());
+      auto opa = [&](int i, int k) { return float(ta == trans::n ? a(i, k) : a(k, i)); };
+      auto opb = [&](int k, int j) { return float(tb == trans::n ? b(k, j) : b(j, k)); };
+      double worst = 0;
+      for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) {
+          // products of fp16 values are exact in fp32: only the sum's roundings remain
+          const double want = dot(opa, opb, i, j, K) - 0.5;
+          worst = std::max(worst, std::abs(want - c(i, j)));
+        }
+      BOOST_TEST(worst < 1e-4 * K, "trans " << int(ta) << int(tb) << " worst " << worst);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(shape_errors_name_the_op_and_shapes) {
   auto a = make_owning_tensor<float>(make_row_major(3, 4));
   auto b = make_owning_tensor<float>(make_row_major(5, 6));

@@ -1,13 +1,14 @@
 // tests/ops/test_gemm_host.cpp — every host GEMM variant and every micro-kernel this CPU can run,
 // against gemm_ref: edge tiles, block edges, the four transposes, strided views, alpha/beta
-// cases, empty extents, fp32 and bf16, one and several threads. Kernels the CPU lacks are still
-// compiled here (through target attributes) and their cases report a skip.
+// cases, empty extents, fp32, bf16 and fp16, one and several threads. Kernels the CPU lacks are
+// still compiled here (through target attributes) and their cases report a skip.
 //
 // Error budget, per element of C (u = 2^-24, fp32 unit roundoff):
 //   |C - C_ref| <= 2·(K + 4)·u·(|alpha|·Σ_k |A(i,k)|·|B(k,j)| + |beta|·|C0(i,j)|)
 // K + 4 covers fp32 summation of K products in any order plus the alpha, beta and final
-// roundings; the factor 2 covers the extra rounding of C at every KC block. bf16 inputs get the
-// same budget: both sides read the same bf16 values and their products are exact in fp32.
+// roundings; the factor 2 covers the extra rounding of C at every KC block. bf16 and fp16 inputs
+// get the same budget: both sides read the same 16-bit values and their products are exact in
+// fp32 (8- and 11-bit significands).
 #define TFM_TEST_MODULE test_gemm_host
 #include "support/test_main.hpp"
 
@@ -134,6 +135,7 @@ test_matrix<T> random_matrix(std::int64_t rows, std::int64_t cols, layout l, std
 
 float as_float(float x) { return x; }
 float as_float(tfm::bfloat16 x) { return float(x); }
+float as_float(tfm::half x) { return float(x); }
 
 constexpr float sentinel = 12345.0f;
 
@@ -243,6 +245,12 @@ void run_edge_tiles_and_block_edges_bf16() {
   sweep_sizes<tuned<I>, tfm::bfloat16>(edge_sizes, edge_sizes, {1, 17, 65}, all_transposes);
 }
 
+template <isa I>
+void run_edge_tiles_and_block_edges_f16() {
+  sweep_sizes<tiny<I>, tfm::half>(edge_sizes, edge_sizes, edge_depths, all_transposes);
+  sweep_sizes<tuned<I>, tfm::half>(edge_sizes, edge_sizes, {1, 17, 65}, all_transposes);
+}
+
 // Mixed sizes up to 257 with the tuned blocks: 257 crosses MC and KC for every kernel.
 template <isa I>
 void run_mixed_sizes_tuned_blocks() {
@@ -250,6 +258,7 @@ void run_mixed_sizes_tuned_blocks() {
   sweep_sizes<tuned<I>, float>(sizes, sizes, sizes, {all_transposes[0]});
   sweep_sizes<tuned<I>, float>({17, 257}, {64, 257}, {17, 257}, {all_transposes[3]});
   sweep_sizes<tuned<I>, tfm::bfloat16>({64, 257}, {17, 257}, {257}, {all_transposes[1]});
+  sweep_sizes<tuned<I>, tfm::half>({64, 257}, {17, 257}, {257}, {all_transposes[2]});
 }
 
 // Larger than one tuned block in each dimension: N past NC (4096 at most), M past MC, K past KC.
@@ -262,6 +271,8 @@ void run_larger_than_tuned_blocks() {
   }
   check_against_ref<P, tfm::bfloat16>({5, 4133, 40});
   check_against_ref<P, tfm::bfloat16>({301, 47, 530, layout::col_major, layout::col_major});
+  check_against_ref<P, tfm::half>({5, 4133, 40, layout::row_major, layout::col_major});
+  check_against_ref<P, tfm::half>({301, 47, 530});
 }
 
 template <isa I>
@@ -273,6 +284,7 @@ void run_strided_views() {
       for (layout lc : all) {
         check_against_ref<tiny<I>, float>({19, 35, 21, la, lb, lc, 1.5f, 0.5f});
         check_against_ref<tuned<I>, tfm::bfloat16>({13, 37, 9, la, lb, lc, 1.0f, 1.0f});
+        check_against_ref<tiny<I>, tfm::half>({13, 37, 18, la, lb, lc, -0.5f, 2.0f});
       }
 }
 
@@ -292,6 +304,8 @@ void run_alpha_beta() {
           {37, 50, 45, layout::row_major, layout::row_major, lc, x.alpha, x.beta, x.nan_c});
       check_against_ref<P, tfm::bfloat16>(
           {37, 50, 45, layout::col_major, layout::row_major, lc, x.alpha, x.beta, x.nan_c});
+      check_against_ref<P, tfm::half>(
+          {37, 50, 45, layout::row_major, layout::col_major, lc, x.alpha, x.beta, x.nan_c});
     }
   }
 }
@@ -315,12 +329,64 @@ void run_empty_depth() {
                                         layout::row_major, 1.0f, beta, beta == 0.0f});
     check_against_ref<tuned<I>, tfm::bfloat16>(
         {9, 17, 0, layout::row_major, layout::row_major, layout::general, 2.0f, beta, false});
+    check_against_ref<tuned<I>, tfm::half>(
+        {9, 17, 0, layout::col_major, layout::row_major, layout::row_major, 1.0f, beta, false});
   }
   std::vector<float> c(4 * 3, std::numeric_limits<float>::quiet_NaN());
   tfm::detail::gemm_host(tuned<I>{}, 1.0f, strided_matrix<const float>{nullptr, 4, 0, 0, 1},
                          strided_matrix<const float>{nullptr, 0, 3, 3, 1}, 0.0f,
                          strided_matrix<float>{c.data(), 4, 3, 3, 1});
   for (float x : c) BOOST_TEST(x == 0.0f);
+}
+
+// Packing widens every fp16 value exactly, in the vector loads (F16C on AVX2) and the scalar
+// tails alike: C = A·I with A holding every finite fp16 value (62 × 1024 of them), then
+// C = I·A^T with A^T as a column-major B; and C = 1·B with B a row of all 65536 bit patterns,
+// infinities and NaNs included.
+template <isa I>
+void run_f16_widening_is_exact() {
+  using tfm::half;
+  constexpr std::int64_t rows = 62, cols = 1024;  // 2 · 31 exponents · 1024 significands
+  std::vector<half> finite;
+  for (std::uint32_t bits = 0; bits < 0x10000; ++bits) {
+    const half h = half::from_bits(std::uint16_t(bits));
+    if (std::isfinite(float(h))) finite.push_back(h);
+  }
+  BOOST_TEST_REQUIRE(std::int64_t(finite.size()) == rows * cols);
+  std::vector<half> eye(std::size_t(cols * cols), half(0.0f));
+  for (std::int64_t i = 0; i < cols; ++i) eye[std::size_t(i * cols + i)] = half(1.0f);
+  const strided_matrix<const half> a{finite.data(), rows, cols, cols, 1};
+  const strided_matrix<const half> id{eye.data(), cols, cols, cols, 1};
+  std::vector<float> c(std::size_t(rows * cols), sentinel);
+  tfm::detail::gemm_host(tuned<I>{}, 1.0f, a, id, 0.0f,
+                         strided_matrix<float>{c.data(), rows, cols, cols, 1});
+  std::int64_t bad = 0;
+  for (std::size_t x = 0; x < c.size(); ++x) bad += c[x] != float(finite[x]);
+  BOOST_TEST(bad == 0, "C = A·I: " << bad << " elements differ from float(A)");
+  std::fill(c.begin(), c.end(), sentinel);
+  tfm::detail::gemm_host(tuned<I>{}, 1.0f, id, a.transposed(), 0.0f,
+                         strided_matrix<float>{c.data(), cols, rows, rows, 1});
+  bad = 0;
+  for (std::int64_t i = 0; i < cols; ++i)
+    for (std::int64_t j = 0; j < rows; ++j)
+      bad += c[std::size_t(i * rows + j)] != float(finite[std::size_t(j * cols + i)]);
+  BOOST_TEST(bad == 0, "C = I·A^T: " << bad << " elements differ from float(A)");
+
+  std::vector<half> all(0x10000);
+  for (std::uint32_t bits = 0; bits < 0x10000; ++bits)
+    all[bits] = half::from_bits(std::uint16_t(bits));
+  const std::vector<half> ones(7, half(1.0f));
+  std::vector<float> row(7 * all.size(), sentinel);
+  const auto n = std::int64_t(all.size());
+  tfm::detail::gemm_host(tuned<I>{}, 1.0f, strided_matrix<const half>{ones.data(), 7, 1, 1, 1},
+                         strided_matrix<const half>{all.data(), 1, n, n, 1}, 0.0f,
+                         strided_matrix<float>{row.data(), 7, n, n, 1});
+  bad = 0;
+  for (std::size_t x = 0; x < row.size(); ++x) {
+    const float want = float(all[x % all.size()]);
+    bad += std::isnan(want) ? !std::isnan(row[x]) : row[x] != want;
+  }
+  BOOST_TEST(bad == 0, "C = 1·B: " << bad << " elements differ from float(B)");
 }
 
 // M == 0 or N == 0: nothing is read or written.
@@ -394,6 +460,10 @@ void run_threads_give_identical_results() {
   BOOST_AUTO_TEST_CASE(edge_tiles_and_block_edges_bf16) {                                    \
     run_edge_tiles_and_block_edges_bf16<isa::I>();                                           \
   }                                                                                          \
+  BOOST_AUTO_TEST_CASE(edge_tiles_and_block_edges_f16) {                                     \
+    run_edge_tiles_and_block_edges_f16<isa::I>();                                            \
+  }                                                                                          \
+  BOOST_AUTO_TEST_CASE(f16_widening_is_exact) { run_f16_widening_is_exact<isa::I>(); }       \
   BOOST_AUTO_TEST_CASE(mixed_sizes_tuned_blocks) { run_mixed_sizes_tuned_blocks<isa::I>(); } \
   BOOST_AUTO_TEST_CASE(larger_than_tuned_blocks) { run_larger_than_tuned_blocks<isa::I>(); } \
   BOOST_AUTO_TEST_CASE(strided_views) { run_strided_views<isa::I>(); }                       \
@@ -447,6 +517,15 @@ BOOST_AUTO_TEST_CASE(called_from_parallel_region) {
     got[std::size_t(tid)] = c.store;
   });
   for (const auto& r : got) BOOST_TEST((r.empty() || r == expected));
+}
+
+// The call model code makes: the default blocked kernel on fp16 operands.
+BOOST_AUTO_TEST_CASE(default_blocked_f16) {
+  check_against_ref<tfm::gemm_blocked, tfm::half>({256, 96, 300});
+  check_against_ref<tfm::gemm_blocked, tfm::half>(
+      {64, 200, 77, layout::row_major, layout::col_major, layout::row_major, 1.0f, 1.0f});
+  check_against_ref<tfm::gemm_blocked, tfm::half>(
+      {33, 17, 129, layout::sub_view, layout::padded_row, layout::padded_row, 0.5f, -1.0f});
 }
 
 BOOST_AUTO_TEST_CASE(shape_mismatch_throws) {

@@ -1,6 +1,6 @@
 // tfm/ops/gemm.hpp — the public GEMM over tfm tensors: C = alpha·op(A)·op(B) + beta·C with
-// op = trans::n or trans::t, fp32 or bf16 inputs and fp32 accumulation. Host tensors dispatch
-// to the host kernels (policy gemm_ref or gemm_blocked); cuda tensors to ops/gemm.cuh.
+// op = trans::n or trans::t, fp32, bf16 or fp16 inputs and fp32 accumulation. Host tensors
+// dispatch to the host kernels (policy gemm_ref or gemm_blocked); cuda tensors to ops/gemm.cuh.
 //
 // Operands are rank-2 tensors with flat (non-tiled) layouts and any strides. Extents that are
 // static on both sides are checked at compile time; the rest throw shape_error naming the op
@@ -79,7 +79,7 @@ void gemm(Policy policy, float alpha, tensor<TA, LA, space::host> const& a, tran
           tensor<TB, LB, space::host> const& b, trans tb, float beta,
           tensor<float, LC, space::host> const& c) {
   static_assert(std::same_as<std::remove_const_t<TA>, std::remove_const_t<TB>>,
-                "gemm: A and B must have the same element type (float or bfloat16)");
+                "gemm: A and B must have the same element type (float, bfloat16 or half)");
   const auto ma = detail::as_matrix(tensor<const std::remove_const_t<TA>, LA, space::host>(a), ta);
   const auto mb = detail::as_matrix(tensor<const std::remove_const_t<TB>, LB, space::host>(b), tb);
   const auto mc = detail::as_matrix(c, trans::n);

@@ -4,6 +4,11 @@
 #pragma once
 #include <string_view>
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(__CUDACC__)
+#include <cpuid.h>
+#endif
+
 #include "tfm/core/config.hpp"
 
 // x86 SIMD kernels need GCC or Clang (function-level `target` attributes, immintrin.h). nvcc's
@@ -19,6 +24,8 @@
 // translation unit may not assume; callers check `cpu_supports` before running such code.
 #if TFM_HOST_X86_SIMD
 #define TFM_TARGET_AVX2 __attribute__((target("avx2,fma")))
+// AVX2 plus F16C (fp16 <-> fp32 conversions); check cpu_has_f16c() before running it.
+#define TFM_TARGET_AVX2_F16C __attribute__((target("avx2,fma,f16c")))
 #define TFM_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
 #define TFM_TARGET_AVX512_BF16 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")))
@@ -86,6 +93,23 @@ inline bool cpu_supports(isa i) {
   return false;
 #else
   return i == isa::scalar;
+#endif
+}
+
+// Whether the CPU converts fp16 in hardware (F16C). Every AVX2 CPU we know of has it, but
+// cpu_supports(isa::avx2) does not promise it. CPUID leaf 1, ECX bit 29, asked once per process
+// (Clang 14's __builtin_cpu_supports does not know "f16c").
+inline bool cpu_has_f16c() {
+#if TFM_HOST_X86_SIMD && defined(__F16C__)
+  return true;
+#elif TFM_HOST_X86_SIMD
+  static const bool has = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+  }();
+  return has;
+#else
+  return false;
 #endif
 }
 

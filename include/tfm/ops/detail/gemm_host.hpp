@@ -2,7 +2,8 @@
 // the policy tags the public op takes (gemm_ref, gemm_blocked), the plain-loop reference and the
 // cache-blocked packed driver that runs one of the micro-kernels in gemm_host_<isa>.hpp.
 //
-// Contract of every variant (A: M×K, B: K×N, C: M×N; fp32 or bf16 inputs, fp32 C):
+// Contract of every variant (A: M×K, B: K×N, C: M×N; fp32, bf16 or fp16 inputs, A and B of one
+// type, fp32 accumulation and C):
 //   * any row and column strides (transposes are folded into them by the caller); C must not
 //     overlap A or B;
 //   * beta == 0 never reads C (it may hold NaN); alpha == 0 or K == 0 give C = beta·C without

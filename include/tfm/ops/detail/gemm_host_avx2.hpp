@@ -1,8 +1,10 @@
 // tfm/ops/detail/gemm_host_avx2.hpp — the AVX2+FMA host GEMM micro-kernel (6×16 tile: twelve
 // ymm accumulators, two B vectors and one A broadcast fill 15 of the 16 registers) and its
-// packing routines. bf16 inputs are widened to fp32 while packing. Compiled through
-// TFM_TARGET_AVX2, so it exists in every x86 build and runs where cpu_supports(isa::avx2).
+// packing routines. bf16 and fp16 inputs are widened to fp32 while packing. Compiled through
+// TFM_TARGET_AVX2, so it exists in every x86 build and runs where cpu_supports(isa::avx2); fp16
+// packing also needs F16C, which it checks for itself (see gemm_cpu_has_f16c).
 #pragma once
+#include <concepts>
 #include <cstdint>
 
 #include "tfm/backend/host/cpu.hpp"
@@ -12,14 +14,26 @@
 #include "tfm/ops/detail/gemm_host_tuning.hpp"
 
 #if TFM_HOST_X86_SIMD
+// The packing routines below are compiled for F16C as well (TFM_TARGET_AVX2_F16C), so that the
+// fp16 load inlines into them (a function cannot inline one compiled for more instructions than
+// itself). Only that load emits F16C instructions: fp32 and bf16 packing runs where AVX2 alone
+// does.
+
 // These functions pass vectors by value only to each other, all compiled for AVX2.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
 namespace tfm::detail {
 
+inline bool gemm_cpu_has_f16c() { return host::cpu_has_f16c(); }
+
 TFM_TARGET_AVX2 inline __m256 gemm_avx2_load8(const float* p) { return host::avx2::load8_f32(p); }
 TFM_TARGET_AVX2 inline __m256 gemm_avx2_load8(const bfloat16* p) {
   return host::avx2::load8_bf16_as_f32(p);
+}
+// 8 consecutive fp16 values widened to fp32; exact. (NaNs keep their payload, where
+// float(half) returns CUDA's canonical NaN: a NaN either way.)
+TFM_TARGET_AVX2_F16C inline __m256 gemm_avx2_load8(const half* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
 // One K-step of the 6×16 tile: acc(i, :) += A(i, k)·B(k, :).
@@ -101,7 +115,8 @@ TFM_TARGET_AVX2 TFM_HOST_NOINLINE inline void gemm_micro_avx2_6x16(std::int64_t 
 // A panel of 6 rows. Rows contiguous in K (A row-major): 8×8 transposes of 8 K-steps, the
 // two spare rows zero; the 8-wide stores overlap by two and are written in order.
 template <class T>
-TFM_TARGET_AVX2 void gemm_pack_a_panel_avx2_6(strided_matrix<const T> a, float* TFM_RESTRICT dst) {
+TFM_TARGET_AVX2_F16C void gemm_pack_a_panel_avx2_6(strided_matrix<const T> a,
+                                                   float* TFM_RESTRICT dst) {
   constexpr int mr = 6;
   if (a.rows != mr || a.col_stride != 1) {
     gemm_pack_a_panel_generic<mr>(a, dst);
@@ -131,7 +146,8 @@ TFM_TARGET_AVX2 void gemm_pack_a_panel_avx2_6(strided_matrix<const T> a, float* 
 // B panel of 16 columns. Rows contiguous in N (B row-major): two 8-wide copies per K-step.
 // Columns contiguous in K (B transposed): 8×8 transposes.
 template <class T>
-TFM_TARGET_AVX2 void gemm_pack_b_panel_avx2_16(strided_matrix<const T> b, float* TFM_RESTRICT dst) {
+TFM_TARGET_AVX2_F16C void gemm_pack_b_panel_avx2_16(strided_matrix<const T> b,
+                                                    float* TFM_RESTRICT dst) {
   constexpr int nr = 16;
   const std::int64_t kc = b.rows;
   if (b.cols == nr && b.col_stride == 1) {
@@ -166,8 +182,8 @@ TFM_TARGET_AVX2 void gemm_pack_b_panel_avx2_16(strided_matrix<const T> b, float*
 // The panels of a B block (kc × nc), panel q at dst + q·panel_stride. Row-major B is copied
 // eight rows at a time across all panels: long sequential reads of each row.
 template <class T>
-TFM_TARGET_AVX2 void gemm_pack_b_avx2_16(strided_matrix<const T> b, float* TFM_RESTRICT dst,
-                                         std::int64_t panel_stride) {
+TFM_TARGET_AVX2_F16C void gemm_pack_b_avx2_16(strided_matrix<const T> b, float* TFM_RESTRICT dst,
+                                              std::int64_t panel_stride) {
   constexpr int nr = 16;
   const std::int64_t kc = b.rows;
   const std::int64_t full = b.cols / nr;
@@ -203,16 +219,30 @@ struct gemm_host_kernel<host::isa::avx2, T> {
   static constexpr gemm_block_sizes blocks = gemm_host_tuning<host::isa::avx2>::blocks;
 
   static void pack_a(strided_matrix<const T> a, float* dst, std::int64_t panel_stride) {
+    if (!vector_packing()) {
+      gemm_pack_a_panels<mr>(a, panel_stride, [dst](strided_matrix<const T> p, std::int64_t at) {
+        gemm_pack_a_panel_generic<mr>(p, dst + at);
+      });
+      return;
+    }
     gemm_pack_a_panels<mr>(a, panel_stride, [dst](strided_matrix<const T> p, std::int64_t at) {
       gemm_pack_a_panel_avx2_6(p, dst + at);
     });
   }
   static void pack_b(strided_matrix<const T> b, float* dst, std::int64_t panel_stride) {
+    if (!vector_packing()) {
+      gemm_pack_b_panels<nr>(b, panel_stride, [dst](strided_matrix<const T> p, std::int64_t at) {
+        gemm_pack_b_panel_generic<nr>(p, dst + at);
+      });
+      return;
+    }
     gemm_pack_b_avx2_16(b, dst, panel_stride);
   }
   static void run(std::int64_t kc, const float* a, const float* b, const gemm_tile_out& out) {
     gemm_micro_avx2_6x16(kc, a, b, out);
   }
+  // fp16 is widened with F16C where the CPU has it, else element by element (portable packing).
+  static bool vector_packing() { return !std::same_as<T, half> || gemm_cpu_has_f16c(); }
 };
 
 }  // namespace tfm::detail

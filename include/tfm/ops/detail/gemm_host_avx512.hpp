@@ -1,6 +1,6 @@
 // tfm/ops/detail/gemm_host_avx512.hpp — the AVX-512 host GEMM micro-kernels, compiled through
 // TFM_TARGET_AVX512* so they exist in every x86 build and run where the CPU has them:
-//   fp32 (and bf16 widened while packing): 12×32 tile, 24 zmm accumulators + 2 B + 1 A.
+//   fp32 (and bf16, fp16 widened while packing): 12×32 tile, 24 zmm accumulators + 2 B + 1 A.
 //   bf16 with AVX512_BF16: the same 12×32 tile, but panels keep bf16 and pair up K so that one
 //   vdpbf16ps does two K-steps: A element (i, k) at p·MR·kc2·2 + (k/2)·MR·2 + i·2 + k%2,
 //   B element (k, j) at q·NR·kc2·2 + (k/2)·NR·2 + j·2 + k%2, kc2 = ceil(kc/2), zero padded.
@@ -102,10 +102,13 @@ struct gemm_host_kernel<host::isa::avx512, T> {
   }
 };
 
-// fp32 inputs on an AVX512_BF16 machine: the fp32 AVX-512 kernel.
+// fp32 and fp16 inputs on an AVX512_BF16 machine: the fp32 AVX-512 kernel.
 template <>
 struct gemm_host_kernel<host::isa::avx512_bf16, float>
     : gemm_host_kernel<host::isa::avx512, float> {};
+template <>
+struct gemm_host_kernel<host::isa::avx512_bf16, half>
+    : gemm_host_kernel<host::isa::avx512, half> {};
 
 // acc = A panel (12 × 2·kp bf16, K paired) · B panel (2·kp × 32, K paired), then the C update.
 TFM_TARGET_AVX512_BF16 TFM_HOST_NOINLINE inline void gemm_micro_avx512_bf16_12x32(

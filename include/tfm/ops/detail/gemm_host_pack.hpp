@@ -20,12 +20,16 @@
 
 namespace tfm::detail {
 
-// Element types the host GEMM reads A and B in.
+// Element types the host GEMM reads A and B in (both the same). Every kernel accumulates in
+// fp32; bf16 and fp16 are widened to fp32 while packing (except by the AVX512_BF16 kernel).
 template <class T>
-concept host_gemm_input = std::same_as<T, float> || std::same_as<T, bfloat16>;
+concept host_gemm_input =
+    std::same_as<T, float> || std::same_as<T, bfloat16> || std::same_as<T, half>;
 
 inline float gemm_to_float(float x) { return x; }
 inline float gemm_to_float(bfloat16 x) { return host::bf16_bits_to_float(x.bits()); }
+// F16C where the translation unit is compiled for it, else the portable conversion.
+inline float gemm_to_float(half x) { return static_cast<float>(x); }
 
 // The rows × cols block of m whose top-left element is (r0, c0).
 template <class T>

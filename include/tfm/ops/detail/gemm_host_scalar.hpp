@@ -1,6 +1,6 @@
 // tfm/ops/detail/gemm_host_scalar.hpp — the portable host GEMM micro-kernel: a 4×16 tile of
-// plain loops that the compiler vectorises for whatever the translation unit targets. bf16 inputs
-// are widened to fp32 while packing.
+// plain loops that the compiler vectorises for whatever the translation unit targets. bf16 and
+// fp16 inputs are widened to fp32 while packing.
 #pragma once
 #include <cstdint>
 
