@@ -5,6 +5,8 @@
 //   BM_gemm_best           GFLOP/s of tfm's blocked GEMM over square and GPT-2 shapes (max)
 //   BM_model/<name>        one forward+backward step; counters tokens_per_s and model_GFLOP/s
 //                          = 6 × parameters × tokens / time (the usual training-FLOP estimate)
+//   BM_model/<name>/bf16   the same with bf16 (fp16) compute over float weights; on CPUs without
+//                          AVX512_BF16/AMX the GEMMs widen bf16 to fp32 while packing
 //   BM_block/<name>        one transformer block alone (a 1-layer model minus embedding/head
 //                          costs is not separable, so: 1-layer model with a 64-token vocabulary)
 // Threads: OMP_NUM_THREADS / tfm::host::num_threads(). Run:
@@ -69,6 +71,14 @@ struct small4 : nn::presets::gpt2<nn::sizes<50257, 256, 256, 4, 4, 4, 1024>> {};
 struct small4_flash : small4 {
   using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, nn::attn::flash>;
 };
+// Mixed precision (docs/model.md "Mixed precision"): bf16 / fp16 compute over float weights.
+template <class Base, class Precision>
+struct with_precision : Base {
+  using precision = Precision;
+};
+using gpt2_small_flash_bf16 = with_precision<gpt2_small_flash, nn::precision_bf16>;
+using gpt2_small_flash_fp16 = with_precision<gpt2_small_flash, nn::precision_fp16>;
+using small4_flash_bf16 = with_precision<small4_flash, nn::precision_bf16>;
 struct llama_small : nn::presets::llama<nn::sizes<32000, 1024, 512, 8, 8, 2, 1376>> {};
 // One block with a tiny vocabulary: the cost is the block's.
 struct block768 : nn::presets::gpt2<nn::sizes<64, 1024, 768, 1, 12, 12, 3072>> {};
@@ -108,6 +118,9 @@ BENCHMARK(BM_model<gpt2_small_cfg>)->Name("BM_model/gpt2_small/naive")->Args({4,
 BENCHMARK(BM_model<gpt2_small_flash>)->Name("BM_model/gpt2_small/flash")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<small4>)->Name("BM_model/L4_d256/naive")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<small4_flash>)->Name("BM_model/L4_d256/flash")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model<gpt2_small_flash_bf16>)->Name("BM_model/gpt2_small/flash/bf16")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model<gpt2_small_flash_fp16>)->Name("BM_model/gpt2_small/flash/fp16")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model<small4_flash_bf16>)->Name("BM_model/L4_d256/flash/bf16")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<llama_small>)->Name("BM_model/llama_d512_L8/naive")->Args({4, 128})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<block768>)->Name("BM_block/d768/naive")->Args({4, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<block768_flash>)->Name("BM_block/d768/flash")->Args({4, 256})->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -6,13 +6,27 @@
 namespace tfm::test {
 namespace nn = tfm::nn;
 
+// P: the parameter type (float, double), or bfloat16 / half for mixed precision over float.
+template <class P>
+struct precision_for {
+  using type = nn::precision_policy<P>;
+};
+template <>
+struct precision_for<tfm::bfloat16> {
+  using type = nn::precision_bf16;
+};
+template <>
+struct precision_for<tfm::half> {
+  using type = nn::precision_fp16;
+};
+
 template <class P>
 struct base_gpt2 : nn::presets::gpt2<nn::dynamic_sizes> {
-  using precision = nn::precision_policy<P>;
+  using precision = typename precision_for<P>::type;
 };
 template <class P>
 struct base_llama : nn::presets::llama<nn::dynamic_sizes> {
-  using precision = nn::precision_policy<P>;
+  using precision = typename precision_for<P>::type;
 };
 
 template <class P, class Kernel = nn::attn::naive>

@@ -2,128 +2,20 @@
 // targets, logits, loss and every parameter gradient computed in float64 by
 // tools/make_model_fixtures.py. Each variant is loaded into the matching compile-time config
 // (checked against the fixture's metadata) and must match:
-//   float  model: logits and loss to 1e-5, gradients to 1e-4 (relative, see close());
+//   float  model: logits and loss to 1e-5, gradients to 1e-4 (relative, see rel_error());
 //   double model: everything to 1e-10;
 //   flash  kernel: the same tolerances as naive.
+// Mixed precision (bf16 / fp16 compute) against the same fixtures: test_model_mixed.cpp.
 #define TFM_TEST_MODULE test_model_golden
 #include "support/test_main.hpp"
 
-#include <cmath>
-#include <cstdlib>
-#include <filesystem>
-#include <string>
-
-#include "model_configs.hpp"
-#include "tfm/io/safetensors.hpp"
-#include "tfm/nn/model.hpp"
+#include "golden_fixture.hpp"
 
 namespace nn = tfm::nn;
 using namespace tfm::test;
+using namespace tfm::test::golden;
 
 namespace {
-
-std::filesystem::path fixture_dir() {
-  const char* src = std::getenv("TFM_SOURCE_DIR");
-  return std::filesystem::path(src ? src : TFM_SOURCE_DIR_FALLBACK) / "tests" / "nn" / "fixtures";
-}
-
-// Relative error of `got` against `want`: max |got − want| / max(max |want|, tiny), i.e. relative
-// to the tensor's scale, so elements near zero are not judged on their own tiny magnitude.
-template <class A, class B>
-double rel_error(const A& got, const B& want) {
-  double diff = 0, scale = 1e-30;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    diff = std::max(diff, std::abs(double(got[i]) - double(want[i])));
-    scale = std::max(scale, std::abs(double(want[i])));
-  }
-  return diff / scale;
-}
-
-template <class Cfg>
-void check_metadata(const std::map<std::string, std::string>& md) {
-  using tr = nn::config_traits<Cfg>;
-  auto is = [&](const char* k, const std::string& v) {
-    BOOST_TEST_INFO("metadata " << k);
-    BOOST_TEST(md.at(k) == v);
-  };
-  is("mlp", tr::swiglu ? "swiglu" : "gelu");
-  is("norm", tr::layernorm ? "layernorm" : "rmsnorm");
-  is("norm_position", tr::pre_norm ? "pre" : "post");
-  is("biases", tr::biases ? "1" : "0");
-  is("tied", tr::tied ? "1" : "0");
-  is("mask", tr::is_causal ? "causal" : "bidirectional");
-  is("window", std::to_string(tr::window));
-  const char* pos = tr::learned_pos ? "learned" : tr::sinusoidal_pos ? "sinusoidal" : tr::rope ? "rope" : tr::alibi ? "alibi" : "none";
-  is("position", pos);
-  if constexpr (tr::rope) {
-    BOOST_TEST(std::stod(md.at("rope_theta")) == tr::position::theta);
-    BOOST_TEST(std::stod(md.at("rope_fraction")) == tr::position::fraction);
-  }
-}
-
-template <class Cfg>
-void run_fixture(const std::string& name, double tol_logits, double tol_grad) {
-  const tfm::io::safetensors_file f(fixture_dir() / (name + ".safetensors"));
-  const auto& md = f.metadata();
-  check_metadata<Cfg>(md);
-  nn::dims d;
-  d.vocab = std::stoi(md.at("vocab"));
-  d.ctx = std::stoi(md.at("ctx"));
-  d.d_model = std::stoi(md.at("d_model"));
-  d.layers = std::stoi(md.at("n_layer"));
-  d.heads = std::stoi(md.at("n_head"));
-  d.kv_heads = std::stoi(md.at("n_kv_head"));
-  d.d_ff = std::stoi(md.at("d_ff"));
-  const int B = std::stoi(md.at("batch")), T = std::stoi(md.at("seq"));
-  nn::model<Cfg> m(d);
-  using P = typename nn::model<Cfg>::T;
-  constexpr bool in_out = nn::config_traits<Cfg>::layout == nn::weight_layout::in_out;
-  for (auto const& p : m.parameter_table()) {
-    BOOST_TEST_INFO("parameter " << p.name);
-    BOOST_REQUIRE(f.has(p.name));
-    const auto v = f.read_as<P>(p.name);
-    BOOST_REQUIRE_EQUAL(v.size(), p.size);
-    auto dst = m.param(p.name);
-    if (in_out && p.matrix) {  // fixture [out, in] → model [in, out]
-      const auto rows = f.info(p.name).shape[0], cols = f.info(p.name).shape[1];
-      for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t c = 0; c < cols; ++c) dst[c * rows + r] = v[r * cols + c];
-    } else {
-      std::copy(v.begin(), v.end(), dst.begin());
-    }
-  }
-  BOOST_TEST(f.size() == 2 * m.parameter_table().size() + 4, "the fixture holds exactly the model's parameters");
-  const auto tok = f.read_as<std::int32_t>("tokens");
-  const auto tgt = f.read_as<std::int32_t>("targets");
-  const auto want_logits = f.read_as<double>("logits");
-  const double want_loss = f.read_as<double>("loss").at(0);
-
-  const double loss = m.forward(tok.data(), tgt.data(), B, T);
-  auto logits = m.logits();
-  BOOST_REQUIRE_EQUAL(logits.size(), want_logits.size());
-  const double el = rel_error(logits, want_logits);
-  BOOST_TEST(el <= tol_logits, name << ": logits relative error " << el);
-  BOOST_TEST(std::abs(loss - want_loss) <= tol_logits * std::abs(want_loss),
-             name << ": loss " << loss << " vs PyTorch " << want_loss);
-  m.zero_grad();
-  m.backward();
-  double worst = 0;
-  for (auto const& p : m.parameter_table()) {
-    auto want = f.read_as<double>("grad." + p.name);
-    auto got = m.grad(p.name);
-    std::vector<double> g(got.begin(), got.end());
-    if (in_out && p.matrix) {
-      const auto rows = f.info(p.name).shape[0], cols = f.info(p.name).shape[1];
-      for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t c = 0; c < cols; ++c) g[r * cols + c] = got[c * rows + r];
-    }
-    const double e = rel_error(g, want);
-    worst = std::max(worst, e);
-    BOOST_TEST(e <= tol_grad, name << ": gradient of " << p.name << " relative error " << e);
-  }
-  BOOST_TEST_MESSAGE(name << ": logits error " << el << ", loss " << loss << " (PyTorch " << want_loss
-                          << "), worst gradient error " << worst);
-}
 
 template <template <class, class> class Cfg>
 void all_kinds(const std::string& name) {

@@ -277,10 +277,11 @@ struct run_result {
   tr::train_summary summary;
 };
 
-// Trains the small model on the pattern corpus; out_dir empty: no files.
+// Trains the small model (config Cfg) on the pattern corpus; out_dir empty: no files.
+template <class Cfg = small_cfg>
 run_result train_small(std::int64_t steps, const fs::path& out = {}, std::int64_t stop_after = -1, bool resume = false,
                        int accum = 1, int batch = 4, tr::loss_scaling scaling = {}) {
-  nn::model<small_cfg> m(small_dims());
+  nn::model<Cfg> m(small_dims());
   m.init(11);
   tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
                        {.beta1 = 0.9, .beta2 = 0.99});
@@ -401,6 +402,38 @@ BOOST_AUTO_TEST_CASE(loss_scale_overflows_are_skipped_and_backed_off) {
   BOOST_TEST_REQUIRE(!h.train.empty());
   BOOST_TEST(h.train.back().overflows == s.overflows);
   BOOST_TEST(h.train.back().loss_scale == t.loss_scale());
+}
+
+// Mixed precision: bf16 / fp16 compute over float master weights and float optimizer state.
+BOOST_AUTO_TEST_CASE(bf16_compute_trains_like_fp32) {
+  auto f = train_small(150);
+  auto b = train_small<tfm::test::cfg_gpt2<tfm::bfloat16>>(150);
+  BOOST_TEST(b.summary.skipped == 0);
+  BOOST_TEST_REQUIRE(b.summary.last_eval.has_value());
+  const double lf = f.summary.last_eval->loss, lb = b.summary.last_eval->loss;
+  BOOST_TEST_MESSAGE("validation loss after 150 steps: fp32 " << lf << ", bf16 compute " << lb);
+  BOOST_TEST(std::abs(lb - lf) <= 0.05 * lf + 0.02);
+  // a different run (bf16 rounding), and still deterministic
+  BOOST_TEST(std::memcmp(f.weights.data(), b.weights.data(), f.weights.size() * sizeof(float)) != 0);
+  auto b2 = train_small<tfm::test::cfg_gpt2<tfm::bfloat16>>(150);
+  BOOST_TEST(std::memcmp(b.weights.data(), b2.weights.data(), b.weights.size() * sizeof(float)) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(fp16_compute_with_dynamic_loss_scaling) {
+  // A scale of 2^24 is harmless in fp32 but overflows fp16 activation gradients (max 65504): the
+  // fp16 run skips those steps, backs the scale off and then trains like fp32.
+  const tr::loss_scaling big{.enabled = true, .init = 16777216.0, .interval = 50};
+  auto f = train_small(150, {}, -1, false, 1, 4, big);
+  auto h = train_small<tfm::test::cfg_gpt2<tfm::half>>(150, {}, -1, false, 1, 4, big);
+  BOOST_TEST(f.summary.overflows == 0);
+  BOOST_TEST(h.summary.overflows >= 1);
+  BOOST_TEST(h.summary.skipped == h.summary.overflows);
+  BOOST_TEST_REQUIRE(h.summary.last_eval.has_value());
+  const double lf = f.summary.last_eval->loss, lh = h.summary.last_eval->loss;
+  BOOST_TEST_MESSAGE("validation loss after 150 steps: fp32 " << lf << ", fp16 compute " << lh << " ("
+                                                               << h.summary.overflows << " overflowing steps skipped)");
+  BOOST_TEST(std::isfinite(lh));
+  BOOST_TEST(std::abs(lh - lf) <= 0.05 * lf + 0.03);
 }
 
 BOOST_AUTO_TEST_CASE(non_finite_steps_never_reach_the_weights) {

@@ -102,13 +102,19 @@ struct swiglu {};
 
 enum class weight_layout { out_in, in_out };
 
-// Parameter type (master weights, gradients) and compute type. Today the compute type must be
-// the parameter type (float or double); reduced-precision compute is a planned extension.
+// Parameter type (master weights, gradients, optimizer) and compute type: Param itself (float or
+// double), or bfloat16 / half over float parameters — mixed precision as PyTorch autocast does it
+// (matrix-multiply operands and outputs in Compute with float accumulation, everything else in
+// float; docs/model.md "Mixed precision"). Shorthands: precision_bf16, precision_fp16.
 template <class Param = float, class Compute = Param>
 struct precision_policy {
   using param_type = Param;
   using compute_type = Compute;
 };
+
+using precision_fp32 = precision_policy<float>;
+using precision_bf16 = precision_policy<float, bfloat16>;
+using precision_fp16 = precision_policy<float, half>;
 
 struct dense {};  // block weights as plain arrays of the parameter type
 
@@ -252,9 +258,11 @@ struct config_traits {
 
   static_assert(std::is_same_v<param_type, float> || std::is_same_v<param_type, double>,
                 "nn::precision_policy: parameters are float or double");
-  static_assert(std::is_same_v<compute_type, param_type>,
-                "nn::precision_policy: the model computes in its parameter type (float or double); bf16/fp16 "
-                "compute is not implemented yet");
+  static_assert(std::is_same_v<compute_type, param_type> ||
+                    (std::is_same_v<param_type, float> &&
+                     (std::is_same_v<compute_type, bfloat16> || std::is_same_v<compute_type, half>)),
+                "nn::precision_policy<Param, Compute>: Compute is Param (float or double), or bfloat16 / half over "
+                "float parameters (mixed precision)");
   static_assert(std::is_same_v<storage, dense>, "nn: this model supports nn::dense weight storage");
   static_assert(detail::one_of_kernels<kernel>, "attn::config: the kernel must be attn::naive or attn::flash");
   static_assert(std::is_same_v<norm, norms::layernorm> || std::is_same_v<norm, norms::rmsnorm>,

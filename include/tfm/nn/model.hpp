@@ -32,6 +32,7 @@
 #include "tfm/nn/config.hpp"
 #include "tfm/nn/math.hpp"
 #include "tfm/nn/ops_host.hpp"
+#include "tfm/nn/ops_host_mixed.hpp"
 
 namespace tfm::nn {
 
@@ -56,6 +57,10 @@ class model {
   using config = Cfg;
   using traits = config_traits<Cfg>;
   using T = typename traits::param_type;
+  // Compute type: T, or bfloat16/half over float master weights (mixed precision, docs/model.md
+  // "Mixed precision": matrix-multiply operands and outputs in C, float everywhere else).
+  using C = typename traits::compute_type;
+  static constexpr bool mixed = !std::is_same_v<C, T>;
   using space_type = Space;
   using backend = typename backend_for<Space, T>::type;
   static constexpr int static_head_dim = traits::static_head_dim;
@@ -63,6 +68,10 @@ class model {
   static constexpr bool has_lora = traits::has_lora;
   static_assert(!has_lora || std::is_same_v<Space, tfm::space::host>,
                 "nn::model: LoRA adapters are implemented on the host backend only");
+  static_assert(!mixed || std::is_same_v<Space, tfm::space::host>,
+                "nn::model: bf16/fp16 compute is implemented on the host backend only (the cuda model computes in "
+                "its parameter type)");
+  static_assert(!mixed || !has_lora, "nn::model: LoRA adapters need compute type == parameter type");
 
   // One adapted projection (the same in every layer): base weight [out, in], adapter rows
   // [row0, row0 + rows). Parameters h.{l}.<proj>.lora_A.<name> [r, in], .lora_B.<name> [rows, r].
@@ -79,6 +88,7 @@ class model {
     build_table();
     params_ = buffer<T, Space>(n_params_);
     grads_ = buffer<T, Space>(n_grads_);
+    if constexpr (mixed) cparams_ = buffer<C, Space>(n_params_);
     be_.zero(params_.data(), n_params_);
     be_.zero(grads_.data(), n_grads_);
     build_position_tables();
@@ -167,8 +177,9 @@ class model {
   }
 
   // Bytes held for activations (the arena) and for parameters + gradients.
-  std::size_t activation_bytes() const { return arena_.size() * sizeof(T); }
-  std::size_t parameter_bytes() const { return (n_params_ + n_grads_) * sizeof(T); }
+  std::size_t activation_bytes() const { return arena_.size() * sizeof(T) + carena_.size() * sizeof(C); }
+  // (with mixed precision, the compute-type copy of the parameters is included)
+  std::size_t parameter_bytes() const { return (n_params_ + n_grads_) * sizeof(T) + cparams_.size() * sizeof(C); }
 
   // ---- LoRA (all no-ops or errors without a lora policy) ----
   const std::vector<adapter_site>& adapter_sites() const { return sites_; }
@@ -239,6 +250,7 @@ class model {
       be_.upload(targets_.data(), targets, std::size_t(N));
     }
 
+    if constexpr (mixed) host::mixed::narrow(std::int64_t(n_params_), params_.data(), cparams_.data());
     const T* posp = nullptr;
     if constexpr (traits::learned_pos) posp = p("wpe");
     if constexpr (traits::sinusoidal_pos) posp = sin_table_.data();
@@ -247,35 +259,46 @@ class model {
 
     for (int l = 0; l < d_.layers; ++l) layer_forward(l, N);
 
-    const T* top = act(a_resid_, d_.layers);
-    if constexpr (traits::pre_norm) {
-      norm_fwd(N, top, p("ln_f.weight"), traits::norm_bias ? p("ln_f.bias") : nullptr, buf(a_lnf_), buf(a_lnf_mean_),
-               buf(a_lnf_rstd_));
-      top = buf(a_lnf_);
-    }
-    be_.linear_forward(N, D, V, top, head_weight(), false, nullptr, buf(a_logits_));
+    const C* top = head_input();
+    if constexpr (traits::pre_norm)
+      norm_fwd(N, act(a_resid_, d_.layers), p("ln_f.weight"), traits::norm_bias ? p("ln_f.bias") : nullptr,
+               cbuf(a_lnf_), buf(a_lnf_mean_), buf(a_lnf_rstd_));
+    else if constexpr (mixed)
+      host::mixed::narrow(N * D, act(a_resid_, d_.layers), cbuf(a_topc_));
+    lin_fwd(N, D, V, top, head_weight(), false, nullptr, cbuf(a_logits_));
     logits_valid_ = true;
     loss_ = 0;
     count_ = 0;
     if (has_targets_) {
-      const double total =
-          be_.xent_forward(N, V, buf(a_logits_), targets_.data(), ignore_index, buf(a_lse_), buf(a_losses_), count_);
+      double total = 0;
+      if constexpr (mixed)
+        total = host::mixed::xent_forward(N, V, cbuf(a_logits_), targets_.data(), ignore_index, buf(a_lse_),
+                                          buf(a_losses_), count_);
+      else
+        total = be_.xent_forward(N, V, cbuf(a_logits_), targets_.data(), ignore_index, buf(a_lse_), buf(a_losses_), count_);
       loss_ = count_ > 0 ? total / double(count_) : 0.0;
     }
     return loss_;
   }
 
-  // Logits [B, T, V] of the last forward, in the model's memory space (valid until backward,
-  // which reuses their memory).
-  std::span<const T> logits() const {
+  // Logits [B, T, V] of the last forward in the compute type, in the model's memory space (valid
+  // until backward, which reuses their memory).
+  std::span<const C> logits() const {
     expects<invalid_argument>(logits_valid_, "nn::model: logits are gone (backward reuses their memory) or no forward ran");
-    return {arena_.data() + a_logits_, std::size_t(B_) * T_cur_ * d_.vocab};
+    return {carena_.data() + a_logits_, std::size_t(B_) * T_cur_ * d_.vocab};
   }
+  // The logits as a host vector of the parameter type.
   std::vector<T> logits_to_host() {
     auto l = logits();
-    std::vector<T> h(l.size());
+    std::vector<C> h(l.size());
     be_.download(h.data(), l.data(), l.size());
-    return h;
+    if constexpr (mixed) {
+      std::vector<T> w(h.size());
+      for (std::size_t i = 0; i < h.size(); ++i) w[i] = static_cast<T>(h[i]);
+      return w;
+    } else {
+      return h;
+    }
   }
   double loss() const { return loss_; }
   std::int64_t counted_targets() const { return count_; }
@@ -291,21 +314,25 @@ class model {
     const int B = B_, T_ = T_cur_;
     const std::int64_t N = std::int64_t(B) * T_;
     const int D = d_.d_model, V = d_.vocab;
-    T* dz = buf(a_logits_);  // in place
+    C* dz = cbuf(a_logits_);  // in place
     // beyond T's range the scale is T's infinity (a double → float conversion out of range is
     // undefined behaviour; infinity is what overflow detection downstream expects)
     double dscale = count_ > 0 ? loss_scale / double(count_) : 0.0;
     if (dscale > double(std::numeric_limits<T>::max())) dscale = std::numeric_limits<double>::infinity();
-    be_.xent_backward(N, V, buf(a_logits_), targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
+    if constexpr (mixed)
+      host::mixed::xent_backward(N, V, dz, targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
+    else
+      be_.xent_backward(N, V, dz, targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
     logits_valid_ = false;
     T* dr = buf(b_resid_);
-    const T* top = traits::pre_norm ? buf(a_lnf_) : act(a_resid_, d_.layers);
-    T* dtop = traits::pre_norm ? buf(b_n_) : dr;
-    // logits = top · Wᵀ (W [V, D])
-    be_.linear_backward(N, D, V, top, head_weight(), false, dz, dtop, 0.0, head_grad(), nullptr, buf(b_scratch_));
+    // logits = top · Wᵀ (W [V, D]); pre-norm: the gradient of the final norm's output (compute
+    // type), post-norm: of the residual stream
     if constexpr (traits::pre_norm) {
-      norm_bwd(N, dtop, act(a_resid_, d_.layers), p("ln_f.weight"), buf(a_lnf_mean_), buf(a_lnf_rstd_), dr, false,
-               g("ln_f.weight"), traits::norm_bias ? g("ln_f.bias") : nullptr);
+      lin_bwd(N, D, V, head_input(), head_weight(), false, dz, cbuf(b_n_), 0.0, head_grad(), nullptr);
+      norm_bwd(N, cbuf(b_n_), act(a_resid_, d_.layers), p("ln_f.weight"), buf(a_lnf_mean_), buf(a_lnf_rstd_), dr,
+               false, g("ln_f.weight"), traits::norm_bias ? g("ln_f.bias") : nullptr);
+    } else {
+      lin_bwd(N, D, V, head_input(), head_weight(), false, dz, dr, 0.0, head_grad(), nullptr);
     }
     for (int l = d_.layers - 1; l >= 0; --l) layer_backward(l, N);
     T* dpos = nullptr;
@@ -435,7 +462,25 @@ class model {
   T* g(std::string_view name) { return has_lora ? nullptr : grads_.data() + info(name).offset; }
   T* po(std::ptrdiff_t o) { return o < 0 ? nullptr : params_.data() + o; }
   T* go(std::ptrdiff_t o) { return o < 0 || has_lora ? nullptr : grads_.data() + o; }
-  const T* head_weight() { return traits::tied ? p("wte") : p("lm_head.weight"); }
+  // Matrix-multiply operands (weights and their biases) in the compute type: the copy refreshed by
+  // every forward with mixed precision, else the parameters themselves.
+  C* pc(std::ptrdiff_t o) {
+    if (o < 0) return nullptr;
+    if constexpr (mixed)
+      return cparams_.data() + o;
+    else
+      return params_.data() + o;
+  }
+  const C* head_weight() { return pc(std::ptrdiff_t(info(traits::tied ? "wte" : "lm_head.weight").offset)); }
+  // The LM head's input: the final norm's output (pre-norm) or the top of the residual stream.
+  const C* head_input() {
+    if constexpr (traits::pre_norm)
+      return cbuf(a_lnf_);
+    else if constexpr (mixed)
+      return cbuf(a_topc_);
+    else
+      return act(a_resid_, d_.layers);
+  }
   T* head_grad() { return traits::tied ? g("wte") : g("lm_head.weight"); }
 
   // ---- LoRA ----
@@ -450,7 +495,7 @@ class model {
     return (dropout_step_ << 20) ^ (std::uint64_t(l) << 8) ^ std::uint64_t(target);
   }
   // Adds the adapters of projection `which` of layer l: x [N, in] → y [N, out] (row strides in, out).
-  void lora_fwd(int l, int which, std::int64_t N, const T* x, T* y) {
+  void lora_fwd(int l, int which, std::int64_t N, const C* x, C* y) {
     if constexpr (has_lora) {
       if (merged_) return;
       const int r = lora_policy::rank;
@@ -460,17 +505,18 @@ class model {
         const std::size_t a = std::size_t(l) * sites_.size() + k;
         const T* xin = x;
         if (dropout_active()) {
-          be_.lora_dropout(N, st.in, x, st.in, buf(b_lora_x_), dropout_seed_, dropout_stream(l, st.target),
+          be_.lora_dropout(N, st.in, x, st.in, cbuf(b_lora_x_), dropout_seed_, dropout_stream(l, st.target),
                            lora_policy::dropout);
-          xin = buf(b_lora_x_);
+          xin = cbuf(b_lora_x_);
         }
         be_.lora_forward(N, st.in, st.rows, r, xin, st.in, po(lora_a_[a]), po(lora_b_[a]), lora_scale(),
-                         lay(l, l_lora_t_ + k * lora_t_stride_), y + st.row0, st.out);
+                         clay(l, l_lora_t_ + k * lora_t_stride_), y + st.row0, st.out);
       }
     }
   }
   // Backward of lora_fwd: dy [N, out] (the projection's output gradient), dx [N, in] += ….
-  void lora_bwd(int l, int which, std::int64_t N, const T* x, const T* dy, T* dx) {
+  template <class DX>
+  void lora_bwd(int l, int which, std::int64_t N, const C* x, const C* dy, DX* dx) {
     if constexpr (has_lora) {
       const int r = lora_policy::rank;
       for (std::size_t k = 0; k < sites_.size(); ++k) {
@@ -479,18 +525,18 @@ class model {
         const std::size_t a = std::size_t(l) * sites_.size() + k;
         T* dA = grads_.data() + (lora_a_[a] - tail_);
         T* dB = grads_.data() + (lora_b_[a] - tail_);
-        const T* t = lay(l, l_lora_t_ + k * lora_t_stride_);
+        const T* t = clay(l, l_lora_t_ + k * lora_t_stride_);
         if (dropout_active()) {
           // the mask again (not stored): x̃ = drop(x) for dA, then dx += drop'(dt·A) through the same scratch
-          T* xd = buf(b_lora_x_);
+          T* xd = cbuf(b_lora_x_);
           const auto stream = dropout_stream(l, st.target);
           be_.lora_dropout(N, st.in, x, st.in, xd, dropout_seed_, stream, lora_policy::dropout);
           be_.lora_backward(N, st.in, st.rows, r, xd, st.in, po(lora_a_[a]), po(lora_b_[a]), t, dy + st.row0, st.out,
-                            lora_scale(), dA, dB, buf(b_lora_dt_), xd, st.in, 0.0);
+                            lora_scale(), dA, dB, cbuf(b_lora_dt_), xd, st.in, 0.0);
           be_.lora_dropout_backward(N, st.in, xd, dx, st.in, dropout_seed_, stream, lora_policy::dropout);
         } else {
           be_.lora_backward(N, st.in, st.rows, r, x, st.in, po(lora_a_[a]), po(lora_b_[a]), t, dy + st.row0, st.out,
-                            lora_scale(), dA, dB, buf(b_lora_dt_), dx, st.in, 1.0);
+                            lora_scale(), dA, dB, cbuf(b_lora_dt_), dx, st.in, 1.0);
         }
       }
     }
@@ -524,68 +570,89 @@ class model {
   }
 
   // ---- activation arena ----
-  // Offsets (elements) into arena_; per-layer arrays use stride *_stride_.
+  // Two arenas: arena_ (parameter type: the residual stream, norm and attention statistics, the
+  // loss, backward scratch) and carena_ (compute type: everything a matrix multiply reads or
+  // writes). Offsets are elements into one of them; per-layer arrays use stride *_stride_.
   void plan(int B, int T_) {
     const std::int64_t N = std::int64_t(B) * T_;
     const std::int64_t D = d_.d_model, V = d_.vocab, F = d_.d_ff, L = d_.layers, H = d_.heads;
-    const std::int64_t qkv = d_.qkv_dim(), fc = traits::swiglu ? 2 * F : F;
-    std::size_t off = 0;
-    auto take = [&](std::size_t n) {
-      const std::size_t o = off;
-      off += (n + 15) / 16 * 16;
-      return o;
+    const std::int64_t qkv = d_.qkv_dim(), fc = traits::swiglu ? 2 * F : F, HD = H * d_.head_dim();
+    auto taker = [](std::size_t& off) {
+      return [&off](std::size_t n) {
+        const std::size_t o = off;
+        off += (n + 15) / 16 * 16;
+        return o;
+      };
     };
     const std::size_t stats = be_.template attention_stats_size<traits::flash>(shape(B, T_));
-    layer_stride_ = 0;
-    // per layer: resid-in is shared (resid[l]); the rest:
-    std::size_t lo = 0;
-    auto lt = [&](std::size_t n) {
-      const std::size_t o = lo;
-      lo += (n + 15) / 16 * 16;
-      return o;
-    };
+    // per layer; resid-in is shared (resid[l])
+    std::size_t lo = 0, clo = 0;
+    auto lt = taker(lo);    // parameter type
+    auto clt = taker(clo);  // compute type
     l_mid_ = lt(N * D);
-    l_n1_ = traits::pre_norm ? lt(N * D) : 0;
     l_m1_ = lt(N);
     l_r1_ = lt(N);
     l_u1_ = traits::pre_norm ? 0 : lt(N * D);
-    l_qkv_ = lt(N * qkv);
-    l_att_ = lt(N * H * d_.head_dim());
     l_stats_ = lt(stats);
-    l_n2_ = traits::pre_norm ? lt(N * D) : 0;
     l_m2_ = lt(N);
     l_r2_ = lt(N);
     l_u2_ = traits::pre_norm ? 0 : lt(N * D);
-    l_fc_ = lt(N * fc);
-    l_act_ = lt(N * F);
+    l_n1_ = traits::pre_norm ? clt(N * D) : 0;
+    l_n2_ = traits::pre_norm ? clt(N * D) : 0;
+    // post-norm with mixed precision: the compute-type copies of the two block inputs
+    l_x1c_ = !traits::pre_norm && mixed ? clt(N * D) : 0;
+    l_x2c_ = !traits::pre_norm && mixed ? clt(N * D) : 0;
+    l_qkv_ = clt(N * qkv);
+    l_att_ = clt(N * HD);
+    l_fc_ = clt(N * fc);
+    l_act_ = clt(N * F);
     lora_t_stride_ = has_lora ? (N * lora_rank() + 15) / 16 * 16 : 0;
-    l_lora_t_ = lt(sites_.size() * lora_t_stride_);  // t = drop(x)·Aᵀ [N, r] per adapter
+    l_lora_t_ = clt(sites_.size() * lora_t_stride_);  // t = drop(x)·Aᵀ [N, r] per adapter
     layer_stride_ = lo;
-    a_resid_ = take(std::size_t(L + 1) * ((N * D + 15) / 16 * 16));
+    clayer_stride_ = clo;
+
+    std::size_t off = 0, coff = 0;
+    auto take = taker(off);
+    auto ctake = taker(coff);
     resid_stride_ = (N * D + 15) / 16 * 16;
+    a_resid_ = take(std::size_t(L + 1) * resid_stride_);
     a_layers_ = take(std::size_t(L) * layer_stride_);
-    a_lnf_ = take(N * D);
     a_lnf_mean_ = take(N);
     a_lnf_rstd_ = take(N);
-    a_logits_ = take(N * V);
     a_lse_ = take(N);
     a_losses_ = take(N);
     // backward scratch (reused by every layer)
     b_resid_ = take(N * D);
-    b_n_ = take(N * D);
     b_tmp_ = take(N * D);
-    b_qkv_ = take(N * qkv);
-    b_att_ = take(N * H * d_.head_dim());
-    b_fc_ = take(N * fc);
-    b_act_ = take(N * F);
     const std::size_t attn_scratch = be_.template attention_scratch_size<traits::flash>(shape(B, T_));
     b_attn_scratch_ = take(std::max<std::size_t>(attn_scratch, 1));
     b_scratch_ = take(std::max({be_.norm_scratch_size(int(D)), be_.linear_scratch_size(int(std::max({V, fc, qkv, D}))),
                                 std::size_t(1)}));
-    b_lora_dt_ = take(has_lora ? N * lora_rank() : 0);                          // dt [N, r]
-    b_lora_x_ = take(has_lora && lora_dropout() > 0 ? N * std::max(D, F) : 0);  // drop(x) [N, in]
+    // mixed precision: float tiles of the rounded GEMM outputs, float copies of attention operands
+    b_tile_ = take(mixed ? host::mixed::linear_scratch_floats(N, std::max({V, fc, qkv, D, F, HD})) : 0);
+    b_wide_ = take(mixed ? host::mixed::attention_wide_floats(shape(B, T_)) : 0);
+
+    c_layers_ = ctake(std::size_t(L) * clayer_stride_);
+    a_lnf_ = traits::pre_norm ? ctake(N * D) : 0;
+    a_topc_ = !traits::pre_norm && mixed ? ctake(N * D) : 0;
+    a_logits_ = ctake(N * V);
+    b_n_ = traits::pre_norm ? ctake(N * D) : 0;
+    b_ctmp_ = ctake(N * D);
+    b_dc_ = mixed ? ctake(N * D) : 0;
+    b_qkv_ = ctake(N * qkv);
+    b_att_ = ctake(N * HD);
+    b_fc_ = ctake(N * fc);
+    b_act_ = ctake(N * F);
+    b_lora_dt_ = ctake(has_lora ? N * lora_rank() : 0);                          // dt [N, r]
+    b_lora_x_ = ctake(has_lora && lora_dropout() > 0 ? N * std::max(D, F) : 0);  // drop(x) [N, in]
+
     arena_ = buffer<T, Space>(off);
     be_.zero(arena_.data(), off);
+    carena_ = buffer<C, Space>(coff);
+    if constexpr (mixed)
+      std::fill(carena_.data(), carena_.data() + coff, C(0.0f));
+    else
+      be_.zero(carena_.data(), coff);
     tokens_ = buffer<std::int32_t, Space>(std::size_t(N));
     targets_ = buffer<std::int32_t, Space>(std::size_t(N));
   }
@@ -613,113 +680,194 @@ class model {
   }
 
   T* buf(std::size_t off) { return arena_.data() + off; }
+  C* cbuf(std::size_t off) { return carena_.data() + off; }
   T* act(std::size_t base, int l) { return arena_.data() + base + std::size_t(l) * resid_stride_; }
   T* lay(int l, std::size_t off) { return arena_.data() + a_layers_ + std::size_t(l) * layer_stride_ + off; }
+  C* clay(int l, std::size_t off) { return carena_.data() + c_layers_ + std::size_t(l) * clayer_stride_ + off; }
 
-  void norm_fwd(std::int64_t N, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd) {
-    be_.template norm_forward<!traits::layernorm>(N, d_.d_model, x, w, b, y, mean, rstd, 1e-5);
+  // ---- layer calls: the backend's kernels, or the mixed-precision host kernels ----
+  template <class Y>
+  void norm_fwd(std::int64_t N, const T* x, const T* w, const T* b, Y* y, T* mean, T* rstd) {
+    if constexpr (mixed)
+      host::norm_forward<!traits::layernorm>(N, d_.d_model, x, w, b, y, mean, rstd, 1e-5);
+    else
+      be_.template norm_forward<!traits::layernorm>(N, d_.d_model, x, w, b, y, mean, rstd, 1e-5);
   }
-  void norm_bwd(std::int64_t N, const T* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx, bool acc,
+  template <class G>
+  void norm_bwd(std::int64_t N, const G* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx, bool acc,
                 T* dw, T* db) {
-    be_.template norm_backward<!traits::layernorm>(N, d_.d_model, dy, x, w, mean, rstd, dx, acc, dw, db, buf(b_scratch_));
+    if constexpr (mixed)
+      host::norm_backward<!traits::layernorm>(N, d_.d_model, dy, x, w, mean, rstd, dx, acc, dw, db, buf(b_scratch_));
+    else
+      be_.template norm_backward<!traits::layernorm>(N, d_.d_model, dy, x, w, mean, rstd, dx, acc, dw, db,
+                                                     buf(b_scratch_));
   }
+  // y [N, out] = x·Wᵀ + b (y: compute type, or the parameter type for a float output)
+  template <class Y>
+  void lin_fwd(std::int64_t N, int in, int out, const C* x, const C* W, bool io, const C* b, Y* y) {
+    if constexpr (mixed)
+      host::mixed::linear_forward<C, Y>(N, in, out, x, W, io, b, y, buf(b_tile_));
+    else
+      be_.linear_forward(N, in, out, x, W, io, b, y);
+  }
+  template <class DX>
+  void lin_bwd(std::int64_t N, int in, int out, const C* x, const C* W, bool io, const C* dy, DX* dx, double beta,
+               T* dW, T* db) {
+    if constexpr (mixed)
+      host::mixed::linear_backward<C, DX>(N, in, out, x, W, io, dy, dx, beta, dW, db, buf(b_tile_), buf(b_scratch_));
+    else
+      be_.linear_backward(N, in, out, x, W, io, dy, dx, beta, dW, db, buf(b_scratch_));
+  }
+  // y = a (residual) + b (a block's output)
+  void residual_add(std::int64_t n, const T* a, const C* b, T* y) {
+    if constexpr (mixed)
+      host::mixed::add(n, a, b, y);
+    else
+      be_.add(n, a, b, y);
+  }
+  // A residual-stream gradient [N, D] as a matrix-multiply operand: rounded into scratch (mixed).
+  const C* compute_grad(std::int64_t N, const T* d) {
+    if constexpr (mixed) {
+      host::mixed::narrow(N * d_.d_model, d, cbuf(b_dc_));
+      return cbuf(b_dc_);
+    } else {
+      return d;
+    }
+  }
+  // A residual-stream tensor [N, D] as a matrix-multiply input: rounded into `copy` (mixed).
+  const C* compute_input(std::int64_t N, const T* x, C* copy) {
+    if constexpr (mixed) {
+      host::mixed::narrow(N * d_.d_model, x, copy);
+      return copy;
+    } else {
+      return x;
+    }
+  }
+  static constexpr bool io_layout = traits::layout == weight_layout::in_out;
 
-  void attention_forward(int l, std::int64_t N, const T* in) {
+  void attention_forward(int l, std::int64_t N, const C* in) {
     const auto& o = layer_[l];
     const int D = d_.d_model, qkv = d_.qkv_dim(), hd = d_.head_dim();
-    T* q = lay(l, l_qkv_);
-    be_.linear_forward(N, D, qkv, in, po(o.attn_w), traits::layout == weight_layout::in_out, po(o.attn_b), q);
+    C* q = clay(l, l_qkv_);
+    lin_fwd(N, D, qkv, in, pc(o.attn_w), io_layout, pc(o.attn_b), q);
     lora_fwd(l, 0, N, in, q);
-    if constexpr (traits::rope)
-      be_.rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, q, rope_table_.data(), false);
     const auto sh = shape(B_, T_cur_);
-    const T* k = q + std::int64_t(d_.heads) * hd;
-    const T* v = k + std::int64_t(d_.kv_heads) * hd;
-    be_.template attention_forward<traits::flash, static_head_dim>(sh, mask(), q, k, v, lay(l, l_att_),
-                                                                  lay(l, l_stats_));
+    const C* k = q + std::int64_t(d_.heads) * hd;
+    const C* v = k + std::int64_t(d_.kv_heads) * hd;
+    if constexpr (mixed) {
+      if constexpr (traits::rope)
+        host::mixed::rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, q, rope_table_.data(), false);
+      host::mixed::attention_forward<traits::flash, static_head_dim>(sh, mask(), q, k, v, clay(l, l_att_),
+                                                                     lay(l, l_stats_), buf(b_wide_));
+    } else {
+      if constexpr (traits::rope)
+        be_.rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, q, rope_table_.data(), false);
+      be_.template attention_forward<traits::flash, static_head_dim>(sh, mask(), q, k, v, clay(l, l_att_),
+                                                                    lay(l, l_stats_));
+    }
   }
   // d_out: gradient of the attention block's output (after c_proj) [N, D]. Writes the gradient of
   // the block input into din (din = beta·din + …).
-  void attention_backward(int l, std::int64_t N, const T* in, const T* d_out, T* din, double beta) {
+  template <class DIn>
+  void attention_backward(int l, std::int64_t N, const C* in, const T* d_out, DIn* din, double beta) {
     const auto& o = layer_[l];
     const int D = d_.d_model, qkv = d_.qkv_dim(), hd = d_.head_dim(), HD = d_.heads * hd;
-    const bool io = traits::layout == weight_layout::in_out;
-    T* datt = buf(b_att_);
-    be_.linear_backward(N, HD, D, lay(l, l_att_), po(o.proj_w), io, d_out, datt, 0.0, go(o.proj_w),
-                             go(o.proj_b), buf(b_scratch_));
-    lora_bwd(l, 1, N, lay(l, l_att_), d_out, datt);
+    const C* dy = compute_grad(N, d_out);
+    C* datt = cbuf(b_att_);
+    lin_bwd(N, HD, D, clay(l, l_att_), pc(o.proj_w), io_layout, dy, datt, 0.0, go(o.proj_w), go(o.proj_b));
+    lora_bwd(l, 1, N, clay(l, l_att_), dy, datt);
     const auto sh = shape(B_, T_cur_);
-    const T* q = lay(l, l_qkv_);
-    const T* k = q + std::int64_t(d_.heads) * hd;
-    const T* v = k + std::int64_t(d_.kv_heads) * hd;
-    T* dq = buf(b_qkv_);
-    T* dk = dq + std::int64_t(d_.heads) * hd;
-    T* dv = dk + std::int64_t(d_.kv_heads) * hd;
-    be_.template attention_backward<traits::flash, static_head_dim>(sh, mask(), q, k, v, lay(l, l_att_), datt,
-                                                                   lay(l, l_stats_), dq, dk, dv, buf(b_attn_scratch_));
-    if constexpr (traits::rope)
-      be_.rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, dq, rope_table_.data(), true);
-    be_.linear_backward(N, D, qkv, in, po(o.attn_w), io, dq, din, beta, go(o.attn_w), go(o.attn_b),
-                             buf(b_scratch_));
+    const C* q = clay(l, l_qkv_);
+    const C* k = q + std::int64_t(d_.heads) * hd;
+    const C* v = k + std::int64_t(d_.kv_heads) * hd;
+    C* dq = cbuf(b_qkv_);
+    C* dk = dq + std::int64_t(d_.heads) * hd;
+    C* dv = dk + std::int64_t(d_.kv_heads) * hd;
+    if constexpr (mixed) {
+      host::mixed::attention_backward<traits::flash, static_head_dim>(sh, mask(), q, k, v, clay(l, l_att_), datt,
+                                                                      lay(l, l_stats_), dq, dk, dv,
+                                                                      buf(b_attn_scratch_), buf(b_wide_));
+      if constexpr (traits::rope)
+        host::mixed::rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, dq, rope_table_.data(), true);
+    } else {
+      be_.template attention_backward<traits::flash, static_head_dim>(sh, mask(), q, k, v, clay(l, l_att_), datt,
+                                                                     lay(l, l_stats_), dq, dk, dv,
+                                                                     buf(b_attn_scratch_));
+      if constexpr (traits::rope)
+        be_.rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, dq, rope_table_.data(), true);
+    }
+    lin_bwd(N, D, qkv, in, pc(o.attn_w), io_layout, dq, din, beta, go(o.attn_w), go(o.attn_b));
     lora_bwd(l, 0, N, in, dq, din);
   }
 
-  void mlp_forward(int l, std::int64_t N, const T* in, T* out) {
+  void mlp_forward(int l, std::int64_t N, const C* in, C* out) {
     const auto& o = layer_[l];
     const int D = d_.d_model, F = d_.d_ff, fc = traits::swiglu ? 2 * F : F;
-    const bool io = traits::layout == weight_layout::in_out;
-    be_.linear_forward(N, D, fc, in, po(o.fc_w), io, po(o.fc_b), lay(l, l_fc_));
-    lora_fwd(l, 2, N, in, lay(l, l_fc_));
-    if constexpr (traits::swiglu)
-      be_.swiglu_forward(N, F, lay(l, l_fc_), lay(l, l_act_));
-    else
-      be_.gelu_forward(N * F, lay(l, l_fc_), lay(l, l_act_));
-    be_.linear_forward(N, F, D, lay(l, l_act_), po(o.fcp_w), io, po(o.fcp_b), out);
-    lora_fwd(l, 3, N, lay(l, l_act_), out);
+    lin_fwd(N, D, fc, in, pc(o.fc_w), io_layout, pc(o.fc_b), clay(l, l_fc_));
+    lora_fwd(l, 2, N, in, clay(l, l_fc_));
+    if constexpr (mixed) {
+      if constexpr (traits::swiglu)
+        host::mixed::swiglu_forward(N, F, clay(l, l_fc_), clay(l, l_act_));
+      else
+        host::mixed::gelu_forward(N * F, clay(l, l_fc_), clay(l, l_act_));
+    } else {
+      if constexpr (traits::swiglu)
+        be_.swiglu_forward(N, F, clay(l, l_fc_), clay(l, l_act_));
+      else
+        be_.gelu_forward(N * F, clay(l, l_fc_), clay(l, l_act_));
+    }
+    lin_fwd(N, F, D, clay(l, l_act_), pc(o.fcp_w), io_layout, pc(o.fcp_b), out);
+    lora_fwd(l, 3, N, clay(l, l_act_), out);
   }
-  void mlp_backward(int l, std::int64_t N, const T* in, const T* d_out, T* din, double beta) {
+  template <class DIn>
+  void mlp_backward(int l, std::int64_t N, const C* in, const T* d_out, DIn* din, double beta) {
     const auto& o = layer_[l];
     const int D = d_.d_model, F = d_.d_ff, fc = traits::swiglu ? 2 * F : F;
-    const bool io = traits::layout == weight_layout::in_out;
-    T* dact = buf(b_act_);
-    T* dfc = buf(b_fc_);
-    be_.linear_backward(N, F, D, lay(l, l_act_), po(o.fcp_w), io, d_out, dact, 0.0, go(o.fcp_w), go(o.fcp_b),
-                             buf(b_scratch_));
-    lora_bwd(l, 3, N, lay(l, l_act_), d_out, dact);
-    if constexpr (traits::swiglu)
-      be_.swiglu_backward(N, F, lay(l, l_fc_), dact, dfc);
-    else
-      be_.gelu_backward(N * F, lay(l, l_fc_), dact, dfc);
-    be_.linear_backward(N, D, fc, in, po(o.fc_w), io, dfc, din, beta, go(o.fc_w), go(o.fc_b), buf(b_scratch_));
+    const C* dy = compute_grad(N, d_out);
+    C* dact = cbuf(b_act_);
+    C* dfc = cbuf(b_fc_);
+    lin_bwd(N, F, D, clay(l, l_act_), pc(o.fcp_w), io_layout, dy, dact, 0.0, go(o.fcp_w), go(o.fcp_b));
+    lora_bwd(l, 3, N, clay(l, l_act_), dy, dact);
+    if constexpr (mixed) {
+      if constexpr (traits::swiglu)
+        host::mixed::swiglu_backward(N, F, clay(l, l_fc_), dact, dfc);
+      else
+        host::mixed::gelu_backward(N * F, clay(l, l_fc_), dact, dfc);
+    } else {
+      if constexpr (traits::swiglu)
+        be_.swiglu_backward(N, F, clay(l, l_fc_), dact, dfc);
+      else
+        be_.gelu_backward(N * F, clay(l, l_fc_), dact, dfc);
+    }
+    lin_bwd(N, D, fc, in, pc(o.fc_w), io_layout, dfc, din, beta, go(o.fc_w), go(o.fc_b));
     lora_bwd(l, 2, N, in, dfc, din);
   }
 
   void layer_forward(int l, std::int64_t N) {
     const auto& o = layer_[l];
     const std::int64_t ND = N * d_.d_model;
+    const int HD = d_.heads * d_.head_dim();
     const T* r = act(a_resid_, l);
     T* next = act(a_resid_, l + 1);
     T* mid = lay(l, l_mid_);
-    T* tmp = buf(b_tmp_);  // block output before the residual add (free during forward)
+    C* tmp = cbuf(b_ctmp_);  // block output before the residual add
     if constexpr (traits::pre_norm) {
-      norm_fwd(N, r, po(o.ln1_w), po(o.ln1_b), lay(l, l_n1_), lay(l, l_m1_), lay(l, l_r1_));
-      attention_forward(l, N, lay(l, l_n1_));
-      be_.linear_forward(N, d_.heads * d_.head_dim(), d_.d_model, lay(l, l_att_), po(o.proj_w),
-                              traits::layout == weight_layout::in_out, po(o.proj_b), tmp);
-      lora_fwd(l, 1, N, lay(l, l_att_), tmp);
-      be_.add(ND, r, tmp, mid);
-      norm_fwd(N, mid, po(o.ln2_w), po(o.ln2_b), lay(l, l_n2_), lay(l, l_m2_), lay(l, l_r2_));
-      mlp_forward(l, N, lay(l, l_n2_), tmp);
-      be_.add(ND, mid, tmp, next);
+      norm_fwd(N, r, po(o.ln1_w), po(o.ln1_b), clay(l, l_n1_), lay(l, l_m1_), lay(l, l_r1_));
+      attention_forward(l, N, clay(l, l_n1_));
+      lin_fwd(N, HD, d_.d_model, clay(l, l_att_), pc(o.proj_w), io_layout, pc(o.proj_b), tmp);
+      lora_fwd(l, 1, N, clay(l, l_att_), tmp);
+      residual_add(ND, r, tmp, mid);
+      norm_fwd(N, mid, po(o.ln2_w), po(o.ln2_b), clay(l, l_n2_), lay(l, l_m2_), lay(l, l_r2_));
+      mlp_forward(l, N, clay(l, l_n2_), tmp);
+      residual_add(ND, mid, tmp, next);
     } else {
-      attention_forward(l, N, r);
-      be_.linear_forward(N, d_.heads * d_.head_dim(), d_.d_model, lay(l, l_att_), po(o.proj_w),
-                              traits::layout == weight_layout::in_out, po(o.proj_b), tmp);
-      lora_fwd(l, 1, N, lay(l, l_att_), tmp);
-      be_.add(ND, r, tmp, lay(l, l_u1_));
+      attention_forward(l, N, compute_input(N, r, clay(l, l_x1c_)));
+      lin_fwd(N, HD, d_.d_model, clay(l, l_att_), pc(o.proj_w), io_layout, pc(o.proj_b), tmp);
+      lora_fwd(l, 1, N, clay(l, l_att_), tmp);
+      residual_add(ND, r, tmp, lay(l, l_u1_));
       norm_fwd(N, lay(l, l_u1_), po(o.ln1_w), po(o.ln1_b), mid, lay(l, l_m1_), lay(l, l_r1_));
-      mlp_forward(l, N, mid, tmp);
-      be_.add(ND, mid, tmp, lay(l, l_u2_));
+      mlp_forward(l, N, compute_input(N, mid, clay(l, l_x2c_)), tmp);
+      residual_add(ND, mid, tmp, lay(l, l_u2_));
       norm_fwd(N, lay(l, l_u2_), po(o.ln2_w), po(o.ln2_b), next, lay(l, l_m2_), lay(l, l_r2_));
     }
   }
@@ -728,25 +876,35 @@ class model {
   void layer_backward(int l, std::int64_t N) {
     const auto& o = layer_[l];
     T* dr = buf(b_resid_);
-    T* dn = buf(b_n_);
     T* du = buf(b_tmp_);
     const T* r = act(a_resid_, l);
     T* mid = lay(l, l_mid_);
     if constexpr (traits::pre_norm) {
+      C* dn = cbuf(b_n_);  // gradient of a norm's output (compute type)
       // next = mid + mlp(N2(mid))
-      mlp_backward(l, N, lay(l, l_n2_), dr, dn, 0.0);
+      mlp_backward(l, N, clay(l, l_n2_), dr, dn, 0.0);
       norm_bwd(N, dn, mid, po(o.ln2_w), lay(l, l_m2_), lay(l, l_r2_), dr, true, go(o.ln2_w), go(o.ln2_b));
       // mid = r + proj(attn(N1(r)))
-      attention_backward(l, N, lay(l, l_n1_), dr, dn, 0.0);
+      attention_backward(l, N, clay(l, l_n1_), dr, dn, 0.0);
       norm_bwd(N, dn, r, po(o.ln1_w), lay(l, l_m1_), lay(l, l_r1_), dr, true, go(o.ln1_w), go(o.ln1_b));
     } else {
+      // the matrix-multiply inputs of the two blocks: the saved compute-type copies (mixed)
+      const C* x1 = nullptr;
+      const C* x2 = nullptr;
+      if constexpr (mixed) {
+        x1 = clay(l, l_x1c_);
+        x2 = clay(l, l_x2c_);
+      } else {
+        x1 = r;
+        x2 = mid;
+      }
       // next = N2(u2), u2 = mid + mlp(mid)
       norm_bwd(N, dr, lay(l, l_u2_), po(o.ln2_w), lay(l, l_m2_), lay(l, l_r2_), du, false, go(o.ln2_w), go(o.ln2_b));
-      mlp_backward(l, N, mid, du, du, 1.0);  // du = ∂L/∂mid
+      mlp_backward(l, N, x2, du, du, 1.0);  // du = ∂L/∂mid
       // mid = N1(u1), u1 = r + attn(r)
       norm_bwd(N, du, lay(l, l_u1_), po(o.ln1_w), lay(l, l_m1_), lay(l, l_r1_), dr, false, go(o.ln1_w), go(o.ln1_b));
       be_.copy(du, dr, std::size_t(N) * d_.d_model);
-      attention_backward(l, N, r, du, dr, 1.0);
+      attention_backward(l, N, x1, du, dr, 1.0);
     }
   }
 
@@ -762,6 +920,7 @@ class model {
   std::uint64_t dropout_seed_ = 0, dropout_step_ = 0;
   backend be_;
   buffer<T, Space> params_, grads_, arena_, sin_table_, rope_table_;
+  buffer<C, Space> cparams_, carena_;  // mixed precision: the compute copy (empty otherwise); C activations
   int rot_ = 0;
 
   int cap_B_ = 0, cap_T_ = 0;
@@ -772,13 +931,17 @@ class model {
   double loss_ = 0;
   std::int64_t count_ = 0;
 
-  std::size_t layer_stride_ = 0, resid_stride_ = 0;
-  std::size_t l_mid_ = 0, l_n1_ = 0, l_m1_ = 0, l_r1_ = 0, l_u1_ = 0, l_qkv_ = 0, l_att_ = 0, l_stats_ = 0, l_n2_ = 0,
-              l_m2_ = 0, l_r2_ = 0, l_u2_ = 0, l_fc_ = 0, l_act_ = 0, l_lora_t_ = 0, lora_t_stride_ = 0;
-  std::size_t a_resid_ = 0, a_layers_ = 0, a_lnf_ = 0, a_lnf_mean_ = 0, a_lnf_rstd_ = 0, a_logits_ = 0, a_lse_ = 0,
-              a_losses_ = 0;
-  std::size_t b_resid_ = 0, b_n_ = 0, b_tmp_ = 0, b_qkv_ = 0, b_att_ = 0, b_fc_ = 0, b_act_ = 0, b_attn_scratch_ = 0,
-              b_scratch_ = 0, b_lora_dt_ = 0, b_lora_x_ = 0;
+  std::size_t layer_stride_ = 0, clayer_stride_ = 0, resid_stride_ = 0;
+  // per-layer offsets (parameter-type arena / compute-type arena)
+  std::size_t l_mid_ = 0, l_m1_ = 0, l_r1_ = 0, l_u1_ = 0, l_stats_ = 0, l_m2_ = 0, l_r2_ = 0, l_u2_ = 0;
+  std::size_t l_n1_ = 0, l_n2_ = 0, l_x1c_ = 0, l_x2c_ = 0, l_qkv_ = 0, l_att_ = 0, l_fc_ = 0, l_act_ = 0,
+              l_lora_t_ = 0, lora_t_stride_ = 0;
+  // whole-model offsets (parameter-type arena)
+  std::size_t a_resid_ = 0, a_layers_ = 0, a_lnf_mean_ = 0, a_lnf_rstd_ = 0, a_lse_ = 0, a_losses_ = 0, b_resid_ = 0,
+              b_tmp_ = 0, b_attn_scratch_ = 0, b_scratch_ = 0, b_tile_ = 0, b_wide_ = 0;
+  // whole-model offsets (compute-type arena)
+  std::size_t c_layers_ = 0, a_lnf_ = 0, a_topc_ = 0, a_logits_ = 0, b_n_ = 0, b_ctmp_ = 0, b_dc_ = 0, b_qkv_ = 0,
+              b_att_ = 0, b_fc_ = 0, b_act_ = 0, b_lora_dt_ = 0, b_lora_x_ = 0;
 };
 
 }  // namespace tfm::nn

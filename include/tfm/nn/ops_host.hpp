@@ -123,8 +123,9 @@ void embedding_backward(int B, int T_, int D, const std::int32_t* tok, const T* 
 // ---- norms ----
 // LayerNorm (Rms = false) or RMSNorm (Rms = true) over rows of width D:
 // y = (x − mean)·rstd·w + b  /  y = x·rstd·w. mean (LayerNorm only) and rstd are saved.
-template <bool Rms, class T>
-void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, double eps) {
+// y may be a narrower storage type Y (mixed precision: the norm computes in T and rounds y once).
+template <bool Rms, class T, class Y = T>
+void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, Y* y, T* mean, T* rstd, double eps) {
 #pragma omp parallel for schedule(static)
   for (std::int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * D;
@@ -141,10 +142,10 @@ void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, T* 
     v /= D;
     const double r = 1.0 / std::sqrt(v + eps);
     const T mt = T(m), rt = T(r);
-    T* yr = y + n * D;
+    Y* yr = y + n * D;
     for (int c = 0; c < D; ++c) {
       const T h = (xr[c] - mt) * rt;
-      yr[c] = b ? h * w[c] + b[c] : h * w[c];
+      yr[c] = static_cast<Y>(b ? h * w[c] + b[c] : h * w[c]);
     }
     if constexpr (!Rms) mean[n] = mt;
     rstd[n] = rt;
@@ -154,9 +155,9 @@ void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, T* 
 inline std::size_t norm_scratch_size(int D) { return std::size_t(2) * D * max_threads(); }
 
 // dx = (accumulate ? dx : 0) + ∂L/∂x; dw += Σ dy·x̂, db += Σ dy (dw null: neither, a frozen
-// norm). scratch: norm_scratch_size(D).
-template <bool Rms, class T>
-void norm_backward(std::int64_t N, int D, const T* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
+// norm). scratch: norm_scratch_size(D). dy may be stored in a narrower type G (mixed precision).
+template <bool Rms, class T, class G = T>
+void norm_backward(std::int64_t N, int D, const G* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
                    bool accumulate, T* dw, T* db, T* scratch) {
   const int threads = max_threads();
   std::fill(scratch, scratch + std::size_t(2) * D * threads, T(0));
@@ -167,7 +168,8 @@ void norm_backward(std::int64_t N, int D, const T* dy, const T* x, const T* w, c
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < N; ++n) {
       const T* xr = x + n * D;
-      const T* g = dy + n * D;
+      const G* gs = dy + n * D;
+      const auto g = [gs](int c) { return static_cast<T>(gs[c]); };
       const T m = Rms ? T(0) : mean[n];
       const T r = rstd[n];
       // dx̂ = dy·w; dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))   (LayerNorm)
@@ -175,17 +177,18 @@ void norm_backward(std::int64_t N, int D, const T* dy, const T* x, const T* w, c
       double s1 = 0, s2 = 0;
       for (int c = 0; c < D; ++c) {
         const T h = (xr[c] - m) * r;
-        const T dh = g[c] * w[c];
+        const T gc = g(c);
+        const T dh = gc * w[c];
         s1 += dh;
         s2 += double(dh) * h;
-        pdw[c] += g[c] * h;
-        pdb[c] += g[c];
+        pdw[c] += gc * h;
+        pdb[c] += gc;
       }
       const T a1 = Rms ? T(0) : T(s1 / D), a2 = T(s2 / D);
       T* o = dx + n * D;
       for (int c = 0; c < D; ++c) {
         const T h = (xr[c] - m) * r;
-        const T v = r * (g[c] * w[c] - a1 - h * a2);
+        const T v = r * (g(c) * w[c] - a1 - h * a2);
         o[c] = accumulate ? o[c] + v : v;
       }
     }

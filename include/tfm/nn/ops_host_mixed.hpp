@@ -1,0 +1,433 @@
+// tfm/nn/ops_host_mixed.hpp — host layer kernels for reduced-precision compute
+// (nn::precision_policy<float, C> with C = bfloat16 or half; docs/model.md "Mixed precision").
+//
+// The recipe is PyTorch autocast's: matrix multiplies read their operands in C and accumulate in
+// float, and their outputs are rounded to C once; everything else (norms, softmax, attention
+// scores, GELU/SwiGLU, RoPE, the loss) computes in float from C or float inputs. Activations that
+// feed or leave a matrix multiply are stored in C; the residual stream, norm statistics, the
+// attention logsumexp/probabilities and every parameter gradient stay float.
+//
+// Kernels that round a float GEMM result to C go through a float tile of at most
+// linear_scratch_floats(N, out) elements, so a C output never needs a float copy of its own size.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "tfm/backend/host/cpu.hpp"
+#include "tfm/core/dtype.hpp"
+#include "tfm/nn/attention_host.hpp"
+#include "tfm/nn/math.hpp"
+#include "tfm/nn/ops_host.hpp"
+
+namespace tfm::nn::host::mixed {
+
+// The compute types this header rounds to.
+template <class C>
+inline constexpr bool reduced_v = std::is_same_v<C, tfm::bfloat16> || std::is_same_v<C, tfm::half>;
+
+// Value conversion between float and a storage type (float, bfloat16, half): one rounding, to
+// nearest even, as CUDA's conversions do; an fp16 overflow becomes ±infinity.
+template <class To, class From>
+inline To cvt(From x) {
+  if constexpr (std::is_same_v<To, From>)
+    return x;
+  else
+    return static_cast<To>(static_cast<float>(x));
+}
+
+namespace detail {
+inline constexpr std::int64_t chunk = 1 << 13;  // elements per parallel conversion chunk
+
+#if TFM_HOST_X86_SIMD
+// 8 floats to bfloat16, rounded to nearest even as cvt<bfloat16> does (NaN → bfloat16's NaN).
+TFM_TARGET_AVX2 inline void narrow_bf16_avx2(std::int64_t n, const float* x, tfm::bfloat16* y) {
+  const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF);
+  const __m256i qnan = _mm256_set1_epi32(tfm::bfloat16(std::numeric_limits<float>::quiet_NaN()).bits());
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, lsb)), 16);
+    r = _mm256_blendv_epi8(r, qnan, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), packed);
+  }
+  for (; i < n; ++i) y[i] = tfm::bfloat16(x[i]);
+}
+// fp16 with F16C (round to nearest even, overflow → ±infinity); blocks holding a NaN go
+// through the scalar conversion (its canonical NaN).
+TFM_TARGET_AVX2_F16C inline void narrow_f16_f16c(std::int64_t n, const float* x, tfm::half* y) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    if (!_mm256_testz_ps(nan, nan)) {
+      for (int j = 0; j < 8; ++j) y[i + j] = tfm::half(x[i + j]);
+      continue;
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) y[i] = tfm::half(x[i]);
+}
+TFM_TARGET_AVX2_F16C inline void widen_f16_f16c(std::int64_t n, const tfm::half* x, float* y) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
+  for (; i < n; ++i) y[i] = float(x[i]);
+}
+#endif
+}  // namespace detail
+
+// One thread: y[i] = float(x[i]) / y[i] = C(x[i]) over n elements (vectorised where the CPU can).
+template <class C>
+void widen_n(std::int64_t n, const C* x, float* y) {
+#if TFM_HOST_X86_SIMD
+  if constexpr (std::is_same_v<C, tfm::half>)
+    if (tfm::host::cpu_has_f16c() && host::detail::use_avx2()) return detail::widen_f16_f16c(n, x, y);
+#endif
+  for (std::int64_t i = 0; i < n; ++i) y[i] = cvt<float>(x[i]);  // bf16: a shift, auto-vectorised
+}
+template <class C>
+void narrow_n(std::int64_t n, const float* x, C* y) {
+#if TFM_HOST_X86_SIMD
+  if constexpr (std::is_same_v<C, tfm::bfloat16>)
+    if (host::detail::use_avx2()) return detail::narrow_bf16_avx2(n, x, y);
+  if constexpr (std::is_same_v<C, tfm::half>)
+    if (tfm::host::cpu_has_f16c() && host::detail::use_avx2()) return detail::narrow_f16_f16c(n, x, y);
+#endif
+  for (std::int64_t i = 0; i < n; ++i) y[i] = cvt<C>(x[i]);
+}
+
+// The same over all threads.
+template <class C>
+void widen(std::int64_t n, const C* x, float* y) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < (n + detail::chunk - 1) / detail::chunk; ++c) {
+    const std::int64_t a = c * detail::chunk;
+    widen_n(std::min(n, a + detail::chunk) - a, x + a, y + a);
+  }
+}
+template <class C>
+void narrow(std::int64_t n, const float* x, C* y) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < (n + detail::chunk - 1) / detail::chunk; ++c) {
+    const std::int64_t a = c * detail::chunk;
+    narrow_n(std::min(n, a + detail::chunk) - a, x + a, y + a);
+  }
+}
+
+// ---- linear layers ----
+// Float tiles: at most tile_rows rows, and as many columns as fit 4 Mi floats (16 MiB).
+inline constexpr std::int64_t tile_rows = 2048;
+inline constexpr std::int64_t tile_floats = std::int64_t(1) << 22;
+inline std::int64_t tile_cols(std::int64_t rows, std::int64_t cols) {
+  return std::min(cols, std::max<std::int64_t>(64, tile_floats / std::max<std::int64_t>(rows, 1)));
+}
+inline std::size_t linear_scratch_floats(std::int64_t N, std::int64_t width) {
+  const std::int64_t r = std::min(N, tile_rows);
+  return std::size_t(r) * std::size_t(tile_cols(r, width));
+}
+
+// out[N, M] (type Y; row stride ld) = rnd(alpha·A·B + beta·out + bias), A·B given by `product`
+// writing a float tile: product(r0, rows, c0, cols, tile, ld_tile). The result is rounded to Y
+// once; beta = 0 never reads out. bias (C, may be null) has M entries.
+template <class Y, class C, class Product>
+void tiled_rounded(std::int64_t N, std::int64_t M, Y* out, std::int64_t ld, double beta, const C* bias, float* tile,
+                   Product&& product) {
+  const std::int64_t R = std::min(N, tile_rows);
+  const std::int64_t CW = tile_cols(R, M);
+  for (std::int64_t r0 = 0; r0 < N; r0 += R) {
+    const std::int64_t rows = std::min(R, N - r0);
+    for (std::int64_t c0 = 0; c0 < M; c0 += CW) {
+      const std::int64_t cols = std::min(CW, M - c0);
+      product(r0, rows, c0, cols, tile, cols);
+      const float fb = float(beta);
+#pragma omp parallel
+      {
+        std::vector<float> row(std::size_t(beta != 0 || bias ? cols : 0));
+#pragma omp for schedule(static)
+        for (std::int64_t i = 0; i < rows; ++i) {
+          float* t = tile + i * cols;
+          Y* o = out + (r0 + i) * ld + c0;
+          if (bias) {
+            widen_n(cols, bias + c0, row.data());
+            for (std::int64_t j = 0; j < cols; ++j) t[j] += row[std::size_t(j)];
+          }
+          if (beta != 0) {
+            widen_n(cols, o, row.data());
+            for (std::int64_t j = 0; j < cols; ++j) t[j] += fb * row[std::size_t(j)];
+          }
+          narrow_n(cols, t, o);
+        }
+      }
+    }
+  }
+}
+
+// y[N, out] = x[N, in]·Wᵀ + b; W [out, in] (in_out = false) or [in, out]. x, W, b in C; y in C
+// (rounded once) or float. tile: linear_scratch_floats(N, out) floats (unused for a float y).
+template <class C, class Y>
+void linear_forward(std::int64_t N, int in, int out, const C* x, const C* W, bool in_out, const C* b, Y* y,
+                    float* tile) {
+  if constexpr (std::is_same_v<Y, float>) {
+    const auto Wm = in_out ? mat(W, in, out, out) : mat(W, out, in, in).transposed();
+    matmul<C>(1.0, mat(x, N, in, in), Wm, 0.0, mat_mut(y, N, out, out));
+    if (b) {
+#pragma omp parallel for schedule(static)
+      for (std::int64_t n = 0; n < N; ++n)
+        for (int j = 0; j < out; ++j) y[n * out + j] += cvt<float>(b[j]);
+    }
+  } else {
+    tiled_rounded(N, out, y, out, 0.0, b, tile,
+                  [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, float* t, std::int64_t ldt) {
+                    // columns [c0, c0 + cols) of Wᵀ: rows of W [out, in], or columns of W [in, out]
+                    const auto Wm = in_out ? mat(W + c0, in, cols, out) : mat(W + c0 * in, cols, in, in).transposed();
+                    matmul<C>(1.0, mat(x + r0 * in, rows, in, in), Wm, 0.0, mat_mut(t, rows, cols, ldt));
+                  });
+  }
+}
+
+// dx = beta·dx + dy·W (dx in C, rounded once, or float; null: skipped); dW += dyᵀ·x or xᵀ·dy
+// (float, accumulated in float); db += Σ dy (float). dW / db null: skipped (frozen).
+// tile: linear_scratch_floats(N, in) floats; bscratch: linear_scratch_size(out) floats.
+template <class C, class DX>
+void linear_backward(std::int64_t N, int in, int out, const C* x, const C* W, bool in_out, const C* dy, DX* dx,
+                     double beta, float* dW, float* db, float* tile, float* bscratch) {
+  if (dx) {
+    if constexpr (std::is_same_v<DX, float>) {
+      const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
+      matmul<C>(1.0, mat(dy, N, out, out), Wm, beta, mat_mut(dx, N, in, in));
+    } else {
+      tiled_rounded(N, in, dx, in, beta, static_cast<const C*>(nullptr), tile,
+                    [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, float* t,
+                        std::int64_t ldt) {
+                      // columns [c0, c0 + cols) of W as [out, in]
+                      const auto Wm = in_out ? mat(W + c0 * out, cols, out, out).transposed() : mat(W + c0, out, cols, in);
+                      matmul<C>(1.0, mat(dy + r0 * out, rows, out, out), Wm, 0.0, mat_mut(t, rows, cols, ldt));
+                    });
+    }
+  }
+  if (!dW) {
+  } else if (in_out) {  // dW [in, out] += xᵀ·dy
+    matmul<C>(1.0, mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0, mat_mut(dW, in, out, out));
+  } else {  // dW [out, in] += dyᵀ·x
+    matmul<C>(1.0, mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0, mat_mut(dW, out, in, in));
+  }
+  if (db) {
+    const int threads = max_threads();
+    std::fill(bscratch, bscratch + std::size_t(out) * threads, 0.0f);
+#pragma omp parallel
+    {
+      float* p = bscratch + std::size_t(out) * thread_id();
+#pragma omp for schedule(static)
+      for (std::int64_t n = 0; n < N; ++n)
+        for (int j = 0; j < out; ++j) p[j] += cvt<float>(dy[n * out + j]);
+    }
+    for (int t = 0; t < threads; ++t)
+      for (int j = 0; j < out; ++j) db[j] += bscratch[std::size_t(out) * t + j];
+  }
+}
+
+// ---- element-wise ----
+// GELU (tanh) through float chunks: the float kernels of ops_host.hpp on widened copies.
+template <class C>
+void gelu_forward(std::int64_t n, const C* x, C* y) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < (n + detail::chunk - 1) / detail::chunk; ++c) {
+    alignas(64) float buf[detail::chunk];
+    const std::int64_t a = c * detail::chunk, m = std::min(n, a + detail::chunk) - a;
+    widen_n(m, x + a, buf);
+#if TFM_HOST_X86_SIMD
+    if (host::detail::use_avx2())
+      host::detail::gelu_forward_avx2(0, m, buf, buf);
+    else
+#endif
+      for (std::int64_t i = 0; i < m; ++i) buf[i] = math::gelu_tanh(buf[i]);
+    narrow_n(m, buf, y + a);
+  }
+}
+template <class C>
+void gelu_backward(std::int64_t n, const C* x, const C* dy, C* dx) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t c = 0; c < (n + detail::chunk - 1) / detail::chunk; ++c) {
+    alignas(64) float xb[detail::chunk];
+    alignas(64) float gb[detail::chunk];
+    const std::int64_t a = c * detail::chunk, m = std::min(n, a + detail::chunk) - a;
+    widen_n(m, x + a, xb);
+    widen_n(m, dy + a, gb);
+#if TFM_HOST_X86_SIMD
+    if (host::detail::use_avx2())
+      host::detail::gelu_backward_avx2(0, m, xb, gb, gb);
+    else
+#endif
+      for (std::int64_t i = 0; i < m; ++i) gb[i] *= math::gelu_tanh_grad(xb[i]);
+    narrow_n(m, gb, dx + a);
+  }
+}
+
+// x [N, 2F] = [gate | up]; y [N, F] = silu(gate)·up, in float.
+template <class C>
+void swiglu_forward(std::int64_t N, int F, const C* x, C* y) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n) {
+    const C* g = x + n * 2 * F;
+    const C* u = g + F;
+    for (int j = 0; j < F; ++j) y[n * F + j] = cvt<C>(math::silu(cvt<float>(g[j])) * cvt<float>(u[j]));
+  }
+}
+template <class C>
+void swiglu_backward(std::int64_t N, int F, const C* x, const C* dy, C* dx) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n) {
+    const C* g = x + n * 2 * F;
+    const C* u = g + F;
+    C* dg = dx + n * 2 * F;
+    C* du = dg + F;
+    for (int j = 0; j < F; ++j) {
+      const float d = cvt<float>(dy[n * F + j]), gf = cvt<float>(g[j]), uf = cvt<float>(u[j]);
+      dg[j] = cvt<C>(d * uf * math::silu_grad(gf));
+      du[j] = cvt<C>(d * math::silu(gf));
+    }
+  }
+}
+
+// RoPE on C q/k heads with a float table (see host::rope_apply), rotated in float.
+template <class C>
+void rope_apply(std::int64_t N, int T_, int rotated_heads, int hd, int rot, std::int64_t ld, C* qkv,
+                const float* cos_sin, bool inverse) {
+  const int half = rot / 2;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n) {
+    const float* cs = cos_sin + std::int64_t(n % T_) * rot;
+    C* row = qkv + n * ld;
+    for (int h = 0; h < rotated_heads; ++h) {
+      C* v = row + std::int64_t(h) * hd;
+      for (int j = 0; j < half; ++j) {
+        const float c = cs[2 * j], s = inverse ? -cs[2 * j + 1] : cs[2 * j + 1];
+        const float a = cvt<float>(v[j]), b = cvt<float>(v[j + half]);
+        v[j] = cvt<C>(a * c - b * s);
+        v[j + half] = cvt<C>(b * c + a * s);
+      }
+    }
+  }
+}
+
+// y = a + b: a float residual plus a C block output, in float.
+template <class C>
+void add(std::int64_t n, const float* a, const C* b, float* y) {
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] + cvt<float>(b[i]);
+}
+
+// ---- softmax cross-entropy over C logits (computed in float; see host::xent_forward) ----
+template <class C>
+double xent_forward(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore_index, float* lse,
+                    float* losses, std::int64_t& count) {
+  for (std::int64_t n = 0; n < N; ++n)
+    expects<invalid_argument>(y[n] == ignore_index || (y[n] >= 0 && y[n] < V), "nn::model: target ", y[n],
+                              " at position ", n, " is outside the vocabulary [0, ", V, ") and is not the ignore index ",
+                              ignore_index);
+  double total = 0;
+  std::int64_t cnt = 0;
+#pragma omp parallel reduction(+ : total, cnt)
+  {
+    std::vector<float> row(std::size_t(V) + 16);
+#pragma omp for schedule(static)
+    for (std::int64_t n = 0; n < N; ++n) {
+      const C* r = z + n * std::int64_t(V);
+      widen_n(V, r, row.data());
+      const float m = host::detail::row_max(row.data(), V);
+      const double l = double(m) + std::log(host::detail::row_sum_exp(row.data(), V, m));
+      lse[n] = float(l);
+      if (y[n] == ignore_index) {
+        losses[n] = 0;
+      } else {
+        const double v = l - double(row[std::size_t(y[n])]);
+        losses[n] = float(v);
+        total += v;
+        ++cnt;
+      }
+    }
+  }
+  count = cnt;
+  return total;
+}
+// dz = scale·(softmax(z) − onehot(y)) in float, rounded to C; rows with ignored targets get 0.
+// In place over z allowed.
+template <class C>
+void xent_backward(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore_index, const float* lse,
+                   double scale, C* dz) {
+  const float s = float(scale);
+#pragma omp parallel
+  {
+    std::vector<float> row(std::size_t(V) + 16);
+#pragma omp for schedule(static)
+    for (std::int64_t n = 0; n < N; ++n) {
+      const C* r = z + n * std::int64_t(V);
+      C* d = dz + n * std::int64_t(V);
+      if (y[n] == ignore_index || scale == 0) {
+        std::fill(d, d + V, cvt<C>(0.0f));
+        continue;
+      }
+      widen_n(V, r, row.data());
+      host::detail::scaled_exp(row.data(), V, lse[n], s, row.data());
+      row[std::size_t(y[n])] -= s;
+      narrow_n(V, row.data(), d);
+    }
+  }
+}
+
+// ---- attention: C operands, float kernels ----
+// Float copies of the operands live in `wide` (attention_wide_floats(s) floats): q, k, v of the
+// fused [N, qkv] buffer and the output; stats (naive probabilities or flash logsumexp) are float.
+inline std::size_t attention_wide_floats(const attention_shape& s) {
+  const std::size_t N = std::size_t(s.batch) * s.seq, HD = std::size_t(s.heads) * s.head_dim;
+  return 2 * N * std::size_t(s.ld_q) + 2 * N * HD;  // qkv, dqkv, out, dout
+}
+
+// q, k, v are views into one fused C buffer starting at q (strides s.ld_q == ld_k == ld_v).
+template <bool Flash, int HD, class C>
+void attention_forward(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v, C* o,
+                       float* stats, float* wide) {
+  const std::int64_t N = std::int64_t(s.batch) * s.seq, HDim = std::int64_t(s.heads) * s.head_dim;
+  float* qf = wide;
+  float* of = wide + 2 * N * s.ld_q;
+  widen(N * s.ld_q, q, qf);
+  const float* kf = qf + (k - q);
+  const float* vf = qf + (v - q);
+  if constexpr (Flash)
+    attention_flash_forward<float, HD>(s, m, qf, kf, vf, of, stats);
+  else
+    attention_naive_forward<float, HD>(s, m, qf, kf, vf, of, stats);
+  narrow(N * HDim, of, o);
+}
+template <bool Flash, int HD, class C>
+void attention_backward(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,
+                        const C* o, const C* dout, const float* stats, C* dq, C* dk, C* dv, float* scratch,
+                        float* wide) {
+  const std::int64_t N = std::int64_t(s.batch) * s.seq, HDim = std::int64_t(s.heads) * s.head_dim;
+  float* qf = wide;
+  float* dqf = wide + N * s.ld_q;
+  float* of = wide + 2 * N * s.ld_q;
+  float* dof = of + N * HDim;
+  widen(N * s.ld_q, q, qf);
+  widen(N * HDim, dout, dof);
+  const float* kf = qf + (k - q);
+  const float* vf = qf + (v - q);
+  float* dkf = dqf + (dk - dq);
+  float* dvf = dqf + (dv - dq);
+  if constexpr (Flash) {
+    widen(N * HDim, o, of);
+    attention_flash_backward<float, HD>(s, m, qf, kf, vf, of, dof, stats, dqf, dkf, dvf, scratch);
+  } else {
+    attention_naive_backward<float, HD>(s, m, qf, kf, vf, stats, dof, dqf, dkf, dvf, scratch);
+  }
+  narrow(N * s.ld_q, dqf, dq);
+}
+
+}  // namespace tfm::nn::host::mixed
