@@ -2,8 +2,8 @@
 //   BM_flash_fwd/<f32|bf16>/<causal>/B/H/hd/T, BM_flash_bwd/...: the flash attention kernels
 //     alone on [B, T, H, hd] q, k, v (MHA), counter TFLOP/s with 4·B·H·T²·hd for the forward and
 //     2.5× that for the backward, halved for causal masks.
-//   BM_gpt2_small_step/B/T: forward + backward of GPT-2 small (presets::gpt2<>, flash attention,
-//     float parameters) on random tokens; counter tokens_per_s.
+//   BM_gpt2_small_step/<f32|bf16>/B/T: forward + backward of GPT-2 small (presets::gpt2<>, flash
+//     attention, float parameters; bf16: bf16 compute over them) on random tokens; tokens_per_s.
 // Timed with CUDA events on the backend's / a private stream and UseManualTime (GPU time).
 // Without a usable device the binary says so and exits 0.
 #include <benchmark/benchmark.h>
@@ -95,10 +95,16 @@ struct gpt2_flash : nn::presets::gpt2<> {
   using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, nn::attn::flash>;
 };
 
+// bf16 compute over float weights (docs/model.md "Mixed precision")
+struct gpt2_flash_bf16 : gpt2_flash {
+  using precision = nn::precision_bf16;
+};
+
 // args: B, T
+template <class Cfg>
 void BM_gpt2_small_step(benchmark::State& state) {
   const int B = int(state.range(0)), T = int(state.range(1));
-  nn::model<gpt2_flash, tfm::space::cuda> m;
+  nn::model<Cfg, tfm::space::cuda> m;
   m.init(42);
   const int V = m.sizes().vocab;
   std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(std::size_t(B) * T);
@@ -134,7 +140,15 @@ BENCHMARK(BM_flash<__nv_bfloat16, false>)->Name("BM_flash_fwd/bf16")->Apply(flas
 BENCHMARK(BM_flash<__nv_bfloat16, true>)->Name("BM_flash_bwd/bf16")->Apply(flash_args);
 BENCHMARK(BM_flash<float, false>)->Name("BM_flash_fwd/f32")->Apply(flash_args);
 BENCHMARK(BM_flash<float, true>)->Name("BM_flash_bwd/f32")->Apply(flash_args);
-BENCHMARK(BM_gpt2_small_step)
+BENCHMARK(BM_gpt2_small_step<gpt2_flash>)
+    ->Name("BM_gpt2_small_step/f32")
+    ->Args({16, 1024})
+    ->ArgNames({"B", "T"})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5);
+BENCHMARK(BM_gpt2_small_step<gpt2_flash_bf16>)
+    ->Name("BM_gpt2_small_step/bf16")
     ->Args({16, 1024})
     ->ArgNames({"B", "T"})
     ->UseManualTime()

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "model_configs.hpp"
+#include "model_test_util.hpp"
 #include "support/test_main.hpp"
 #include "tfm/io/safetensors.hpp"
 #include "tfm/nn/model.hpp"
@@ -18,18 +19,6 @@ namespace nn = tfm::nn;
 inline std::filesystem::path fixture_dir() {
   const char* src = std::getenv("TFM_SOURCE_DIR");
   return std::filesystem::path(src ? src : TFM_SOURCE_DIR_FALLBACK) / "tests" / "nn" / "fixtures";
-}
-
-// Relative error of `got` against `want`: max |got − want| / max(max |want|, tiny), i.e. relative
-// to the tensor's scale, so elements near zero are not judged on their own tiny magnitude.
-template <class A, class B>
-double rel_error(const A& got, const B& want) {
-  double diff = 0, scale = 1e-30;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    diff = std::max(diff, std::abs(double(got[i]) - double(want[i])));
-    scale = std::max(scale, std::abs(double(want[i])));
-  }
-  return diff / scale;
 }
 
 template <class Cfg>

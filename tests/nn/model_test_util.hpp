@@ -1,6 +1,8 @@
 // tests/nn/model_test_util.hpp — helpers for the model tests: random weights with useful spread,
 // token batches, the variant list.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -10,6 +12,18 @@
 #include "tfm/nn/model.hpp"
 
 namespace tfm::test {
+
+// Relative error of `got` against `want`: max |got − want| / max(max |want|, tiny), i.e. relative
+// to the tensor's scale, so elements near zero are not judged on their own tiny magnitude.
+template <class A, class B>
+double rel_error(const A& got, const B& want) {
+  double diff = 0, scale = 1e-30;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, std::abs(double(got[i]) - double(want[i])));
+    scale = std::max(scale, std::abs(double(want[i])));
+  }
+  return diff / scale;
+}
 
 // Weights with spread large enough for non-trivial gradients: matrices normal(0, 0.3), norm
 // weights 1 + 0.1·normal, biases 0.1·normal.

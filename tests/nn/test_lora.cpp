@@ -194,6 +194,61 @@ void check_merge(int kv) {
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(gradients)
+// Mixed precision (bf16 / fp16 compute): logits and adapter gradients against the float model on
+// the same (deliberately large, randomize()) weights, dropout masks included. Errors grow with
+// these weights (about 3e-2 for bf16 logits, 9e-2 with dropout's extra rounding), and fp16's are
+// about 8× smaller (its 3 more mantissa bits), which is what separates rounding from a wrong
+// index: fp16 must be within logits 2e-2, gradients 5e-2 and below bf16; bf16 within 0.15 / 0.3.
+template <class Lo, class Hi>
+std::pair<double, double> mixed_errors(int kv) {
+  nn::model<Hi> f(small_dims(kv));
+  randomize(f, 11);
+  f.set_dropout_seed(77, 3);
+  nn::model<Lo> m(small_dims(kv));
+  m.parameters_from_host(f.parameters_to_host());
+  m.set_dropout_seed(77, 3);
+  const int B = 2, T = 9;
+  auto tok = random_tokens(B * T, f.sizes().vocab, 1);
+  auto tgt = random_tokens(B * T, f.sizes().vocab, 2);
+  auto run = [&](auto& model) {
+    model.forward(tok.data(), tgt.data(), B, T);
+    auto logits = model.logits_to_host();
+    model.zero_grad();
+    model.backward();
+    return std::pair{logits, model.gradients_to_host()};
+  };
+  const auto [lf, gf] = run(f);
+  const auto [lm, gm] = run(m);
+  double worst = 0;
+  for (auto const& p : f.parameter_table()) {
+    if (!p.trainable) continue;
+    const auto at = std::ptrdiff_t(p.grad_offset);
+    const std::vector<float> a(gm.begin() + at, gm.begin() + at + std::ptrdiff_t(p.size));
+    const std::vector<float> b(gf.begin() + at, gf.begin() + at + std::ptrdiff_t(p.size));
+    worst = std::max(worst, rel_error(a, b));
+  }
+  return {rel_error(lm, lf), worst};
+}
+template <template <class> class Cfg>
+void check_mixed(int kv, const char* name) {
+  const auto [lb, gb] = mixed_errors<Cfg<tfm::bfloat16>, Cfg<float>>(kv);
+  const auto [lh, gh] = mixed_errors<Cfg<tfm::half>, Cfg<float>>(kv);
+  BOOST_TEST_MESSAGE("LoRA " << name << " vs float: bf16 logits " << lb << " adapter gradients " << gb
+                             << "; fp16 logits " << lh << " gradients " << gh);
+  BOOST_TEST(lh <= 2e-2, name);
+  BOOST_TEST(gh <= 5e-2, name);
+  BOOST_TEST(lb <= 0.15, name);
+  BOOST_TEST(gb <= 0.3, name);
+  BOOST_TEST(lh > 0.0, name);  // really computed in reduced precision
+  BOOST_TEST(lh < lb, name);
+}
+BOOST_AUTO_TEST_CASE(mixed_precision_adapters) {
+  check_mixed<llama_lora>(2, "llama q,k,v,o,gate,up,down");
+  check_mixed<llama_dropout>(2, "llama with dropout");
+  check_mixed<gpt2_lora>(4, "gpt2 qkv,o,up,down");
+  check_mixed<in_out_lora>(4, "gpt2 in_out q,v,o,up,down");
+}
+
 BOOST_AUTO_TEST_CASE(gpt2_qkv_o_up_down) { check_gradients<gpt2_lora<double>>(4); }
 BOOST_AUTO_TEST_CASE(llama_gqa_all_targets) { check_gradients<llama_lora<double>>(2); }
 BOOST_AUTO_TEST_CASE(llama_rslora_scale) { check_gradients<llama_rslora<double>>(2); }
@@ -393,6 +448,16 @@ BOOST_AUTO_TEST_CASE(fine_tune_lowers_validation_loss_on_a_new_pattern) {
   BOOST_TEST_MESSAGE("LoRA fine-tune: validation loss " << before << " -> " << after);
   BOOST_TEST(after < 0.6 * before);
   // the base did not move
+  BOOST_TEST(std::memcmp(w.data(), base.data(), base.size() * sizeof(float)) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(bf16_fine_tune_lowers_validation_loss) {
+  // LoRA on bf16 compute: float adapters and optimizer state, bf16 matrix multiplies
+  const auto base = pretrain_base();
+  double before = 0, after = 0;
+  const auto w = train_lora<tiny_lora<tfm::bfloat16>>(base, 3, 120, {}, -1, false, &before, &after);
+  BOOST_TEST_MESSAGE("LoRA fine-tune, bf16 compute: validation loss " << before << " -> " << after);
+  BOOST_TEST(after < 0.6 * before);
   BOOST_TEST(std::memcmp(w.data(), base.data(), base.size() * sizeof(float)) == 0);
 }
 

@@ -32,7 +32,6 @@
 #include "tfm/nn/config.hpp"
 #include "tfm/nn/math.hpp"
 #include "tfm/nn/ops_host.hpp"
-#include "tfm/nn/ops_host_mixed.hpp"
 
 namespace tfm::nn {
 
@@ -68,10 +67,6 @@ class model {
   static constexpr bool has_lora = traits::has_lora;
   static_assert(!has_lora || std::is_same_v<Space, tfm::space::host>,
                 "nn::model: LoRA adapters are implemented on the host backend only");
-  static_assert(!mixed || std::is_same_v<Space, tfm::space::host>,
-                "nn::model: bf16/fp16 compute is implemented on the host backend only (the cuda model computes in "
-                "its parameter type)");
-  static_assert(!mixed || !has_lora, "nn::model: LoRA adapters need compute type == parameter type");
 
   // One adapted projection (the same in every layer): base weight [out, in], adapter rows
   // [row0, row0 + rows). Parameters h.{l}.<proj>.lora_A.<name> [r, in], .lora_B.<name> [rows, r].
@@ -250,7 +245,7 @@ class model {
       be_.upload(targets_.data(), targets, std::size_t(N));
     }
 
-    if constexpr (mixed) host::mixed::narrow(std::int64_t(n_params_), params_.data(), cparams_.data());
+    if constexpr (mixed) be_.narrow(std::int64_t(n_params_), params_.data(), cparams_.data());
     const T* posp = nullptr;
     if constexpr (traits::learned_pos) posp = p("wpe");
     if constexpr (traits::sinusoidal_pos) posp = sin_table_.data();
@@ -264,7 +259,7 @@ class model {
       norm_fwd(N, act(a_resid_, d_.layers), p("ln_f.weight"), traits::norm_bias ? p("ln_f.bias") : nullptr,
                cbuf(a_lnf_), buf(a_lnf_mean_), buf(a_lnf_rstd_));
     else if constexpr (mixed)
-      host::mixed::narrow(N * D, act(a_resid_, d_.layers), cbuf(a_topc_));
+      be_.narrow(N * D, act(a_resid_, d_.layers), cbuf(a_topc_));
     lin_fwd(N, D, V, top, head_weight(), false, nullptr, cbuf(a_logits_));
     logits_valid_ = true;
     loss_ = 0;
@@ -272,8 +267,8 @@ class model {
     if (has_targets_) {
       double total = 0;
       if constexpr (mixed)
-        total = host::mixed::xent_forward(N, V, cbuf(a_logits_), targets_.data(), ignore_index, buf(a_lse_),
-                                          buf(a_losses_), count_);
+        total = be_.xent_forward_mixed(N, V, cbuf(a_logits_), targets_.data(), ignore_index, buf(a_lse_),
+                                       buf(a_losses_), count_);
       else
         total = be_.xent_forward(N, V, cbuf(a_logits_), targets_.data(), ignore_index, buf(a_lse_), buf(a_losses_), count_);
       loss_ = count_ > 0 ? total / double(count_) : 0.0;
@@ -320,7 +315,7 @@ class model {
     double dscale = count_ > 0 ? loss_scale / double(count_) : 0.0;
     if (dscale > double(std::numeric_limits<T>::max())) dscale = std::numeric_limits<double>::infinity();
     if constexpr (mixed)
-      host::mixed::xent_backward(N, V, dz, targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
+      be_.xent_backward_mixed(N, V, dz, targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
     else
       be_.xent_backward(N, V, dz, targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
     logits_valid_ = false;
@@ -503,14 +498,23 @@ class model {
         const auto& st = sites_[k];
         if (st.which != which) continue;
         const std::size_t a = std::size_t(l) * sites_.size() + k;
-        const T* xin = x;
+        const C* xin = x;
+        C* t = clay(l, l_lora_t_ + k * lora_t_stride_);
         if (dropout_active()) {
-          be_.lora_dropout(N, st.in, x, st.in, cbuf(b_lora_x_), dropout_seed_, dropout_stream(l, st.target),
-                           lora_policy::dropout);
+          if constexpr (mixed)
+            be_.lora_dropout_mixed(N, st.in, x, st.in, cbuf(b_lora_x_), dropout_seed_, dropout_stream(l, st.target),
+                                   lora_policy::dropout);
+          else
+            be_.lora_dropout(N, st.in, x, st.in, cbuf(b_lora_x_), dropout_seed_, dropout_stream(l, st.target),
+                             lora_policy::dropout);
           xin = cbuf(b_lora_x_);
         }
-        be_.lora_forward(N, st.in, st.rows, r, xin, st.in, po(lora_a_[a]), po(lora_b_[a]), lora_scale(),
-                         clay(l, l_lora_t_ + k * lora_t_stride_), y + st.row0, st.out);
+        if constexpr (mixed)
+          be_.lora_forward_mixed(N, st.in, st.rows, r, xin, st.in, pc(lora_a_[a]), pc(lora_b_[a]), lora_scale(), t,
+                                 y + st.row0, st.out, buf(b_tile_));
+        else
+          be_.lora_forward(N, st.in, st.rows, r, xin, st.in, pc(lora_a_[a]), pc(lora_b_[a]), lora_scale(), t,
+                           y + st.row0, st.out);
       }
     }
   }
@@ -525,18 +529,30 @@ class model {
         const std::size_t a = std::size_t(l) * sites_.size() + k;
         T* dA = grads_.data() + (lora_a_[a] - tail_);
         T* dB = grads_.data() + (lora_b_[a] - tail_);
-        const T* t = clay(l, l_lora_t_ + k * lora_t_stride_);
+        const C* t = clay(l, l_lora_t_ + k * lora_t_stride_);
+        const C* A = pc(lora_a_[a]);
+        const C* B = pc(lora_b_[a]);
         if (dropout_active()) {
           // the mask again (not stored): x̃ = drop(x) for dA, then dx += drop'(dt·A) through the same scratch
-          T* xd = cbuf(b_lora_x_);
+          C* xd = cbuf(b_lora_x_);
           const auto stream = dropout_stream(l, st.target);
-          be_.lora_dropout(N, st.in, x, st.in, xd, dropout_seed_, stream, lora_policy::dropout);
-          be_.lora_backward(N, st.in, st.rows, r, xd, st.in, po(lora_a_[a]), po(lora_b_[a]), t, dy + st.row0, st.out,
-                            lora_scale(), dA, dB, cbuf(b_lora_dt_), xd, st.in, 0.0);
-          be_.lora_dropout_backward(N, st.in, xd, dx, st.in, dropout_seed_, stream, lora_policy::dropout);
+          if constexpr (mixed) {
+            be_.lora_dropout_mixed(N, st.in, x, st.in, xd, dropout_seed_, stream, lora_policy::dropout);
+            be_.lora_backward_mixed(N, st.in, st.rows, r, xd, st.in, A, B, t, dy + st.row0, st.out, lora_scale(), dA,
+                                    dB, cbuf(b_lora_dt_), xd, st.in, 0.0, buf(b_tile_));
+            be_.lora_dropout_backward_mixed(N, st.in, xd, dx, st.in, dropout_seed_, stream, lora_policy::dropout);
+          } else {
+            be_.lora_dropout(N, st.in, x, st.in, xd, dropout_seed_, stream, lora_policy::dropout);
+            be_.lora_backward(N, st.in, st.rows, r, xd, st.in, A, B, t, dy + st.row0, st.out, lora_scale(), dA, dB,
+                              cbuf(b_lora_dt_), xd, st.in, 0.0);
+            be_.lora_dropout_backward(N, st.in, xd, dx, st.in, dropout_seed_, stream, lora_policy::dropout);
+          }
+        } else if constexpr (mixed) {
+          be_.lora_backward_mixed(N, st.in, st.rows, r, x, st.in, A, B, t, dy + st.row0, st.out, lora_scale(), dA, dB,
+                                  cbuf(b_lora_dt_), dx, st.in, 1.0, buf(b_tile_));
         } else {
-          be_.lora_backward(N, st.in, st.rows, r, x, st.in, po(lora_a_[a]), po(lora_b_[a]), t, dy + st.row0, st.out,
-                            lora_scale(), dA, dB, cbuf(b_lora_dt_), dx, st.in, 1.0);
+          be_.lora_backward(N, st.in, st.rows, r, x, st.in, A, B, t, dy + st.row0, st.out, lora_scale(), dA, dB,
+                            cbuf(b_lora_dt_), dx, st.in, 1.0);
         }
       }
     }
@@ -629,8 +645,8 @@ class model {
     b_scratch_ = take(std::max({be_.norm_scratch_size(int(D)), be_.linear_scratch_size(int(std::max({V, fc, qkv, D}))),
                                 std::size_t(1)}));
     // mixed precision: float tiles of the rounded GEMM outputs, float copies of attention operands
-    b_tile_ = take(mixed ? host::mixed::linear_scratch_floats(N, std::max({V, fc, qkv, D, F, HD})) : 0);
-    b_wide_ = take(mixed ? host::mixed::attention_wide_floats(shape(B, T_)) : 0);
+    b_tile_ = take(mixed ? be_.mixed_tile_floats(N, std::max({V, fc, qkv, D, F, HD})) : 0);
+    b_wide_ = take(mixed ? be_.attention_wide_floats(shape(B, T_)) : 0);
 
     c_layers_ = ctake(std::size_t(L) * clayer_stride_);
     a_lnf_ = traits::pre_norm ? ctake(N * D) : 0;
@@ -650,7 +666,7 @@ class model {
     be_.zero(arena_.data(), off);
     carena_ = buffer<C, Space>(coff);
     if constexpr (mixed)
-      std::fill(carena_.data(), carena_.data() + coff, C(0.0f));
+      be_.zero_compute(carena_.data(), coff);
     else
       be_.zero(carena_.data(), coff);
     tokens_ = buffer<std::int32_t, Space>(std::size_t(N));
@@ -688,25 +704,19 @@ class model {
   // ---- layer calls: the backend's kernels, or the mixed-precision host kernels ----
   template <class Y>
   void norm_fwd(std::int64_t N, const T* x, const T* w, const T* b, Y* y, T* mean, T* rstd) {
-    if constexpr (mixed)
-      host::norm_forward<!traits::layernorm>(N, d_.d_model, x, w, b, y, mean, rstd, 1e-5);
-    else
-      be_.template norm_forward<!traits::layernorm>(N, d_.d_model, x, w, b, y, mean, rstd, 1e-5);
+    be_.template norm_forward<!traits::layernorm>(N, d_.d_model, x, w, b, y, mean, rstd, 1e-5);
   }
   template <class G>
   void norm_bwd(std::int64_t N, const G* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx, bool acc,
                 T* dw, T* db) {
-    if constexpr (mixed)
-      host::norm_backward<!traits::layernorm>(N, d_.d_model, dy, x, w, mean, rstd, dx, acc, dw, db, buf(b_scratch_));
-    else
-      be_.template norm_backward<!traits::layernorm>(N, d_.d_model, dy, x, w, mean, rstd, dx, acc, dw, db,
-                                                     buf(b_scratch_));
+    be_.template norm_backward<!traits::layernorm>(N, d_.d_model, dy, x, w, mean, rstd, dx, acc, dw, db,
+                                                   buf(b_scratch_));
   }
   // y [N, out] = x·Wᵀ + b (y: compute type, or the parameter type for a float output)
   template <class Y>
   void lin_fwd(std::int64_t N, int in, int out, const C* x, const C* W, bool io, const C* b, Y* y) {
     if constexpr (mixed)
-      host::mixed::linear_forward<C, Y>(N, in, out, x, W, io, b, y, buf(b_tile_));
+      be_.linear_forward_mixed(N, in, out, x, W, io, b, y, buf(b_tile_));
     else
       be_.linear_forward(N, in, out, x, W, io, b, y);
   }
@@ -714,21 +724,21 @@ class model {
   void lin_bwd(std::int64_t N, int in, int out, const C* x, const C* W, bool io, const C* dy, DX* dx, double beta,
                T* dW, T* db) {
     if constexpr (mixed)
-      host::mixed::linear_backward<C, DX>(N, in, out, x, W, io, dy, dx, beta, dW, db, buf(b_tile_), buf(b_scratch_));
+      be_.linear_backward_mixed(N, in, out, x, W, io, dy, dx, beta, dW, db, buf(b_tile_), buf(b_scratch_));
     else
       be_.linear_backward(N, in, out, x, W, io, dy, dx, beta, dW, db, buf(b_scratch_));
   }
   // y = a (residual) + b (a block's output)
   void residual_add(std::int64_t n, const T* a, const C* b, T* y) {
     if constexpr (mixed)
-      host::mixed::add(n, a, b, y);
+      be_.add_mixed(n, a, b, y);
     else
       be_.add(n, a, b, y);
   }
   // A residual-stream gradient [N, D] as a matrix-multiply operand: rounded into scratch (mixed).
   const C* compute_grad(std::int64_t N, const T* d) {
     if constexpr (mixed) {
-      host::mixed::narrow(N * d_.d_model, d, cbuf(b_dc_));
+      be_.narrow(N * d_.d_model, d, cbuf(b_dc_));
       return cbuf(b_dc_);
     } else {
       return d;
@@ -737,7 +747,7 @@ class model {
   // A residual-stream tensor [N, D] as a matrix-multiply input: rounded into `copy` (mixed).
   const C* compute_input(std::int64_t N, const T* x, C* copy) {
     if constexpr (mixed) {
-      host::mixed::narrow(N * d_.d_model, x, copy);
+      be_.narrow(N * d_.d_model, x, copy);
       return copy;
     } else {
       return x;
@@ -756,9 +766,9 @@ class model {
     const C* v = k + std::int64_t(d_.kv_heads) * hd;
     if constexpr (mixed) {
       if constexpr (traits::rope)
-        host::mixed::rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, q, rope_table_.data(), false);
-      host::mixed::attention_forward<traits::flash, static_head_dim>(sh, mask(), q, k, v, clay(l, l_att_),
-                                                                     lay(l, l_stats_), buf(b_wide_));
+        be_.rope_apply_mixed(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, q, rope_table_.data(), false);
+      be_.template attention_forward_mixed<traits::flash, static_head_dim>(sh, mask(), q, k, v, clay(l, l_att_),
+                                                                           lay(l, l_stats_), buf(b_wide_));
     } else {
       if constexpr (traits::rope)
         be_.rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, q, rope_table_.data(), false);
@@ -784,11 +794,11 @@ class model {
     C* dk = dq + std::int64_t(d_.heads) * hd;
     C* dv = dk + std::int64_t(d_.kv_heads) * hd;
     if constexpr (mixed) {
-      host::mixed::attention_backward<traits::flash, static_head_dim>(sh, mask(), q, k, v, clay(l, l_att_), datt,
-                                                                      lay(l, l_stats_), dq, dk, dv,
-                                                                      buf(b_attn_scratch_), buf(b_wide_));
+      be_.template attention_backward_mixed<traits::flash, static_head_dim>(sh, mask(), q, k, v, clay(l, l_att_), datt,
+                                                                            lay(l, l_stats_), dq, dk, dv,
+                                                                            buf(b_attn_scratch_), buf(b_wide_));
       if constexpr (traits::rope)
-        host::mixed::rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, dq, rope_table_.data(), true);
+        be_.rope_apply_mixed(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, dq, rope_table_.data(), true);
     } else {
       be_.template attention_backward<traits::flash, static_head_dim>(sh, mask(), q, k, v, clay(l, l_att_), datt,
                                                                      lay(l, l_stats_), dq, dk, dv,
@@ -807,9 +817,9 @@ class model {
     lora_fwd(l, 2, N, in, clay(l, l_fc_));
     if constexpr (mixed) {
       if constexpr (traits::swiglu)
-        host::mixed::swiglu_forward(N, F, clay(l, l_fc_), clay(l, l_act_));
+        be_.swiglu_forward_mixed(N, F, clay(l, l_fc_), clay(l, l_act_));
       else
-        host::mixed::gelu_forward(N * F, clay(l, l_fc_), clay(l, l_act_));
+        be_.gelu_forward_mixed(N * F, clay(l, l_fc_), clay(l, l_act_));
     } else {
       if constexpr (traits::swiglu)
         be_.swiglu_forward(N, F, clay(l, l_fc_), clay(l, l_act_));
@@ -830,9 +840,9 @@ class model {
     lora_bwd(l, 3, N, clay(l, l_act_), dy, dact);
     if constexpr (mixed) {
       if constexpr (traits::swiglu)
-        host::mixed::swiglu_backward(N, F, clay(l, l_fc_), dact, dfc);
+        be_.swiglu_backward_mixed(N, F, clay(l, l_fc_), dact, dfc);
       else
-        host::mixed::gelu_backward(N * F, clay(l, l_fc_), dact, dfc);
+        be_.gelu_backward_mixed(N * F, clay(l, l_fc_), dact, dfc);
     } else {
       if constexpr (traits::swiglu)
         be_.swiglu_backward(N, F, clay(l, l_fc_), dact, dfc);

@@ -80,8 +80,9 @@ __global__ void embedding_bwd_kernel(std::int64_t N, int T_, int D, const std::i
 }
 
 // One block per row (grid-stride over rows): statistics in double, as the host.
-template <bool Rms, class T>
-__global__ void norm_fwd_kernel(std::int64_t N, int D, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd,
+// y may be a compute type Y (mixed precision): computed in T, rounded once.
+template <bool Rms, class T, class Y = T>
+__global__ void norm_fwd_kernel(std::int64_t N, int D, const T* x, const T* w, const T* b, Y* y, T* mean, T* rstd,
                                 double eps) {
   __shared__ double red[32];
   for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
@@ -100,10 +101,10 @@ __global__ void norm_fwd_kernel(std::int64_t N, int D, const T* x, const T* w, c
     v = block_sum_d(v, red) / D;
     const double r = 1.0 / sqrt(v + eps);
     const T mt = T(m), rt = T(r);
-    T* yr = y + n * D;
+    Y* yr = y + n * D;
     for (int c = threadIdx.x; c < D; c += blockDim.x) {
       const T h = (xr[c] - mt) * rt;
-      yr[c] = b ? h * w[c] + b[c] : h * w[c];
+      yr[c] = static_cast<Y>(b ? h * w[c] + b[c] : h * w[c]);
     }
     if (threadIdx.x == 0) {
       if constexpr (!Rms) mean[n] = mt;
@@ -114,8 +115,9 @@ __global__ void norm_fwd_kernel(std::int64_t N, int D, const T* x, const T* w, c
 
 // Block k takes rows k, k + gridDim.x, …; its column partial sums of dy·x̂ and dy go to
 // part[k][0..D) and part[k][D..2D) (each column owned by one thread: no races, fixed order).
-template <bool Rms, class T>
-__global__ void norm_bwd_kernel(std::int64_t N, int D, const T* dy, const T* x, const T* w, const T* mean,
+// dy may be a compute type G (mixed precision), read as T.
+template <bool Rms, class T, class G = T>
+__global__ void norm_bwd_kernel(std::int64_t N, int D, const G* dy, const T* x, const T* w, const T* mean,
                                 const T* rstd, T* dx, bool accumulate, T* part) {
   __shared__ double red[32];
   T* pdw = part + std::size_t(2) * D * blockIdx.x;
@@ -123,17 +125,18 @@ __global__ void norm_bwd_kernel(std::int64_t N, int D, const T* dy, const T* x, 
   for (int c = threadIdx.x; c < D; c += blockDim.x) pdw[c] = pdb[c] = T(0);
   for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
     const T* xr = x + n * D;
-    const T* g = dy + n * D;
+    const G* g = dy + n * D;
     const T m = Rms ? T(0) : mean[n];
     const T r = rstd[n];
     double s1 = 0, s2 = 0;
     for (int c = threadIdx.x; c < D; c += blockDim.x) {
       const T h = (xr[c] - m) * r;
-      const T dh = g[c] * w[c];
+      const T gc = static_cast<T>(g[c]);
+      const T dh = gc * w[c];
       s1 += dh;
       s2 += double(dh) * h;
-      pdw[c] += g[c] * h;
-      pdb[c] += g[c];
+      pdw[c] += gc * h;
+      pdb[c] += gc;
     }
     s1 = block_sum_d(s1, red);
     s2 = block_sum_d(s2, red);
@@ -141,7 +144,7 @@ __global__ void norm_bwd_kernel(std::int64_t N, int D, const T* dy, const T* x, 
     T* o = dx + n * D;
     for (int c = threadIdx.x; c < D; c += blockDim.x) {
       const T h = (xr[c] - m) * r;
-      const T v = r * (g[c] * w[c] - a1 - h * a2);
+      const T v = r * (static_cast<T>(g[c]) * w[c] - a1 - h * a2);
       o[c] = accumulate ? o[c] + v : v;
     }
   }
@@ -166,15 +169,15 @@ __global__ void add_bias_kernel(std::int64_t N, int out, const T* b, T* y) {
 }
 // Block (bx, by), threads (32, 8): columns 32·bx + tx, rows of chunk by (rows ≡ ty mod 8),
 // summed in shared memory over ty; part[by][j] = the chunk's column sum.
-template <class T>
-__global__ void bias_partial_kernel(std::int64_t N, int out, std::int64_t chunk, const T* dy, T* part) {
+template <class T, class G = T>
+__global__ void bias_partial_kernel(std::int64_t N, int out, std::int64_t chunk, const G* dy, T* part) {
   __shared__ T red[8][33];
   const int j = blockIdx.x * 32 + threadIdx.x;
   const std::int64_t r0 = std::int64_t(blockIdx.y) * chunk;
   const std::int64_t r1 = r0 + chunk < N ? r0 + chunk : N;
   T s = 0;
   if (j < out)
-    for (std::int64_t n = r0 + threadIdx.y; n < r1; n += 8) s += dy[n * out + j];
+    for (std::int64_t n = r0 + threadIdx.y; n < r1; n += 8) s += static_cast<T>(dy[n * out + j]);
   red[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
   if (threadIdx.y == 0 && j < out) {
@@ -243,12 +246,13 @@ __global__ void add_kernel(std::int64_t n, const T* a, const T* b, T* y) {
 }
 
 // One block per row: lse (max, then Σ exp in double as the host), loss.
-template <class T>
-__global__ void xent_fwd_kernel(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, T* lse,
+// Logits z may be a compute type Z (mixed precision), read as T.
+template <class T, class Z = T>
+__global__ void xent_fwd_kernel(std::int64_t N, int V, const Z* z, const std::int32_t* y, int ignore, T* lse,
                                 T* losses) {
   __shared__ double red[32];
   for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const T* r = z + n * V;
+    const Z* r = z + n * V;
     double mx = -INFINITY;
     for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmax(mx, double(r[j]));
     // block max through the sum helper's layout: reduce with max by hand
@@ -260,7 +264,7 @@ __global__ void xent_fwd_kernel(std::int64_t N, int V, const T* z, const std::in
     for (int o = 16; o > 0; o >>= 1) mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     const T m = T(mx);
     double s = 0;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) s += double(exp(r[j] - m));
+    for (int j = threadIdx.x; j < V; j += blockDim.x) s += double(exp(static_cast<T>(r[j]) - m));
     s = block_sum_d(s, red);
     if (threadIdx.x == 0) {
       const double l = double(m) + log(s);
@@ -286,20 +290,98 @@ __global__ void xent_total_kernel(std::int64_t N, const T* losses, const std::in
     res[1] = c;
   }
 }
-// One block per row: dz = scale·(softmax(z) − onehot(y)); in place over z allowed.
-template <class T>
-__global__ void xent_bwd_kernel(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, const T* lse,
-                                T scale, T* dz) {
+// One block per row: dz = scale·(softmax(z) − onehot(y)), computed in T and stored as Z (the
+// target's element corrected before its one rounding); in place over z allowed.
+template <class T, class Z = T>
+__global__ void xent_bwd_kernel(std::int64_t N, int V, const Z* z, const std::int32_t* y, int ignore, const T* lse,
+                                T scale, Z* dz) {
   for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const T* r = z + n * V;
-    T* d = dz + n * V;
+    const Z* r = z + n * V;
+    Z* d = dz + n * V;
     const bool off = y[n] == ignore || scale == T(0);
     const T l = lse[n];
-    for (int j = threadIdx.x; j < V; j += blockDim.x) d[j] = off ? T(0) : scale * T(exp(r[j] - l));
-    __syncthreads();  // every d[j] of the row written before the target's is corrected
-    if (threadIdx.x == 0 && !off) d[y[n]] -= scale;
-    __syncthreads();
+    const int target = off ? -1 : y[n];
+    for (int j = threadIdx.x; j < V; j += blockDim.x) {
+      T v = off ? T(0) : scale * T(exp(static_cast<T>(r[j]) - l));
+      if (j == target) v -= scale;
+      d[j] = static_cast<Z>(v);
+    }
   }
+}
+
+// ---- mixed precision (float math on compute-type C data) ----
+template <class C>
+__global__ void narrow_kernel(std::int64_t n, const float* x, C* y) {
+  TFM_OPS_CUDA_LOOP(i, n) y[i] = static_cast<C>(x[i]);
+}
+template <class C>
+__global__ void widen_kernel(std::int64_t n, const C* x, float* y) {
+  TFM_OPS_CUDA_LOOP(i, n) y[i] = static_cast<float>(x[i]);
+}
+// out[i, j] (row stride ld) = rnd(tile[i, j] + bias[j] + beta·out[i, j]); bias may be null.
+template <class Y, class C>
+__global__ void round_tile_kernel(std::int64_t rows, std::int64_t cols, const float* tile, const C* bias, float beta,
+                                  Y* out, std::int64_t ld) {
+  TFM_OPS_CUDA_LOOP(idx, rows * cols) {
+    const std::int64_t i = idx / cols, j = idx % cols;
+    float v = tile[idx];
+    if (bias) v += static_cast<float>(bias[j]);
+    if (beta != 0.0f) v += beta * static_cast<float>(out[i * ld + j]);
+    out[i * ld + j] = static_cast<Y>(v);
+  }
+}
+template <class C>
+__global__ void add_bias_float_kernel(std::int64_t N, int out, const C* b, float* y) {
+  TFM_OPS_CUDA_LOOP(idx, N * out) y[idx] += static_cast<float>(b[idx % out]);
+}
+template <class C>
+__global__ void gelu_fwd_mixed_kernel(std::int64_t n, const C* x, C* y) {
+  TFM_OPS_CUDA_LOOP(i, n) y[i] = static_cast<C>(math::gelu_tanh(static_cast<float>(x[i])));
+}
+template <class C>
+__global__ void gelu_bwd_mixed_kernel(std::int64_t n, const C* x, const C* dy, C* dx) {
+  TFM_OPS_CUDA_LOOP(i, n)
+  dx[i] = static_cast<C>(static_cast<float>(dy[i]) * math::gelu_tanh_grad(static_cast<float>(x[i])));
+}
+template <class C>
+__global__ void swiglu_fwd_mixed_kernel(std::int64_t N, int F, const C* x, C* y) {
+  TFM_OPS_CUDA_LOOP(idx, N * F) {
+    const std::int64_t n = idx / F;
+    const int j = int(idx % F);
+    const C* g = x + n * 2 * F;
+    y[idx] = static_cast<C>(math::silu(static_cast<float>(g[j])) * static_cast<float>(g[F + j]));
+  }
+}
+template <class C>
+__global__ void swiglu_bwd_mixed_kernel(std::int64_t N, int F, const C* x, const C* dy, C* dx) {
+  TFM_OPS_CUDA_LOOP(idx, N * F) {
+    const std::int64_t n = idx / F;
+    const int j = int(idx % F);
+    const C* g = x + n * 2 * F;
+    const float gj = static_cast<float>(g[j]), uj = static_cast<float>(g[F + j]), d = static_cast<float>(dy[idx]);
+    dx[n * 2 * F + j] = static_cast<C>(d * uj * math::silu_grad(gj));
+    dx[n * 2 * F + F + j] = static_cast<C>(d * math::silu(gj));
+  }
+}
+template <class C>
+__global__ void rope_mixed_kernel(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, C* qkv,
+                                  const float* cos_sin, bool inverse) {
+  const int half = rot / 2;
+  TFM_OPS_CUDA_LOOP(idx, N * heads * half) {
+    const int j = int(idx % half);
+    const int h = int((idx / half) % heads);
+    const std::int64_t n = idx / (std::int64_t(half) * heads);
+    const float* cs = cos_sin + (n % T_) * rot;
+    C* v = qkv + n * ld + std::int64_t(h) * hd;
+    const float c = cs[2 * j], s = inverse ? -cs[2 * j + 1] : cs[2 * j + 1];
+    const float a = static_cast<float>(v[j]), b = static_cast<float>(v[j + half]);
+    v[j] = static_cast<C>(a * c - b * s);
+    v[j + half] = static_cast<C>(b * c + a * s);
+  }
+}
+template <class C>
+__global__ void add_mixed_kernel(std::int64_t n, const float* a, const C* b, float* y) {
+  TFM_OPS_CUDA_LOOP(i, n) y[i] = a[i] + static_cast<float>(b[i]);
 }
 
 #undef TFM_OPS_CUDA_LOOP
@@ -362,22 +444,23 @@ struct cuda_backend {
     oc::embedding_bwd_kernel<T><<<oc::grid_for(N * D), oc::threads, 0, stream()>>>(N, T_, D, tok, dout, dwte, dpos);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
-  template <bool Rms>
-  void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, double eps) {
+  // y (forward) and dy (backward) may be compute-type (mixed precision); the rest is T.
+  template <bool Rms, class Y = T>
+  void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, Y* y, T* mean, T* rstd, double eps) {
     if (N == 0) return;
     namespace oc = detail::ops_cuda;
     const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
-    oc::norm_fwd_kernel<Rms, T><<<blocks, oc::threads, 0, stream()>>>(N, D, x, w, b, y, mean, rstd, eps);
+    oc::norm_fwd_kernel<Rms, T, Y><<<blocks, oc::threads, 0, stream()>>>(N, D, x, w, b, y, mean, rstd, eps);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   // scratch: norm_scratch_size(D) elements.
-  template <bool Rms>
-  void norm_backward(std::int64_t N, int D, const T* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
+  template <bool Rms, class G = T>
+  void norm_backward(std::int64_t N, int D, const G* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
                      bool acc, T* dw, T* db, T* scratch) {
     if (N == 0) return;
     namespace oc = detail::ops_cuda;
     const int blocks = int(N < oc::norm_blocks ? N : oc::norm_blocks);
-    oc::norm_bwd_kernel<Rms, T><<<blocks, oc::threads, 0, stream()>>>(N, D, dy, x, w, mean, rstd, dx, acc, scratch);
+    oc::norm_bwd_kernel<Rms, T, G><<<blocks, oc::threads, 0, stream()>>>(N, D, dy, x, w, mean, rstd, dx, acc, scratch);
     TFM_CUDA_CHECK(cudaGetLastError());
     oc::norm_param_grad_kernel<T><<<oc::grid_for(D), oc::threads, 0, stream()>>>(D, blocks, scratch, dw, db);
     TFM_CUDA_CHECK(cudaGetLastError());
@@ -479,6 +562,176 @@ struct cuda_backend {
     TFM_CUDA_CHECK(cudaGetLastError());
   }
 
+  // ---- mixed precision (C = bfloat16 or half over float; the host's semantics, ops_host_mixed.hpp) ----
+  template <class C>
+  void narrow(std::int64_t n, const T* x, C* y) {
+    if (n == 0) return;
+    namespace oc = detail::ops_cuda;
+    oc::narrow_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class C>
+  void widen(std::int64_t n, const C* x, T* y) {
+    if (n == 0) return;
+    namespace oc = detail::ops_cuda;
+    oc::widen_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class C>
+  void zero_compute(C* p, std::size_t n) { tfm::cuda::fill_async(p, 0, n * sizeof(C), stream()); }
+  std::size_t mixed_tile_floats(std::int64_t N, std::int64_t width) const {
+    return host::mixed::linear_scratch_floats(N, width);
+  }
+  std::size_t attention_wide_floats(const attention_shape& s) const { return host::mixed::attention_wide_floats(s); }
+
+  template <class C, class Y>
+  void linear_forward_mixed(std::int64_t N, int in, int out, const C* x, const C* W, bool in_out, const C* b, Y* y,
+                            T* tile) {
+    using host::mat;
+    if constexpr (std::is_same_v<Y, T>) {
+      const auto Wm = in_out ? mat(W, in, out, out) : mat(W, out, in, in).transposed();
+      gemm_c(mat(x, N, in, in), Wm, 0.0f, host::mat_mut(y, N, out, out));
+      if (b) {
+        namespace oc = detail::ops_cuda;
+        oc::add_bias_float_kernel<C><<<oc::grid_for(N * out), oc::threads, 0, stream()>>>(N, out, b, y);
+        TFM_CUDA_CHECK(cudaGetLastError());
+      }
+    } else {
+      tiled_rounded(N, out, y, out, 0.0, b, tile,
+                    [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, T* t, std::int64_t ldt) {
+                      const auto Wm =
+                          in_out ? mat(W + c0, in, cols, out) : mat(W + c0 * in, cols, in, in).transposed();
+                      gemm_c(mat(x + r0 * in, rows, in, in), Wm, 0.0f, host::mat_mut(t, rows, cols, ldt));
+                    });
+    }
+  }
+  template <class C, class DX>
+  void linear_backward_mixed(std::int64_t N, int in, int out, const C* x, const C* W, bool in_out, const C* dy, DX* dx,
+                             double beta, T* dW, T* db, T* tile, T* scratch) {
+    using host::mat;
+    using host::mat_mut;
+    if (dx) {
+      if constexpr (std::is_same_v<DX, T>) {
+        const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
+        gemm_c(mat(dy, N, out, out), Wm, float(beta), mat_mut(dx, N, in, in));
+      } else {
+        tiled_rounded(N, in, dx, in, beta, static_cast<const C*>(nullptr), tile,
+                      [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, T* t,
+                          std::int64_t ldt) {
+                        const auto Wm =
+                            in_out ? mat(W + c0 * out, cols, out, out).transposed() : mat(W + c0, out, cols, in);
+                        gemm_c(mat(dy + r0 * out, rows, out, out), Wm, 0.0f, mat_mut(t, rows, cols, ldt));
+                      });
+      }
+    }
+    if (dW) {
+      if (in_out)
+        gemm_c(mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0f, mat_mut(dW, in, out, out));
+      else
+        gemm_c(mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0f, mat_mut(dW, out, in, in));
+    }
+    if (db && N > 0) {
+      namespace oc = detail::ops_cuda;
+      const std::int64_t chunk = (N + oc::bias_chunks - 1) / oc::bias_chunks;
+      const int chunks = int((N + chunk - 1) / chunk);
+      const dim3 grid(unsigned((out + 31) / 32), unsigned(chunks));
+      oc::bias_partial_kernel<T, C><<<grid, dim3(32, 8), 0, stream()>>>(N, out, chunk, dy, scratch);
+      TFM_CUDA_CHECK(cudaGetLastError());
+      oc::bias_final_kernel<T><<<oc::grid_for(out), oc::threads, 0, stream()>>>(out, chunks, scratch, db);
+      TFM_CUDA_CHECK(cudaGetLastError());
+    }
+  }
+  template <class C>
+  void gelu_forward_mixed(std::int64_t n, const C* x, C* y) {
+    namespace oc = detail::ops_cuda;
+    oc::gelu_fwd_mixed_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class C>
+  void gelu_backward_mixed(std::int64_t n, const C* x, const C* dy, C* dx) {
+    namespace oc = detail::ops_cuda;
+    oc::gelu_bwd_mixed_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, dy, dx);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class C>
+  void swiglu_forward_mixed(std::int64_t N, int F, const C* x, C* y) {
+    namespace oc = detail::ops_cuda;
+    oc::swiglu_fwd_mixed_kernel<C><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, y);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class C>
+  void swiglu_backward_mixed(std::int64_t N, int F, const C* x, const C* dy, C* dx) {
+    namespace oc = detail::ops_cuda;
+    oc::swiglu_bwd_mixed_kernel<C><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, dy, dx);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class C>
+  void rope_apply_mixed(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, C* qkv, const T* table,
+                        bool inverse) {
+    if (rot < 2) return;
+    namespace oc = detail::ops_cuda;
+    oc::rope_mixed_kernel<C><<<oc::grid_for(N * heads * (rot / 2)), oc::threads, 0, stream()>>>(N, T_, heads, hd, rot,
+                                                                                               ld, qkv, table, inverse);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class C>
+  void add_mixed(std::int64_t n, const T* a, const C* b, T* y) {
+    namespace oc = detail::ops_cuda;
+    oc::add_mixed_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, a, b, y);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class C>
+  double xent_forward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, T* lse, T* losses,
+                            std::int64_t& count) {
+    count = 0;
+    if (N == 0) return 0.0;
+    namespace oc = detail::ops_cuda;
+    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
+    oc::xent_fwd_kernel<T, C><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, losses);
+    TFM_CUDA_CHECK(cudaGetLastError());
+    oc::xent_total_kernel<T><<<1, 1024, 0, stream()>>>(N, losses, y, ignore, st_->result.data());
+    TFM_CUDA_CHECK(cudaGetLastError());
+    double res[2] = {0, 0};
+    download(res, st_->result.data(), 2);
+    count = std::int64_t(res[1]);
+    return res[0];
+  }
+  template <class C>
+  void xent_backward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, const T* lse,
+                           double scale, C* dz) {
+    if (N == 0) return;
+    namespace oc = detail::ops_cuda;
+    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
+    oc::xent_bwd_kernel<T, C><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, T(scale), dz);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  // Attention on float copies of the compute-type operands (`wide`: attention_wide_floats(s)).
+  template <bool Flash, int HD, class C>
+  void attention_forward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,
+                               C* o, T* stats, T* wide) {
+    const std::int64_t N = std::int64_t(s.batch) * s.seq, HDim = std::int64_t(s.heads) * s.head_dim;
+    T* qf = wide;
+    T* of = wide + 2 * N * s.ld_q;
+    widen(N * s.ld_q, q, qf);
+    attention_forward<Flash, HD>(s, m, qf, qf + (k - q), qf + (v - q), of, stats);
+    narrow(N * HDim, of, o);
+  }
+  template <bool Flash, int HD, class C>
+  void attention_backward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,
+                                const C* o, const C* dout, const T* stats, C* dq, C* dk, C* dv, T* scratch, T* wide) {
+    const std::int64_t N = std::int64_t(s.batch) * s.seq, HDim = std::int64_t(s.heads) * s.head_dim;
+    T* qf = wide;
+    T* dqf = wide + N * s.ld_q;
+    T* of = wide + 2 * N * s.ld_q;
+    T* dof = of + N * HDim;
+    widen(N * s.ld_q, q, qf);
+    widen(N * HDim, o, of);
+    widen(N * HDim, dout, dof);
+    attention_backward<Flash, HD>(s, m, qf, qf + (k - q), qf + (v - q), of, dof, stats, dqf, dqf + (dk - dq),
+                                  dqf + (dv - dq), scratch);
+    narrow(N * s.ld_q, dqf, dq);
+  }
+
   // attention; Flash selects the kernel, stats are probabilities (naive) or logsumexp (flash)
   template <bool Flash>
   std::size_t attention_stats_size(const attention_shape& s) const {
@@ -510,6 +763,33 @@ struct cuda_backend {
             tfm::detail::strided_matrix<T> c) {
     tfm::detail::gemm_cuda(tfm::gemm_cublaslt<tfm::gemm_math::fp32>{}, alpha, a, b, beta, c,
                            tfm::cuda::stream_view(stream()), st_->lt, "nn::cuda_backend");
+  }
+  // Compute-type operands on tensor cores (bf16 / fp16 math), float C.
+  template <class C>
+  void gemm_c(tfm::detail::strided_matrix<const C> a, tfm::detail::strided_matrix<const C> b, float beta,
+              tfm::detail::strided_matrix<T> c) {
+    using math = std::conditional_t<std::is_same_v<C, tfm::bfloat16>, tfm::gemm_math::bf16, tfm::gemm_math::fp16>;
+    tfm::detail::gemm_cuda(tfm::gemm_cublaslt<math>{}, 1.0f, a, b, beta, c, tfm::cuda::stream_view(stream()), st_->lt,
+                           "nn::cuda_backend (mixed)");
+  }
+  // out [N, M] (row stride ld) = rnd(A·B + bias + beta·out), A·B written by product() into float
+  // tiles (the host's tile sizes), then rounded once to Y.
+  template <class Y, class C, class Product>
+  void tiled_rounded(std::int64_t N, std::int64_t M, Y* out, std::int64_t ld, double beta, const C* bias, T* tile,
+                     Product&& product) {
+    namespace oc = detail::ops_cuda;
+    const std::int64_t R = std::min(N, host::mixed::tile_rows);
+    const std::int64_t CW = host::mixed::tile_cols(R, M);
+    for (std::int64_t r0 = 0; r0 < N; r0 += R) {
+      const std::int64_t rows = std::min(R, N - r0);
+      for (std::int64_t c0 = 0; c0 < M; c0 += CW) {
+        const std::int64_t cols = std::min(CW, M - c0);
+        product(r0, rows, c0, cols, tile, cols);
+        oc::round_tile_kernel<Y, C><<<oc::grid_for(rows * cols), oc::threads, 0, stream()>>>(
+            rows, cols, tile, bias ? bias + c0 : nullptr, float(beta), out + r0 * ld + c0, ld);
+        TFM_CUDA_CHECK(cudaGetLastError());
+      }
+    }
   }
 
   std::unique_ptr<detail::ops_cuda::cuda_state> st_;

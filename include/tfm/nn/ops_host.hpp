@@ -550,6 +550,9 @@ void xent_backward(std::int64_t N, int V, const T* z, const std::int32_t* y, int
 
 }  // namespace tfm::nn::host
 
+// bf16/fp16 compute (host::mixed): needs the kernels above.
+#include "tfm/nn/ops_host_mixed.hpp"
+
 // ---- the host backend of model<Config, space::host> ----
 // model.hpp calls layers only through a backend object; ops_cuda.cuh defines the same members
 // for space::cuda. Pointers are in the backend's memory space; token ids are validated by the
@@ -581,12 +584,13 @@ struct host_backend {
   void embedding_backward(int B, int T_, int D, const std::int32_t* tok, const T* dout, T* dwte, T* dpos) {
     host::embedding_backward(B, T_, D, tok, dout, dwte, dpos);
   }
-  template <bool Rms>
-  void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, double eps) {
+  // y (forward) and dy (backward) may be compute-type (mixed precision); the rest is T.
+  template <bool Rms, class Y = T>
+  void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, Y* y, T* mean, T* rstd, double eps) {
     host::norm_forward<Rms>(N, D, x, w, b, y, mean, rstd, eps);
   }
-  template <bool Rms>
-  void norm_backward(std::int64_t N, int D, const T* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
+  template <bool Rms, class G = T>
+  void norm_backward(std::int64_t N, int D, const G* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
                      bool acc, T* dw, T* db, T* scratch) {
     host::norm_backward<Rms>(N, D, dy, x, w, mean, rstd, dx, acc, dw, db, scratch);
   }
@@ -636,6 +640,84 @@ struct host_backend {
   void xent_backward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, const T* lse, double scale,
                      T* dz) {
     host::xent_backward<T>(N, V, z, y, ignore, lse, scale, dz);
+  }
+
+  // ---- mixed precision (T = float, C = bfloat16 or half; see ops_host_mixed.hpp) ----
+  template <class C>
+  void narrow(std::int64_t n, const T* x, C* y) { host::mixed::narrow(n, x, y); }
+  template <class C>
+  void zero_compute(C* p, std::size_t n) { std::fill(p, p + n, C(0.0f)); }
+  std::size_t mixed_tile_floats(std::int64_t N, std::int64_t width) const {
+    return host::mixed::linear_scratch_floats(N, width);
+  }
+  std::size_t attention_wide_floats(const attention_shape& s) const { return host::mixed::attention_wide_floats(s); }
+  template <class C, class Y>
+  void linear_forward_mixed(std::int64_t N, int in, int out, const C* x, const C* W, bool in_out, const C* b, Y* y,
+                            T* tile) {
+    host::mixed::linear_forward<C, Y>(N, in, out, x, W, in_out, b, y, tile);
+  }
+  template <class C, class DX>
+  void linear_backward_mixed(std::int64_t N, int in, int out, const C* x, const C* W, bool in_out, const C* dy, DX* dx,
+                             double beta, T* dW, T* db, T* tile, T* scratch) {
+    host::mixed::linear_backward<C, DX>(N, in, out, x, W, in_out, dy, dx, beta, dW, db, tile, scratch);
+  }
+  template <class C>
+  void lora_forward_mixed(std::int64_t N, int in, int rows, int r, const C* x, std::int64_t ldx, const C* A,
+                          const C* B, double scale, C* t, C* y, std::int64_t ldy, T* tile) {
+    host::mixed::lora_forward(N, in, rows, r, x, ldx, A, B, scale, t, y, ldy, tile);
+  }
+  template <class C, class DX>
+  void lora_backward_mixed(std::int64_t N, int in, int rows, int r, const C* x, std::int64_t ldx, const C* A,
+                           const C* B, const C* t, const C* dy, std::int64_t ldy, double scale, T* dA, T* dB, C* dt,
+                           DX* dx, std::int64_t lddx, double dx_beta, T* tile) {
+    host::mixed::lora_backward(N, in, rows, r, x, ldx, A, B, t, dy, ldy, scale, dA, dB, dt, dx, lddx, dx_beta, tile);
+  }
+  template <class C>
+  void lora_dropout_mixed(std::int64_t N, int in, const C* x, std::int64_t ldx, C* y, std::uint64_t seed,
+                          std::uint64_t stream, double p) {
+    host::mixed::lora_dropout(N, in, x, ldx, y, seed, stream, p);
+  }
+  template <class C, class DX>
+  void lora_dropout_backward_mixed(std::int64_t N, int in, const C* g, DX* dx, std::int64_t lddx, std::uint64_t seed,
+                                   std::uint64_t stream, double p) {
+    host::mixed::lora_dropout_backward(N, in, g, dx, lddx, seed, stream, p);
+  }
+  template <class C>
+  void gelu_forward_mixed(std::int64_t n, const C* x, C* y) { host::mixed::gelu_forward(n, x, y); }
+  template <class C>
+  void gelu_backward_mixed(std::int64_t n, const C* x, const C* dy, C* dx) { host::mixed::gelu_backward(n, x, dy, dx); }
+  template <class C>
+  void swiglu_forward_mixed(std::int64_t N, int F, const C* x, C* y) { host::mixed::swiglu_forward(N, F, x, y); }
+  template <class C>
+  void swiglu_backward_mixed(std::int64_t N, int F, const C* x, const C* dy, C* dx) {
+    host::mixed::swiglu_backward(N, F, x, dy, dx);
+  }
+  template <class C>
+  void rope_apply_mixed(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, C* qkv, const T* table,
+                        bool inverse) {
+    host::mixed::rope_apply(N, T_, heads, hd, rot, ld, qkv, table, inverse);
+  }
+  template <class C>
+  void add_mixed(std::int64_t n, const T* a, const C* b, T* y) { host::mixed::add(n, a, b, y); }
+  template <class C>
+  double xent_forward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, T* lse, T* losses,
+                            std::int64_t& count) {
+    return host::mixed::xent_forward(N, V, z, y, ignore, lse, losses, count);
+  }
+  template <class C>
+  void xent_backward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, const T* lse,
+                           double scale, C* dz) {
+    host::mixed::xent_backward(N, V, z, y, ignore, lse, scale, dz);
+  }
+  template <bool Flash, int HD, class C>
+  void attention_forward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,
+                               C* o, T* stats, T* wide) {
+    host::mixed::attention_forward<Flash, HD>(s, m, q, k, v, o, stats, wide);
+  }
+  template <bool Flash, int HD, class C>
+  void attention_backward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,
+                                const C* o, const C* dout, const T* stats, C* dq, C* dk, C* dv, T* scratch, T* wide) {
+    host::mixed::attention_backward<Flash, HD>(s, m, q, k, v, o, dout, stats, dq, dk, dv, scratch, wide);
   }
 
   // attention; Flash selects the kernel, stats are probabilities (naive) or logsumexp (flash)

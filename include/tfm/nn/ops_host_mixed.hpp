@@ -9,6 +9,8 @@
 //
 // Kernels that round a float GEMM result to C go through a float tile of at most
 // linear_scratch_floats(N, out) elements, so a C output never needs a float copy of its own size.
+//
+// Part of nn/ops_host.hpp (which includes it before host_backend): include that instead.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -21,7 +23,6 @@
 #include "tfm/core/dtype.hpp"
 #include "tfm/nn/attention_host.hpp"
 #include "tfm/nn/math.hpp"
-#include "tfm/nn/ops_host.hpp"
 
 namespace tfm::nn::host::mixed {
 
@@ -231,6 +232,71 @@ void linear_backward(std::int64_t N, int in, int out, const C* x, const C* W, bo
     for (int t = 0; t < threads; ++t)
       for (int j = 0; j < out; ++j) db[j] += bscratch[std::size_t(out) * t + j];
   }
+}
+
+// ---- low-rank adapters (see host::lora_forward): C operands, float accumulation ----
+// t [N, r] = rnd(x·Aᵀ); y [N, rows] (row stride ldy) = rnd(y + scale·t·Bᵀ).
+template <class C>
+void lora_forward(std::int64_t N, int in, int rows, int r, const C* x, std::int64_t ldx, const C* A, const C* B,
+                  double scale, C* t, C* y, std::int64_t ldy, float* tile) {
+  tiled_rounded(N, r, t, r, 0.0, static_cast<const C*>(nullptr), tile,
+                [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt, std::int64_t ldt) {
+                  matmul<C>(1.0, mat(x + r0 * ldx, nr, in, ldx), mat(A + c0 * in, cols, in, in).transposed(), 0.0,
+                            mat_mut(tt, nr, cols, ldt));
+                });
+  tiled_rounded(N, rows, y, ldy, 1.0, static_cast<const C*>(nullptr), tile,
+                [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt, std::int64_t ldt) {
+                  matmul<C>(scale, mat(t + r0 * r, nr, r, r), mat(B + c0 * r, cols, r, r).transposed(), 0.0,
+                            mat_mut(tt, nr, cols, ldt));
+                });
+}
+// dB += scale·dyᵀ·t; dt = rnd(scale·dy·B); dA += dtᵀ·x; dx = dx_beta·dx + dt·A (C rounded once,
+// or float). As on the host path, dx may alias x.
+template <class C, class DX>
+void lora_backward(std::int64_t N, int in, int rows, int r, const C* x, std::int64_t ldx, const C* A, const C* B,
+                   const C* t, const C* dy, std::int64_t ldy, double scale, float* dA, float* dB, C* dt, DX* dx,
+                   std::int64_t lddx, double dx_beta, float* tile) {
+  matmul<C>(scale, mat(dy, N, rows, ldy).transposed(), mat(t, N, r, r), 1.0, mat_mut(dB, rows, r, r));
+  tiled_rounded(N, r, dt, r, 0.0, static_cast<const C*>(nullptr), tile,
+                [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt, std::int64_t ldt) {
+                  matmul<C>(scale, mat(dy + r0 * ldy, nr, rows, ldy), mat(B + c0, rows, cols, r), 0.0,
+                            mat_mut(tt, nr, cols, ldt));
+                });
+  matmul<C>(1.0, mat<C>(dt, N, r, r).transposed(), mat(x, N, in, ldx), 1.0, mat_mut(dA, r, in, in));
+  if constexpr (std::is_same_v<DX, float>) {
+    matmul<C>(1.0, mat<C>(dt, N, r, r), mat(A, r, in, in), dx_beta, mat_mut(dx, N, in, lddx));
+  } else {
+    tiled_rounded(N, in, dx, lddx, dx_beta, static_cast<const C*>(nullptr), tile,
+                  [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt,
+                      std::int64_t ldt) {
+                    matmul<C>(1.0, mat<C>(dt + r0 * r, nr, r, r), mat(A + c0, r, cols, in), 0.0,
+                              mat_mut(tt, nr, cols, ldt));
+                  });
+  }
+}
+// Inverted dropout with host::dropout_keep's mask, in float.
+template <class C>
+void lora_dropout(std::int64_t N, int in, const C* x, std::int64_t ldx, C* y, std::uint64_t seed, std::uint64_t stream,
+                  double p) {
+  const float s = float(1.0 / (1.0 - p));
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n)
+    for (int c = 0; c < in; ++c) {
+      const std::uint64_t e = std::uint64_t(n) * std::uint64_t(in) + std::uint64_t(c);
+      y[n * in + c] = host::dropout_keep(seed, stream, e, p) ? cvt<C>(cvt<float>(x[n * ldx + c]) * s) : cvt<C>(0.0f);
+    }
+}
+template <class C, class DX>
+void lora_dropout_backward(std::int64_t N, int in, const C* g, DX* dx, std::int64_t lddx, std::uint64_t seed,
+                           std::uint64_t stream, double p) {
+  const float s = float(1.0 / (1.0 - p));
+#pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n)
+    for (int c = 0; c < in; ++c) {
+      const std::uint64_t e = std::uint64_t(n) * std::uint64_t(in) + std::uint64_t(c);
+      if (host::dropout_keep(seed, stream, e, p))
+        dx[n * lddx + c] = cvt<DX>(cvt<float>(dx[n * lddx + c]) + cvt<float>(g[n * in + c]) * s);
+    }
 }
 
 // ---- element-wise ----
