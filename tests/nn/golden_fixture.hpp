@@ -47,7 +47,9 @@ struct errors {
   double logits = 0, loss = 0, grad = 0;  // relative errors; grad: the worst parameter's
 };
 
-template <class Cfg>
+// Loads fixture `name` into a model<Cfg, Space> (weights through a host copy, so any memory
+// space) and checks logits, loss and every gradient against it. Returns the errors.
+template <class Cfg, class Space = tfm::space::host>
 errors run_fixture(const std::string& name, double tol_logits, double tol_grad, double tol_loss = -1) {
   if (tol_loss < 0) tol_loss = tol_logits;
   const tfm::io::safetensors_file f(fixture_dir() / (name + ".safetensors"));
@@ -62,23 +64,29 @@ errors run_fixture(const std::string& name, double tol_logits, double tol_grad, 
   d.kv_heads = std::stoi(md.at("n_kv_head"));
   d.d_ff = std::stoi(md.at("d_ff"));
   const int B = std::stoi(md.at("batch")), T = std::stoi(md.at("seq"));
-  nn::model<Cfg> m(d);
-  using P = typename nn::model<Cfg>::T;
+  nn::model<Cfg, Space> m(d);
+  using P = typename nn::model<Cfg, Space>::T;
   constexpr bool in_out = nn::config_traits<Cfg>::layout == nn::weight_layout::in_out;
+  // element (r, c) of a fixture matrix [out, in] sits at c·rows + r in the model's [in, out]
+  // (a vector is one row: rows = 1)
+  auto model_index = [&](const nn::param_info& p, std::int64_t rows, std::int64_t cols, std::int64_t r,
+                         std::int64_t c) { return in_out && p.matrix ? c * rows + r : r * cols + c; };
+  auto rows_of = [&](const nn::param_info& p) {
+    const auto& shape = f.info(p.name).shape;
+    return shape.size() == 2 ? shape[0] : std::int64_t(1);
+  };
+  std::vector<P> w(m.num_parameters(), P(0));
   for (auto const& p : m.parameter_table()) {
     BOOST_TEST_INFO("parameter " << p.name);
     BOOST_REQUIRE(f.has(p.name));
     const auto v = f.read_as<P>(p.name);
     BOOST_REQUIRE_EQUAL(v.size(), p.size);
-    auto dst = m.param(p.name);
-    if (in_out && p.matrix) {  // fixture [out, in] → model [in, out]
-      const auto rows = f.info(p.name).shape[0], cols = f.info(p.name).shape[1];
-      for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t c = 0; c < cols; ++c) dst[c * rows + r] = v[r * cols + c];
-    } else {
-      std::copy(v.begin(), v.end(), dst.begin());
-    }
+    const auto rows = rows_of(p), cols = std::int64_t(p.size) / rows;
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c)
+        w[p.offset + std::size_t(model_index(p, rows, cols, r, c))] = v[std::size_t(r * cols + c)];
   }
+  m.parameters_from_host(w);
   BOOST_TEST(f.size() == 2 * m.parameter_table().size() + 4, "the fixture holds exactly the model's parameters");
   const auto tok = f.read_as<std::int32_t>("tokens");
   const auto tgt = f.read_as<std::int32_t>("targets");
@@ -86,7 +94,7 @@ errors run_fixture(const std::string& name, double tol_logits, double tol_grad, 
   const double want_loss = f.read_as<double>("loss").at(0);
 
   const double loss = m.forward(tok.data(), tgt.data(), B, T);
-  auto logits = m.logits();
+  const auto logits = m.logits_to_host();
   BOOST_REQUIRE_EQUAL(logits.size(), want_logits.size());
   const double el = rel_error(logits, want_logits);
   BOOST_TEST(el <= tol_logits, name << ": logits relative error " << el);
@@ -94,16 +102,16 @@ errors run_fixture(const std::string& name, double tol_logits, double tol_grad, 
              name << ": loss " << loss << " vs PyTorch " << want_loss);
   m.zero_grad();
   m.backward();
+  const auto grads = m.gradients_to_host();
   double worst = 0;
   for (auto const& p : m.parameter_table()) {
-    auto want = f.read_as<double>("grad." + p.name);
-    auto got = m.grad(p.name);
-    std::vector<double> g(got.begin(), got.end());
-    if (in_out && p.matrix) {
-      const auto rows = f.info(p.name).shape[0], cols = f.info(p.name).shape[1];
-      for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t c = 0; c < cols; ++c) g[r * cols + c] = got[c * rows + r];
-    }
+    const auto want = f.read_as<double>("grad." + p.name);
+    const auto rows = rows_of(p), cols = std::int64_t(p.size) / rows;
+    std::vector<double> g(p.size);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c)
+        g[std::size_t(r * cols + c)] =
+            double(grads[std::size_t(p.grad_offset) + std::size_t(model_index(p, rows, cols, r, c))]);
     const double e = rel_error(g, want);
     worst = std::max(worst, e);
     BOOST_TEST(e <= tol_grad, name << ": gradient of " << p.name << " relative error " << e);

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "golden_fixture.hpp"
 #include "model_configs.hpp"
 #include "model_test_util.hpp"
 #include "tfm/backend/cuda/runtime.hpp"
@@ -39,76 +40,10 @@ using namespace tfm::test;
 
 namespace {
 
-std::filesystem::path fixture_dir() {
-  const char* src = std::getenv("TFM_SOURCE_DIR");
-  return std::filesystem::path(src ? src : TFM_SOURCE_DIR_FALLBACK) / "tests" / "nn" / "fixtures";
-}
-
-// rel_error: model_test_util.hpp
-
-// ------------------------------------------------------------------------ (a) golden fixtures
+// (a) uses golden_fixture.hpp's run_fixture in the cuda space
 template <class Cfg>
 void run_fixture(const std::string& name, double tol_logits, double tol_grad, double tol_loss = -1) {
-  if (tol_loss < 0) tol_loss = tol_logits;
-  const tfm::io::safetensors_file f(fixture_dir() / (name + ".safetensors"));
-  const auto& md = f.metadata();
-  nn::dims d;
-  d.vocab = std::stoi(md.at("vocab"));
-  d.ctx = std::stoi(md.at("ctx"));
-  d.d_model = std::stoi(md.at("d_model"));
-  d.layers = std::stoi(md.at("n_layer"));
-  d.heads = std::stoi(md.at("n_head"));
-  d.kv_heads = std::stoi(md.at("n_kv_head"));
-  d.d_ff = std::stoi(md.at("d_ff"));
-  const int B = std::stoi(md.at("batch")), T = std::stoi(md.at("seq"));
-  nn::model<Cfg, tfm::space::cuda> m(d);
-  constexpr bool in_out = nn::config_traits<Cfg>::layout == nn::weight_layout::in_out;
-  std::vector<float> w(m.num_parameters(), 0.0f);
-  for (auto const& p : m.parameter_table()) {
-    BOOST_TEST_INFO("parameter " << p.name);
-    BOOST_REQUIRE(f.has(p.name));
-    const auto v = f.read_as<float>(p.name);
-    BOOST_REQUIRE_EQUAL(v.size(), p.size);
-    float* dst = w.data() + p.offset;
-    if (in_out && p.matrix) {
-      const auto rows = f.info(p.name).shape[0], cols = f.info(p.name).shape[1];
-      for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t c = 0; c < cols; ++c) dst[c * rows + r] = v[r * cols + c];
-    } else {
-      std::copy(v.begin(), v.end(), dst);
-    }
-  }
-  m.parameters_from_host(w);
-  const auto tok = f.read_as<std::int32_t>("tokens");
-  const auto tgt = f.read_as<std::int32_t>("targets");
-  const auto want_logits = f.read_as<double>("logits");
-  const double want_loss = f.read_as<double>("loss").at(0);
-
-  const double loss = m.forward(tok.data(), tgt.data(), B, T);
-  const auto logits = m.logits_to_host();
-  BOOST_REQUIRE_EQUAL(logits.size(), want_logits.size());
-  const double el = rel_error(logits, want_logits);
-  BOOST_TEST(el <= tol_logits, name << ": logits relative error " << el);
-  BOOST_TEST(std::abs(loss - want_loss) <= tol_loss * std::abs(want_loss),
-             name << ": loss " << loss << " vs PyTorch " << want_loss);
-  m.zero_grad();
-  m.backward();
-  const auto grads = m.gradients_to_host();
-  double worst = 0;
-  for (auto const& p : m.parameter_table()) {
-    const auto want = f.read_as<double>("grad." + p.name);
-    std::vector<double> g(grads.begin() + std::ptrdiff_t(p.offset), grads.begin() + std::ptrdiff_t(p.offset + p.size));
-    if (in_out && p.matrix) {
-      const auto rows = f.info(p.name).shape[0], cols = f.info(p.name).shape[1];
-      for (std::int64_t r = 0; r < rows; ++r)
-        for (std::int64_t c = 0; c < cols; ++c) g[r * cols + c] = grads[p.offset + c * rows + r];
-    }
-    const double e = rel_error(g, want);
-    worst = std::max(worst, e);
-    BOOST_TEST(e <= tol_grad, name << ": gradient of " << p.name << " relative error " << e);
-  }
-  BOOST_TEST_MESSAGE("cuda " << name << ": logits error " << el << ", loss " << loss << " (PyTorch " << want_loss
-                             << "), worst gradient error " << worst);
+  golden::run_fixture<Cfg, tfm::space::cuda>(name, tol_logits, tol_grad, tol_loss);
 }
 
 template <template <class, class> class Cfg>

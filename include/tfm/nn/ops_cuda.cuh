@@ -195,37 +195,40 @@ __global__ void bias_final_kernel(int out, int chunks, const T* part, T* db) {
   }
 }
 
-template <class T>
-__global__ void gelu_fwd_kernel(std::int64_t n, const T* x, T* y) {
-  TFM_OPS_CUDA_LOOP(i, n) y[i] = math::gelu_tanh(x[i]);
+// Element-wise kernels compute in T; S is the storage type of their activations (T, or a
+// compute type such as bfloat16 under mixed precision: read as T, each result rounded once).
+template <class T, class S = T>
+__global__ void gelu_fwd_kernel(std::int64_t n, const S* x, S* y) {
+  TFM_OPS_CUDA_LOOP(i, n) y[i] = static_cast<S>(math::gelu_tanh(static_cast<T>(x[i])));
 }
-template <class T>
-__global__ void gelu_bwd_kernel(std::int64_t n, const T* x, const T* dy, T* dx) {
-  TFM_OPS_CUDA_LOOP(i, n) dx[i] = dy[i] * math::gelu_tanh_grad(x[i]);
+template <class T, class S = T>
+__global__ void gelu_bwd_kernel(std::int64_t n, const S* x, const S* dy, S* dx) {
+  TFM_OPS_CUDA_LOOP(i, n)
+  dx[i] = static_cast<S>(static_cast<T>(dy[i]) * math::gelu_tanh_grad(static_cast<T>(x[i])));
 }
-template <class T>
-__global__ void swiglu_fwd_kernel(std::int64_t N, int F, const T* x, T* y) {
+template <class T, class S = T>
+__global__ void swiglu_fwd_kernel(std::int64_t N, int F, const S* x, S* y) {
   TFM_OPS_CUDA_LOOP(idx, N * F) {
     const std::int64_t n = idx / F;
     const int j = int(idx % F);
-    const T* g = x + n * 2 * F;
-    y[idx] = math::silu(g[j]) * g[F + j];
+    const S* g = x + n * 2 * F;
+    y[idx] = static_cast<S>(math::silu(static_cast<T>(g[j])) * static_cast<T>(g[F + j]));
   }
 }
-template <class T>
-__global__ void swiglu_bwd_kernel(std::int64_t N, int F, const T* x, const T* dy, T* dx) {
+template <class T, class S = T>
+__global__ void swiglu_bwd_kernel(std::int64_t N, int F, const S* x, const S* dy, S* dx) {
   TFM_OPS_CUDA_LOOP(idx, N * F) {
     const std::int64_t n = idx / F;
     const int j = int(idx % F);
-    const T* g = x + n * 2 * F;
-    const T gj = g[j], uj = g[F + j], d = dy[idx];
-    dx[n * 2 * F + j] = d * uj * math::silu_grad(gj);
-    dx[n * 2 * F + F + j] = d * math::silu(gj);
+    const S* g = x + n * 2 * F;
+    const T gj = static_cast<T>(g[j]), uj = static_cast<T>(g[F + j]), d = static_cast<T>(dy[idx]);
+    dx[n * 2 * F + j] = static_cast<S>(d * uj * math::silu_grad(gj));
+    dx[n * 2 * F + F + j] = static_cast<S>(d * math::silu(gj));
   }
 }
 // One thread per (row n, head h, pair j < rot/2).
-template <class T>
-__global__ void rope_kernel(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, T* qkv,
+template <class T, class S = T>
+__global__ void rope_kernel(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, S* qkv,
                             const T* cos_sin, bool inverse) {
   const int half = rot / 2;
   TFM_OPS_CUDA_LOOP(idx, N * heads * half) {
@@ -233,16 +236,17 @@ __global__ void rope_kernel(std::int64_t N, int T_, int heads, int hd, int rot, 
     const int h = int((idx / half) % heads);
     const std::int64_t n = idx / (std::int64_t(half) * heads);
     const T* cs = cos_sin + (n % T_) * rot;
-    T* v = qkv + n * ld + std::int64_t(h) * hd;
+    S* v = qkv + n * ld + std::int64_t(h) * hd;
     const T c = cs[2 * j], s = inverse ? -cs[2 * j + 1] : cs[2 * j + 1];
-    const T a = v[j], b = v[j + half];
-    v[j] = a * c - b * s;
-    v[j + half] = b * c + a * s;
+    const T a = static_cast<T>(v[j]), b = static_cast<T>(v[j + half]);
+    v[j] = static_cast<S>(a * c - b * s);
+    v[j + half] = static_cast<S>(b * c + a * s);
   }
 }
-template <class T>
-__global__ void add_kernel(std::int64_t n, const T* a, const T* b, T* y) {
-  TFM_OPS_CUDA_LOOP(i, n) y[i] = a[i] + b[i];
+// y = a + b with b stored as S (a block's output under mixed precision).
+template <class T, class S = T>
+__global__ void add_kernel(std::int64_t n, const T* a, const S* b, T* y) {
+  TFM_OPS_CUDA_LOOP(i, n) y[i] = a[i] + static_cast<T>(b[i]);
 }
 
 // One block per row: lse (max, then Σ exp in double as the host), loss.
@@ -334,56 +338,6 @@ template <class C>
 __global__ void add_bias_float_kernel(std::int64_t N, int out, const C* b, float* y) {
   TFM_OPS_CUDA_LOOP(idx, N * out) y[idx] += static_cast<float>(b[idx % out]);
 }
-template <class C>
-__global__ void gelu_fwd_mixed_kernel(std::int64_t n, const C* x, C* y) {
-  TFM_OPS_CUDA_LOOP(i, n) y[i] = static_cast<C>(math::gelu_tanh(static_cast<float>(x[i])));
-}
-template <class C>
-__global__ void gelu_bwd_mixed_kernel(std::int64_t n, const C* x, const C* dy, C* dx) {
-  TFM_OPS_CUDA_LOOP(i, n)
-  dx[i] = static_cast<C>(static_cast<float>(dy[i]) * math::gelu_tanh_grad(static_cast<float>(x[i])));
-}
-template <class C>
-__global__ void swiglu_fwd_mixed_kernel(std::int64_t N, int F, const C* x, C* y) {
-  TFM_OPS_CUDA_LOOP(idx, N * F) {
-    const std::int64_t n = idx / F;
-    const int j = int(idx % F);
-    const C* g = x + n * 2 * F;
-    y[idx] = static_cast<C>(math::silu(static_cast<float>(g[j])) * static_cast<float>(g[F + j]));
-  }
-}
-template <class C>
-__global__ void swiglu_bwd_mixed_kernel(std::int64_t N, int F, const C* x, const C* dy, C* dx) {
-  TFM_OPS_CUDA_LOOP(idx, N * F) {
-    const std::int64_t n = idx / F;
-    const int j = int(idx % F);
-    const C* g = x + n * 2 * F;
-    const float gj = static_cast<float>(g[j]), uj = static_cast<float>(g[F + j]), d = static_cast<float>(dy[idx]);
-    dx[n * 2 * F + j] = static_cast<C>(d * uj * math::silu_grad(gj));
-    dx[n * 2 * F + F + j] = static_cast<C>(d * math::silu(gj));
-  }
-}
-template <class C>
-__global__ void rope_mixed_kernel(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, C* qkv,
-                                  const float* cos_sin, bool inverse) {
-  const int half = rot / 2;
-  TFM_OPS_CUDA_LOOP(idx, N * heads * half) {
-    const int j = int(idx % half);
-    const int h = int((idx / half) % heads);
-    const std::int64_t n = idx / (std::int64_t(half) * heads);
-    const float* cs = cos_sin + (n % T_) * rot;
-    C* v = qkv + n * ld + std::int64_t(h) * hd;
-    const float c = cs[2 * j], s = inverse ? -cs[2 * j + 1] : cs[2 * j + 1];
-    const float a = static_cast<float>(v[j]), b = static_cast<float>(v[j + half]);
-    v[j] = static_cast<C>(a * c - b * s);
-    v[j + half] = static_cast<C>(b * c + a * s);
-  }
-}
-template <class C>
-__global__ void add_mixed_kernel(std::int64_t n, const float* a, const C* b, float* y) {
-  TFM_OPS_CUDA_LOOP(i, n) y[i] = a[i] + static_cast<float>(b[i]);
-}
-
 #undef TFM_OPS_CUDA_LOOP
 
 // The stream, the cuBLASLt handle and a small result buffer, behind a pointer (the handle is
@@ -644,25 +598,25 @@ struct cuda_backend {
   template <class C>
   void gelu_forward_mixed(std::int64_t n, const C* x, C* y) {
     namespace oc = detail::ops_cuda;
-    oc::gelu_fwd_mixed_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
+    oc::gelu_fwd_kernel<T, C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
   void gelu_backward_mixed(std::int64_t n, const C* x, const C* dy, C* dx) {
     namespace oc = detail::ops_cuda;
-    oc::gelu_bwd_mixed_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, dy, dx);
+    oc::gelu_bwd_kernel<T, C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, dy, dx);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
   void swiglu_forward_mixed(std::int64_t N, int F, const C* x, C* y) {
     namespace oc = detail::ops_cuda;
-    oc::swiglu_fwd_mixed_kernel<C><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, y);
+    oc::swiglu_fwd_kernel<T, C><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, y);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
   void swiglu_backward_mixed(std::int64_t N, int F, const C* x, const C* dy, C* dx) {
     namespace oc = detail::ops_cuda;
-    oc::swiglu_bwd_mixed_kernel<C><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, dy, dx);
+    oc::swiglu_bwd_kernel<T, C><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, dy, dx);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
@@ -670,14 +624,14 @@ struct cuda_backend {
                         bool inverse) {
     if (rot < 2) return;
     namespace oc = detail::ops_cuda;
-    oc::rope_mixed_kernel<C><<<oc::grid_for(N * heads * (rot / 2)), oc::threads, 0, stream()>>>(N, T_, heads, hd, rot,
+    oc::rope_kernel<T, C><<<oc::grid_for(N * heads * (rot / 2)), oc::threads, 0, stream()>>>(N, T_, heads, hd, rot,
                                                                                                ld, qkv, table, inverse);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
   void add_mixed(std::int64_t n, const T* a, const C* b, T* y) {
     namespace oc = detail::ops_cuda;
-    oc::add_mixed_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, a, b, y);
+    oc::add_kernel<T, C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, a, b, y);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>

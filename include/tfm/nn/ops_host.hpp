@@ -301,29 +301,35 @@ void lora_dropout_backward(std::int64_t N, int in, const T* g, T* dx, std::int64
 }
 
 // ---- activations ----
+// Element math on data stored as S runs in math_t<S>: double for double, float for float and for
+// the 16-bit compute types of mixed precision (read as float, each result rounded once).
+template <class S>
+using math_t = std::conditional_t<std::is_same_v<S, double>, double, float>;
 
 // x: [N, 2F] = [gate | up] per row; y [N, F] = silu(gate)·up.
-template <class T>
-void swiglu_forward(std::int64_t N, int F, const T* x, T* y) {
+template <class S>
+void swiglu_forward(std::int64_t N, int F, const S* x, S* y) {
+  using A = math_t<S>;
 #pragma omp parallel for schedule(static)
   for (std::int64_t n = 0; n < N; ++n) {
-    const T* g = x + n * 2 * F;
-    const T* u = g + F;
-    for (int j = 0; j < F; ++j) y[n * F + j] = math::silu(g[j]) * u[j];
+    const S* g = x + n * 2 * F;
+    const S* u = g + F;
+    for (int j = 0; j < F; ++j) y[n * F + j] = static_cast<S>(math::silu(static_cast<A>(g[j])) * static_cast<A>(u[j]));
   }
 }
-template <class T>
-void swiglu_backward(std::int64_t N, int F, const T* x, const T* dy, T* dx) {
+template <class S>
+void swiglu_backward(std::int64_t N, int F, const S* x, const S* dy, S* dx) {
+  using A = math_t<S>;
 #pragma omp parallel for schedule(static)
   for (std::int64_t n = 0; n < N; ++n) {
-    const T* g = x + n * 2 * F;
-    const T* u = g + F;
-    T* dg = dx + n * 2 * F;
-    T* du = dg + F;
+    const S* g = x + n * 2 * F;
+    const S* u = g + F;
+    S* dg = dx + n * 2 * F;
+    S* du = dg + F;
     for (int j = 0; j < F; ++j) {
-      const T d = dy[n * F + j];
-      dg[j] = d * u[j] * math::silu_grad(g[j]);
-      du[j] = d * math::silu(g[j]);
+      const A d = static_cast<A>(dy[n * F + j]), gj = static_cast<A>(g[j]), uj = static_cast<A>(u[j]);
+      dg[j] = static_cast<S>(d * uj * math::silu_grad(gj));
+      du[j] = static_cast<S>(d * math::silu(gj));
     }
   }
 }
@@ -331,31 +337,34 @@ void swiglu_backward(std::int64_t N, int F, const T* x, const T* dy, T* dx) {
 // ---- RoPE on the q and k heads of a fused qkv buffer ----
 // qkv row n (token t = n % T) holds heads_total = H + KV rotated heads of width hd at stride
 // ld. table: [C, rot/2] pairs (cos, sin). inverse = true rotates by −angle (the backward pass).
-template <class T>
-void rope_apply(std::int64_t N, int T_, int rotated_heads, int hd, int rot, std::int64_t ld, T* qkv, const T* cos_sin,
-                bool inverse) {
+// qkv stored as S (see math_t), the table in the math type.
+template <class S>
+void rope_apply(std::int64_t N, int T_, int rotated_heads, int hd, int rot, std::int64_t ld, S* qkv,
+                const math_t<S>* cos_sin, bool inverse) {
+  using A = math_t<S>;
   const int half = rot / 2;
 #pragma omp parallel for schedule(static)
   for (std::int64_t n = 0; n < N; ++n) {
-    const T* cs = cos_sin + std::int64_t(n % T_) * rot;
-    T* row = qkv + n * ld;
+    const A* cs = cos_sin + std::int64_t(n % T_) * rot;
+    S* row = qkv + n * ld;
     for (int h = 0; h < rotated_heads; ++h) {
-      T* v = row + std::int64_t(h) * hd;
+      S* v = row + std::int64_t(h) * hd;
       for (int j = 0; j < half; ++j) {
-        const T c = cs[2 * j], s = inverse ? -cs[2 * j + 1] : cs[2 * j + 1];
-        const T a = v[j], b = v[j + half];
-        v[j] = a * c - b * s;
-        v[j + half] = b * c + a * s;
+        const A c = cs[2 * j], s = inverse ? -cs[2 * j + 1] : cs[2 * j + 1];
+        const A a = static_cast<A>(v[j]), b = static_cast<A>(v[j + half]);
+        v[j] = static_cast<S>(a * c - b * s);
+        v[j + half] = static_cast<S>(b * c + a * s);
       }
     }
   }
 }
 
 // ---- residual ----
-template <class T>
-void add(std::int64_t n, const T* a, const T* b, T* y) {
+// y = a + b; b may be stored narrower (a block's output under mixed precision).
+template <class T, class S = T>
+void add(std::int64_t n, const T* a, const S* b, T* y) {
 #pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+  for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] + static_cast<T>(b[i]);
 }
 template <class T>
 void add_inplace(std::int64_t n, T* y, const T* x) {
@@ -502,13 +511,17 @@ void gelu_backward(std::int64_t n, const T* x, const T* dy, T* dx) {
 
 // losses[n] = lse(z_n) − z_n[y_n] (0 for ignored rows); lse saved. Returns Σ losses (double) and
 // the number of counted rows in `count`. Targets outside [0, V) other than ignore_index throw.
-template <class T>
-double xent_forward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore_index, T* lse, T* losses,
-                    std::int64_t& count) {
+// Every target is in [0, V) or the ignore index; else invalid_argument naming it.
+inline void check_targets(std::int64_t N, int V, const std::int32_t* y, int ignore_index) {
   for (std::int64_t n = 0; n < N; ++n)
     expects<invalid_argument>(y[n] == ignore_index || (y[n] >= 0 && y[n] < V), "nn::model: target ", y[n],
                               " at position ", n, " is outside the vocabulary [0, ", V, ") and is not the ignore index ",
                               ignore_index);
+}
+template <class T>
+double xent_forward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore_index, T* lse, T* losses,
+                    std::int64_t& count) {
+  check_targets(N, V, y, ignore_index);
   double total = 0;
   std::int64_t cnt = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total, cnt)
@@ -611,7 +624,7 @@ struct host_backend {
   }
   void rope_apply(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, T* qkv, const T* table,
                   bool inverse) {
-    host::rope_apply<T>(N, T_, heads, hd, rot, ld, qkv, table, inverse);
+    host::rope_apply(N, T_, heads, hd, rot, ld, qkv, table, inverse);
   }
   void add(std::int64_t n, const T* a, const T* b, T* y) { host::add<T>(n, a, b, y); }
   // low-rank adapters (host only; the model calls these only for configs with a lora policy)
@@ -687,18 +700,18 @@ struct host_backend {
   template <class C>
   void gelu_backward_mixed(std::int64_t n, const C* x, const C* dy, C* dx) { host::mixed::gelu_backward(n, x, dy, dx); }
   template <class C>
-  void swiglu_forward_mixed(std::int64_t N, int F, const C* x, C* y) { host::mixed::swiglu_forward(N, F, x, y); }
+  void swiglu_forward_mixed(std::int64_t N, int F, const C* x, C* y) { host::swiglu_forward(N, F, x, y); }
   template <class C>
   void swiglu_backward_mixed(std::int64_t N, int F, const C* x, const C* dy, C* dx) {
-    host::mixed::swiglu_backward(N, F, x, dy, dx);
+    host::swiglu_backward(N, F, x, dy, dx);
   }
   template <class C>
   void rope_apply_mixed(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, C* qkv, const T* table,
                         bool inverse) {
-    host::mixed::rope_apply(N, T_, heads, hd, rot, ld, qkv, table, inverse);
+    host::rope_apply(N, T_, heads, hd, rot, ld, qkv, table, inverse);
   }
   template <class C>
-  void add_mixed(std::int64_t n, const T* a, const C* b, T* y) { host::mixed::add(n, a, b, y); }
+  void add_mixed(std::int64_t n, const T* a, const C* b, T* y) { host::add(n, a, b, y); }
   template <class C>
   double xent_forward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, T* lse, T* losses,
                             std::int64_t& count) {

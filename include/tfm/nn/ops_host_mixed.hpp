@@ -336,68 +336,14 @@ void gelu_backward(std::int64_t n, const C* x, const C* dy, C* dx) {
   }
 }
 
-// x [N, 2F] = [gate | up]; y [N, F] = silu(gate)·up, in float.
-template <class C>
-void swiglu_forward(std::int64_t N, int F, const C* x, C* y) {
-#pragma omp parallel for schedule(static)
-  for (std::int64_t n = 0; n < N; ++n) {
-    const C* g = x + n * 2 * F;
-    const C* u = g + F;
-    for (int j = 0; j < F; ++j) y[n * F + j] = cvt<C>(math::silu(cvt<float>(g[j])) * cvt<float>(u[j]));
-  }
-}
-template <class C>
-void swiglu_backward(std::int64_t N, int F, const C* x, const C* dy, C* dx) {
-#pragma omp parallel for schedule(static)
-  for (std::int64_t n = 0; n < N; ++n) {
-    const C* g = x + n * 2 * F;
-    const C* u = g + F;
-    C* dg = dx + n * 2 * F;
-    C* du = dg + F;
-    for (int j = 0; j < F; ++j) {
-      const float d = cvt<float>(dy[n * F + j]), gf = cvt<float>(g[j]), uf = cvt<float>(u[j]);
-      dg[j] = cvt<C>(d * uf * math::silu_grad(gf));
-      du[j] = cvt<C>(d * math::silu(gf));
-    }
-  }
-}
-
-// RoPE on C q/k heads with a float table (see host::rope_apply), rotated in float.
-template <class C>
-void rope_apply(std::int64_t N, int T_, int rotated_heads, int hd, int rot, std::int64_t ld, C* qkv,
-                const float* cos_sin, bool inverse) {
-  const int half = rot / 2;
-#pragma omp parallel for schedule(static)
-  for (std::int64_t n = 0; n < N; ++n) {
-    const float* cs = cos_sin + std::int64_t(n % T_) * rot;
-    C* row = qkv + n * ld;
-    for (int h = 0; h < rotated_heads; ++h) {
-      C* v = row + std::int64_t(h) * hd;
-      for (int j = 0; j < half; ++j) {
-        const float c = cs[2 * j], s = inverse ? -cs[2 * j + 1] : cs[2 * j + 1];
-        const float a = cvt<float>(v[j]), b = cvt<float>(v[j + half]);
-        v[j] = cvt<C>(a * c - b * s);
-        v[j + half] = cvt<C>(b * c + a * s);
-      }
-    }
-  }
-}
-
-// y = a + b: a float residual plus a C block output, in float.
-template <class C>
-void add(std::int64_t n, const float* a, const C* b, float* y) {
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < n; ++i) y[i] = a[i] + cvt<float>(b[i]);
-}
+// SwiGLU, RoPE and the residual add: host::swiglu_forward / backward, rope_apply and add take
+// compute-type data directly (float math, one rounding per result).
 
 // ---- softmax cross-entropy over C logits (computed in float; see host::xent_forward) ----
 template <class C>
 double xent_forward(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore_index, float* lse,
                     float* losses, std::int64_t& count) {
-  for (std::int64_t n = 0; n < N; ++n)
-    expects<invalid_argument>(y[n] == ignore_index || (y[n] >= 0 && y[n] < V), "nn::model: target ", y[n],
-                              " at position ", n, " is outside the vocabulary [0, ", V, ") and is not the ignore index ",
-                              ignore_index);
+  host::check_targets(N, V, y, ignore_index);
   double total = 0;
   std::int64_t cnt = 0;
 #pragma omp parallel reduction(+ : total, cnt)
