@@ -446,16 +446,7 @@ struct cuda_backend {
       gemm(1.0f, mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0f, mat_mut(dW, in, out, out));
     else
       gemm(1.0f, mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0f, mat_mut(dW, out, in, in));
-    if (db && N > 0) {
-      namespace oc = detail::ops_cuda;
-      const std::int64_t chunk = (N + oc::bias_chunks - 1) / oc::bias_chunks;
-      const int chunks = int((N + chunk - 1) / chunk);
-      const dim3 grid(unsigned((out + 31) / 32), unsigned(chunks));
-      oc::bias_partial_kernel<T><<<grid, dim3(32, 8), 0, stream()>>>(N, out, chunk, dy, scratch);
-      TFM_CUDA_CHECK(cudaGetLastError());
-      oc::bias_final_kernel<T><<<oc::grid_for(out), oc::threads, 0, stream()>>>(out, chunks, scratch, db);
-      TFM_CUDA_CHECK(cudaGetLastError());
-    }
+    if (db) bias_grad(N, out, dy, db, scratch);
   }
 
   void gelu_forward(std::int64_t n, const T* x, T* y) {
@@ -492,13 +483,15 @@ struct cuda_backend {
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   // Σ losses and the counted rows (waits for the stream). Targets are validated by the model.
-  double xent_forward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, T* lse, T* losses,
+  // The logits may be compute-type (Z, mixed precision).
+  template <class Z = T>
+  double xent_forward(std::int64_t N, int V, const Z* z, const std::int32_t* y, int ignore, T* lse, T* losses,
                       std::int64_t& count) {
     count = 0;
     if (N == 0) return 0.0;
     namespace oc = detail::ops_cuda;
     const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
-    oc::xent_fwd_kernel<T><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, losses);
+    oc::xent_fwd_kernel<T, Z><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, losses);
     TFM_CUDA_CHECK(cudaGetLastError());
     oc::xent_total_kernel<T><<<1, 1024, 0, stream()>>>(N, losses, y, ignore, st_->result.data());
     TFM_CUDA_CHECK(cudaGetLastError());
@@ -507,12 +500,13 @@ struct cuda_backend {
     count = std::int64_t(res[1]);
     return res[0];
   }
-  void xent_backward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, const T* lse, double scale,
-                     T* dz) {
+  template <class Z = T>
+  void xent_backward(std::int64_t N, int V, const Z* z, const std::int32_t* y, int ignore, const T* lse, double scale,
+                     Z* dz) {
     if (N == 0) return;
     namespace oc = detail::ops_cuda;
     const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
-    oc::xent_bwd_kernel<T><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, T(scale), dz);
+    oc::xent_bwd_kernel<T, Z><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, T(scale), dz);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
 
@@ -584,16 +578,7 @@ struct cuda_backend {
       else
         gemm_c(mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0f, mat_mut(dW, out, in, in));
     }
-    if (db && N > 0) {
-      namespace oc = detail::ops_cuda;
-      const std::int64_t chunk = (N + oc::bias_chunks - 1) / oc::bias_chunks;
-      const int chunks = int((N + chunk - 1) / chunk);
-      const dim3 grid(unsigned((out + 31) / 32), unsigned(chunks));
-      oc::bias_partial_kernel<T, C><<<grid, dim3(32, 8), 0, stream()>>>(N, out, chunk, dy, scratch);
-      TFM_CUDA_CHECK(cudaGetLastError());
-      oc::bias_final_kernel<T><<<oc::grid_for(out), oc::threads, 0, stream()>>>(out, chunks, scratch, db);
-      TFM_CUDA_CHECK(cudaGetLastError());
-    }
+    if (db) bias_grad(N, out, dy, db, scratch);
   }
   template <class C>
   void gelu_forward_mixed(std::int64_t n, const C* x, C* y) {
@@ -637,27 +622,12 @@ struct cuda_backend {
   template <class C>
   double xent_forward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, T* lse, T* losses,
                             std::int64_t& count) {
-    count = 0;
-    if (N == 0) return 0.0;
-    namespace oc = detail::ops_cuda;
-    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
-    oc::xent_fwd_kernel<T, C><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, losses);
-    TFM_CUDA_CHECK(cudaGetLastError());
-    oc::xent_total_kernel<T><<<1, 1024, 0, stream()>>>(N, losses, y, ignore, st_->result.data());
-    TFM_CUDA_CHECK(cudaGetLastError());
-    double res[2] = {0, 0};
-    download(res, st_->result.data(), 2);
-    count = std::int64_t(res[1]);
-    return res[0];
+    return xent_forward<C>(N, V, z, y, ignore, lse, losses, count);
   }
   template <class C>
   void xent_backward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, const T* lse,
                            double scale, C* dz) {
-    if (N == 0) return;
-    namespace oc = detail::ops_cuda;
-    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
-    oc::xent_bwd_kernel<T, C><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, T(scale), dz);
-    TFM_CUDA_CHECK(cudaGetLastError());
+    xent_backward<C>(N, V, z, y, ignore, lse, scale, dz);
   }
   // Attention on float copies of the compute-type operands (`wide`: attention_wide_floats(s)).
   template <bool Flash, int HD, class C>
@@ -713,6 +683,19 @@ struct cuda_backend {
   }
 
  private:
+  // db += Σ_rows dy (dy stored as G), deterministic: row chunks into scratch, then summed in order.
+  template <class G>
+  void bias_grad(std::int64_t N, int out, const G* dy, T* db, T* scratch) {
+    if (N == 0) return;
+    namespace oc = detail::ops_cuda;
+    const std::int64_t chunk = (N + oc::bias_chunks - 1) / oc::bias_chunks;
+    const int chunks = int((N + chunk - 1) / chunk);
+    const dim3 grid(unsigned((out + 31) / 32), unsigned(chunks));
+    oc::bias_partial_kernel<T, G><<<grid, dim3(32, 8), 0, stream()>>>(N, out, chunk, dy, scratch);
+    TFM_CUDA_CHECK(cudaGetLastError());
+    oc::bias_final_kernel<T><<<oc::grid_for(out), oc::threads, 0, stream()>>>(out, chunks, scratch, db);
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
   void gemm(float alpha, tfm::detail::strided_matrix<const T> a, tfm::detail::strided_matrix<const T> b, float beta,
             tfm::detail::strided_matrix<T> c) {
     tfm::detail::gemm_cuda(tfm::gemm_cublaslt<tfm::gemm_math::fp32>{}, alpha, a, b, beta, c,
