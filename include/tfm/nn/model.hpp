@@ -3,8 +3,13 @@
 // pass (every parameter's gradient) on the host. docs/model.md defines the computation.
 //
 // Memory is planned: parameters and gradients are two flat arrays allocated at construction;
-// activations for up to (B, T) tokens are one arena allocated by reserve(B, T) (or the first
-// forward), not per step. The parameter table gives every tensor's name, shape and offset.
+// activations for up to (B, T) tokens are two arenas (parameter type and compute type) allocated
+// by reserve(B, T) (or the first forward), not per step. The parameter table gives every
+// tensor's name, shape and offset.
+//
+// With mixed precision (precision_bf16 / precision_fp16, docs/model.md "Mixed precision") the
+// parameters, gradients and residual stream stay float; every forward rounds the parameters into
+// a compute-type copy, and matrix multiplies read and write compute-type activations.
 //
 // A config with a lora policy (nn::lora::adapters, docs/model.md "LoRA") appends adapter tensors
 // after every base tensor and trains only them: the base is frozen (no gradient memory, no
