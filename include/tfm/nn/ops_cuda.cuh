@@ -634,8 +634,9 @@ struct cuda_backend {
   void attention_forward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,
                                C* o, T* stats, T* wide) {
     const std::int64_t N = std::int64_t(s.batch) * s.seq, HDim = std::int64_t(s.heads) * s.head_dim;
-    T* qf = wide;
-    T* of = wide + 2 * N * s.ld_q;
+    const host::mixed::attention_wide w(s, wide);
+    T* qf = w.qkv;
+    T* of = w.out;
     widen(N * s.ld_q, q, qf);
     attention_forward<Flash, HD>(s, m, qf, qf + (k - q), qf + (v - q), of, stats);
     narrow(N * HDim, of, o);
@@ -644,12 +645,10 @@ struct cuda_backend {
   void attention_backward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,
                                 const C* o, const C* dout, const T* stats, C* dq, C* dk, C* dv, T* scratch, T* wide) {
     const std::int64_t N = std::int64_t(s.batch) * s.seq, HDim = std::int64_t(s.heads) * s.head_dim;
-    T* qf = wide;
-    T* dqf = wide + N * s.ld_q;
-    T* of = wide + 2 * N * s.ld_q;
-    T* dof = of + N * HDim;
+    const host::mixed::attention_wide w(s, wide);
+    T *qf = w.qkv, *dqf = w.dqkv, *of = w.out, *dof = w.dout;
     widen(N * s.ld_q, q, qf);
-    widen(N * HDim, o, of);
+    if constexpr (Flash) widen(N * HDim, o, of);  // the naive backward reads the probabilities, not o
     widen(N * HDim, dout, dof);
     attention_backward<Flash, HD>(s, m, qf, qf + (k - q), qf + (v - q), of, dof, stats, dqf, dqf + (dk - dq),
                                   dqf + (dv - dq), scratch);

@@ -401,14 +401,27 @@ inline std::size_t attention_wide_floats(const attention_shape& s) {
   const std::size_t N = std::size_t(s.batch) * s.seq, HD = std::size_t(s.heads) * s.head_dim;
   return 2 * N * std::size_t(s.ld_q) + 2 * N * HD;  // qkv, dqkv, out, dout
 }
+// The float copies inside `wide` (host and CUDA backends): qkv and dqkv [N, ld_q], out and
+// dout [N, H·hd].
+struct attention_wide {
+  float *qkv, *dqkv, *out, *dout;
+  attention_wide(const attention_shape& s, float* wide) {
+    const std::int64_t N = std::int64_t(s.batch) * s.seq, HD = std::int64_t(s.heads) * s.head_dim;
+    qkv = wide;
+    dqkv = qkv + N * s.ld_q;
+    out = dqkv + N * s.ld_q;
+    dout = out + N * HD;
+  }
+};
 
 // q, k, v are views into one fused C buffer starting at q (strides s.ld_q == ld_k == ld_v).
 template <bool Flash, int HD, class C>
 void attention_forward(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v, C* o,
                        float* stats, float* wide) {
   const std::int64_t N = std::int64_t(s.batch) * s.seq, HDim = std::int64_t(s.heads) * s.head_dim;
-  float* qf = wide;
-  float* of = wide + 2 * N * s.ld_q;
+  const attention_wide w(s, wide);
+  float* qf = w.qkv;
+  float* of = w.out;
   widen(N * s.ld_q, q, qf);
   const float* kf = qf + (k - q);
   const float* vf = qf + (v - q);
@@ -423,10 +436,8 @@ void attention_backward(const attention_shape& s, const attention_mask& m, const
                         const C* o, const C* dout, const float* stats, C* dq, C* dk, C* dv, float* scratch,
                         float* wide) {
   const std::int64_t N = std::int64_t(s.batch) * s.seq, HDim = std::int64_t(s.heads) * s.head_dim;
-  float* qf = wide;
-  float* dqf = wide + N * s.ld_q;
-  float* of = wide + 2 * N * s.ld_q;
-  float* dof = of + N * HDim;
+  const attention_wide w(s, wide);
+  float *qf = w.qkv, *dqf = w.dqkv, *of = w.out, *dof = w.dout;
   widen(N * s.ld_q, q, qf);
   widen(N * HDim, dout, dof);
   const float* kf = qf + (k - q);
