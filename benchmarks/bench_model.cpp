@@ -7,6 +7,8 @@
 //                          = 6 × parameters × tokens / time (the usual training-FLOP estimate)
 //   BM_model/<name>/bf16   the same with bf16 (fp16) compute over float weights; on CPUs without
 //                          AVX512_BF16/AMX the GEMMs widen bf16 to fp32 while packing
+//   BM_model/<name>/bf16_fp8  bf16 compute with fp8 (e4m3, per-tensor scale) block weights
+//                          (nn::fp8 storage); counter param_MB = parameter_bytes()
 //   BM_block/<name>        one transformer block alone (a 1-layer model minus embedding/head
 //                          costs is not separable, so: 1-layer model with a 64-token vocabulary)
 // Threads: OMP_NUM_THREADS / tfm::host::num_threads(). Run:
@@ -79,6 +81,12 @@ struct with_precision : Base {
 using gpt2_small_flash_bf16 = with_precision<gpt2_small_flash, nn::precision_bf16>;
 using gpt2_small_flash_fp16 = with_precision<gpt2_small_flash, nn::precision_fp16>;
 using small4_flash_bf16 = with_precision<small4_flash, nn::precision_bf16>;
+// fp8 block weights (docs/model.md "Weight storage") over bf16 compute.
+template <class Base>
+struct with_fp8_weights : Base {
+  using storage = nn::fp8<>;
+};
+using gpt2_small_flash_bf16_fp8 = with_fp8_weights<gpt2_small_flash_bf16>;
 struct llama_small : nn::presets::llama<nn::sizes<32000, 1024, 512, 8, 8, 2, 1376>> {};
 // One block with a tiny vocabulary: the cost is the block's.
 struct block768 : nn::presets::gpt2<nn::sizes<64, 1024, 768, 1, 12, 12, 3072>> {};
@@ -112,6 +120,7 @@ void BM_model(benchmark::State& state) {
       benchmark::Counter(6.0 * double(m.num_parameters()) * tokens / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["params_M"] = double(m.num_parameters()) / 1e6;
   state.counters["activation_MB"] = double(m.activation_bytes()) / 1e6;
+  state.counters["param_MB"] = double(m.parameter_bytes()) / 1e6;
 }
 
 BENCHMARK(BM_model<gpt2_small_cfg>)->Name("BM_model/gpt2_small/naive")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -120,11 +129,37 @@ BENCHMARK(BM_model<small4>)->Name("BM_model/L4_d256/naive")->Args({8, 256})->Uni
 BENCHMARK(BM_model<small4_flash>)->Name("BM_model/L4_d256/flash")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<gpt2_small_flash_bf16>)->Name("BM_model/gpt2_small/flash/bf16")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<gpt2_small_flash_fp16>)->Name("BM_model/gpt2_small/flash/fp16")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model<gpt2_small_flash_bf16_fp8>)->Name("BM_model/gpt2_small/flash/bf16_fp8")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<small4_flash_bf16>)->Name("BM_model/L4_d256/flash/bf16")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<llama_small>)->Name("BM_model/llama_d512_L8/naive")->Args({4, 128})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<block768>)->Name("BM_block/d768/naive")->Args({4, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<block768_flash>)->Name("BM_block/d768/flash")->Args({4, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
+
+// fp8 storage alone on one GPT-2 MLP matrix (768 × 3072): pack (every forward, per matrix) and
+// unpack into bf16 (before each multiply that reads it). Counter: elements per second.
+template <bool Pack>
+void BM_fp8_storage(benchmark::State& state) {
+  using S = nn::fp8<>;
+  using ops = nn::storage_ops<S, tfm::space::host>;
+  const nn::matrix_shape m{3072, 768, false};
+  std::vector<float> w(std::size_t(m.size()));
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = 0.02f * tfm::rng::normal(5, 0, i);
+  std::vector<std::uint8_t> packed(nn::storage_traits<S>::bytes(m));
+  std::vector<tfm::bfloat16> out(w.size());
+  int be = 0;
+  ops::pack(be, m, w.data(), packed.data());
+  for (auto _ : state) {
+    if constexpr (Pack)
+      ops::pack(be, m, w.data(), packed.data());
+    else
+      ops::unpack(be, m, packed.data(), out.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["elements_per_s"] = benchmark::Counter(double(m.size()), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_fp8_storage<true>)->Name("BM_fp8_storage/pack")->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_fp8_storage<false>)->Name("BM_fp8_storage/unpack_bf16")->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -12,6 +12,10 @@
 //      lse 1e-3 absolute-over-scale.
 //  (d) bf16 / fp16 compute (mixed precision): the fixtures with test_model_mixed.cpp's
 //      tolerances, and the CUDA mixed model against the host mixed model.
+//  (e) fp8 weight storage (nn/storage_cuda.cuh): pack / unpack against the host ops bit for bit
+//      (bytes, scales, float / double / bf16 / fp16 values), and fp8-storage CUDA models (gpt2,
+//      in_out layout, llama bf16; per tensor and per channel) against the host model: effective
+//      weights bit for bit, logits / loss / gradients within (b)'s or (d)'s tolerances.
 // Without a CUDA device the executable exits 77 (skipped).
 #include "tfm/nn/model.cuh"
 
@@ -23,8 +27,10 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "golden_fixture.hpp"
@@ -300,6 +306,151 @@ std::vector<attn_case> mask_cases(int H, int KV, int hd) {
   return r;
 }
 
+// ------------------------------------------------------------------------ (e) weight storage
+// fp8 block weights (nn/storage_cuda.cuh) against the host ops (nn/storage_host.hpp): the packed
+// bytes, scales and unpacked values bit for bit, and a packed-storage CUDA model against the same
+// host model: the effective (unpacked) weights bit for bit, logits / loss / gradients within (b)'s
+// float tolerances or (d)'s bf16 ones.
+template <class Base, class S>
+struct with_storage : Base {
+  using storage = S;
+};
+using fp8_tensor = nn::fp8<>;
+using fp8_channel = nn::fp8<tfm::float8_e4m3, nn::fp8_scaling::per_channel>;
+using e5m2_channel = nn::fp8<tfm::float8_e5m2, nn::fp8_scaling::per_channel>;
+
+template <class C>
+bool same_bits(const std::vector<C>& a, const std::vector<C>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(C)) == 0);
+}
+
+// Unpacks `d_packed` on the device into C and `packed` on the host; the two must be identical.
+template <class S, class C>
+void check_unpack(nn::cuda_backend<float>& be, nn::matrix_shape m, const std::vector<std::uint8_t>& packed,
+                  const cu::device_buffer<std::uint8_t>& d_packed, const char* type) {
+  int hb = 0;
+  std::vector<C> want(std::size_t(m.size()));
+  nn::storage_ops<S, tfm::space::host>::unpack(hb, m, packed.data(), want.data());
+  cu::device_buffer<C> d_out(want.size());
+  TFM_CUDA_CHECK(cudaMemsetAsync(d_out.data(), 0xff, d_out.bytes(), be.stream()));
+  nn::storage_ops<S, tfm::space::cuda>::unpack(be, m, d_packed.data(), d_out.data());
+  be.synchronize();
+  BOOST_TEST(same_bits(to_host(d_out), want), "unpacked " << type << " values differ from the host's");
+}
+
+template <class S, class W = float>
+void storage_vs_host(nn::matrix_shape m, std::uint32_t seed) {
+  using traits = nn::storage_traits<S>;
+  BOOST_TEST_INFO("shape " << m.rows << "x" << m.cols << (m.io ? " io" : "")
+                           << (S::scaling == nn::fp8_scaling::per_channel ? " per channel" : " per tensor")
+                           << (std::is_same_v<typename S::format, tfm::float8_e5m2> ? " e5m2" : " e4m3")
+                           << (std::is_same_v<W, double> ? " double weights" : ""));
+  std::vector<W> w(std::size_t(m.size()));
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = W(0.05f * tfm::rng::normal(seed, 0, i));
+  // one output channel of zeros, one much larger than the rest, some tiny values
+  for (std::int64_t c = 0; c < m.cols; ++c) {
+    const std::int64_t i0 = m.io ? c * m.rows : c, i1 = m.io ? c * m.rows + 1 : m.cols + c;
+    w[std::size_t(i0)] = 0;
+    w[std::size_t(i1)] *= 40;
+  }
+  for (std::size_t i = 0; i < w.size(); i += 11) w[i] *= W(1e-4);
+  const std::size_t bytes = traits::bytes(m), off = traits::scale_offset(m), nsb = traits::scales(m) * sizeof(float);
+  std::vector<std::uint8_t> packed(bytes, 0);
+  int hb = 0;
+  nn::storage_ops<S, tfm::space::host>::pack(hb, m, w.data(), packed.data());
+
+  nn::cuda_backend<float> be;
+  const auto d_w = to_device(w);
+  cu::device_buffer<std::uint8_t> d_packed(bytes);
+  TFM_CUDA_CHECK(cudaMemsetAsync(d_packed.data(), 0xab, bytes, be.stream()));  // stale values, as a reused buffer
+  nn::storage_ops<S, tfm::space::cuda>::pack(be, m, d_w.data(), d_packed.data());
+  be.synchronize();
+  const auto got = to_host(d_packed);
+  BOOST_TEST(std::memcmp(got.data(), packed.data(), std::size_t(m.size())) == 0, "packed fp8 bytes differ");
+  BOOST_TEST(std::memcmp(got.data() + off, packed.data() + off, nsb) == 0, "scales differ");
+  // packing again over its own output gives the same bytes (the amax slots are reset)
+  nn::storage_ops<S, tfm::space::cuda>::pack(be, m, d_w.data(), d_packed.data());
+  be.synchronize();
+  const auto again = to_host(d_packed);
+  BOOST_TEST(std::memcmp(again.data(), got.data(), bytes) == 0, "a second pack differs");
+
+  check_unpack<S, float>(be, m, packed, d_packed, "float");
+  check_unpack<S, double>(be, m, packed, d_packed, "double");
+  check_unpack<S, tfm::bfloat16>(be, m, packed, d_packed, "bfloat16");
+  check_unpack<S, tfm::half>(be, m, packed, d_packed, "half");
+}
+
+template <class S>
+void storage_shapes_vs_host() {
+  storage_vs_host<S>({7, 33, false}, 1);
+  storage_vs_host<S>({33, 7, true}, 2);
+  storage_vs_host<S>({96, 1500, false}, 3);
+  storage_vs_host<S>({1500, 40, true}, 4);
+}
+
+// Host and CUDA models of the fixture sizes with the same parameters (init, then ×10, so the
+// rounding matters): effective weights bit for bit, then forward + backward within the tolerances.
+template <class Cfg>
+void storage_model_vs_host(const std::string& name, bool swiglu, double tol_logits, double tol_loss,
+                           double tol_grad) {
+  const nn::dims d = fixture_dims(swiglu ? 2 : 4, swiglu);
+  nn::model<Cfg> h(d);
+  nn::model<Cfg, tfm::space::cuda> c(d);
+  h.init(5);
+  auto w = h.parameters_to_host();
+  for (auto& x : w) x = x * 10;
+  h.parameters_from_host(w);
+  c.parameters_from_host(w);
+  for (int l = 0; l < d.layers; ++l)
+    for (auto k : {nn::weight_kind::attn_qkv, nn::weight_kind::attn_out, nn::weight_kind::mlp_in,
+                   nn::weight_kind::mlp_out}) {
+      const auto want = h.effective_weight(l, k);
+      const auto got = c.effective_weight(l, k);
+      BOOST_TEST(got.size() == want.size());
+      BOOST_TEST(same_bits(got, want), name << ": effective weight of layer " << l << " kind " << int(k) << " differs");
+    }
+
+  constexpr int B = 2, T = 16;
+  const auto tok = random_tokens(std::size_t(B) * T, d.vocab, 11);
+  auto tgt = random_tokens(std::size_t(B) * T, d.vocab, 12);
+  for (std::size_t i = 0; i < tgt.size(); i += 5) tgt[i] = nn::ignore_index;
+  const double want_loss = h.forward(tok.data(), tgt.data(), B, T);
+  const auto want_logits = h.logits_to_host();
+  h.zero_grad();
+  h.backward();
+  const auto want_grads = h.gradients_to_host();
+
+  const double loss = c.forward(tok.data(), tgt.data(), B, T);
+  const auto logits = c.logits_to_host();
+  BOOST_REQUIRE_EQUAL(logits.size(), want_logits.size());
+  const double el = rel_error(logits, want_logits);
+  BOOST_TEST(el <= tol_logits, name << ": logits relative error " << el);
+  BOOST_TEST(std::abs(loss - want_loss) <= tol_loss * std::abs(want_loss),
+             name << ": loss " << loss << " vs host " << want_loss);
+  c.zero_grad();
+  c.backward();
+  const auto grads = c.gradients_to_host();
+  BOOST_REQUIRE_EQUAL(grads.size(), want_grads.size());
+  double worst = 0;
+  for (auto const& p : c.parameter_table()) {
+    const auto at = std::ptrdiff_t(p.grad_offset);
+    const std::vector<float> g(grads.begin() + at, grads.begin() + at + std::ptrdiff_t(p.size));
+    const std::vector<float> wnt(want_grads.begin() + at, want_grads.begin() + at + std::ptrdiff_t(p.size));
+    const double e = rel_error(g, wnt);
+    worst = std::max(worst, e);
+    BOOST_TEST(e <= tol_grad, name << ": gradient of " << p.name << " relative error " << e);
+  }
+  BOOST_TEST_MESSAGE("fp8 storage cuda vs host " << name << ": logits " << el << ", loss " << loss << " (host "
+                                                 << want_loss << "), worst gradient " << worst);
+}
+
+template <class S>
+void storage_models_vs_host(const std::string& what) {
+  storage_model_vs_host<with_storage<cfg_gpt2<float>, S>>("gpt2 " + what, false, 1e-4, 1e-5, 1e-3);
+  storage_model_vs_host<with_storage<cfg_in_out<float>, S>>("in_out " + what, false, 1e-4, 1e-5, 1e-3);
+  storage_model_vs_host<with_storage<cfg_llama<tfm::bfloat16>, S>>("llama bf16 " + what, true, 2e-2, 5e-3, 5e-2);
+}
+
 }  // namespace
 
 // (a)
@@ -368,4 +519,18 @@ BOOST_AUTO_TEST_CASE(attention_generic_head_sizes) {
   for (auto const& c : mask_cases(6, 3, 8)) attention_case<0>(c);
   for (auto const& c : mask_cases(3, 3, 6)) attention_case<6>(c);
   attention_case<0>({1, 70, 2, 1, 200, true, 0, false});  // hd 200 (padded to 256)
+}
+
+// (e)
+BOOST_AUTO_TEST_CASE(storage_fp8_packing_vs_host) {
+  storage_shapes_vs_host<fp8_tensor>();
+  storage_shapes_vs_host<fp8_channel>();
+  storage_shapes_vs_host<nn::fp8<tfm::float8_e5m2>>();
+  storage_shapes_vs_host<e5m2_channel>();
+  storage_vs_host<fp8_channel, double>({33, 7, true}, 5);  // double master weights
+  storage_vs_host<fp8_tensor, double>({96, 1500, false}, 6);
+}
+BOOST_AUTO_TEST_CASE(storage_fp8_model_vs_host) {
+  storage_models_vs_host<fp8_tensor>("fp8 per tensor");
+  storage_models_vs_host<fp8_channel>("fp8 per channel");
 }

@@ -419,6 +419,24 @@ BOOST_AUTO_TEST_CASE(bf16_compute_trains_like_fp32) {
   BOOST_TEST(std::memcmp(b.weights.data(), b2.weights.data(), b.weights.size() * sizeof(float)) == 0);
 }
 
+// fp8 block weights (nn::fp8 storage, straight-through to the float master weights) over bf16
+// compute: the same validation loss within a few percent.
+namespace {
+struct fp8_weights_cfg : tfm::test::cfg_gpt2<tfm::bfloat16> {
+  using storage = nn::fp8<>;
+};
+}  // namespace
+BOOST_AUTO_TEST_CASE(fp8_weights_train_like_fp32) {
+  auto f = train_small(150);
+  auto q = train_small<fp8_weights_cfg>(150);
+  BOOST_TEST(q.summary.skipped == 0);
+  BOOST_TEST_REQUIRE(q.summary.last_eval.has_value());
+  const double lf = f.summary.last_eval->loss, lq = q.summary.last_eval->loss;
+  BOOST_TEST_MESSAGE("validation loss after 150 steps: fp32 " << lf << ", fp8 weights + bf16 compute " << lq);
+  BOOST_TEST(std::abs(lq - lf) <= 0.1 * lf + 0.02);
+  BOOST_TEST(std::memcmp(f.weights.data(), q.weights.data(), f.weights.size() * sizeof(float)) != 0);
+}
+
 BOOST_AUTO_TEST_CASE(fp16_compute_with_dynamic_loss_scaling) {
   // A scale of 2^24 is harmless in fp32 but overflows fp16 activation gradients (max 65504): the
   // fp16 run skips those steps, backs the scale off and then trains like fp32.

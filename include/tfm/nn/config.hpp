@@ -16,9 +16,9 @@
 //   mlp        mlps::gelu (tanh approximation) / swiglu
 //   biases, tied (bool);  precision: nn::precision_policy<Param, Compute>
 //   weights    nn::weight_layout::out_in ([out, in], nn.Linear) / in_out (GPT-2 Conv1D)
-//   storage    how block weight matrices are stored; nn::dense (plain Param arrays) is the one
-//              storage this header defines — quantised formats plug in as further types that
-//              nn::linear_traits<Storage> is specialised for.
+//   storage    how block weight matrices are stored (nn/storage.hpp): nn::dense, nn::fp8<Format,
+//              Scaling>, or nn::weight_storage<QKV, Out, In, Down> with one policy per kind of
+//              matrix; further formats plug in through nn::storage_traits / nn::storage_ops.
 //   lora       (optional) nn::lora::adapters<Targets, Rank> (derive to set alpha, rslora,
 //              dropout): low-rank adapters on the chosen projections, base weights frozen.
 //              Absent: lora::none, a plain model.
@@ -32,6 +32,7 @@
 
 #include "tfm/core/dtype.hpp"
 #include "tfm/core/error.hpp"
+#include "tfm/nn/storage.hpp"
 
 namespace tfm::nn {
 
@@ -116,7 +117,6 @@ using precision_fp32 = precision_policy<float>;
 using precision_bf16 = precision_policy<float, bfloat16>;
 using precision_fp16 = precision_policy<float, half>;
 
-struct dense {};  // block weights as plain arrays of the parameter type
 
 // Low-rank adapters (LoRA, Hu et al. 2021): a targeted projection W [out, in] computes
 // y = x·Wᵀ + scale·(drop(x)·Aᵀ)·Bᵀ on its rows, A [r, in], B [rows, r]; only A and B train.
@@ -263,7 +263,19 @@ struct config_traits {
                      (std::is_same_v<compute_type, bfloat16> || std::is_same_v<compute_type, half>)),
                 "nn::precision_policy<Param, Compute>: Compute is Param (float or double), or bfloat16 / half over "
                 "float parameters (mixed precision)");
-  static_assert(std::is_same_v<storage, dense>, "nn: this model supports nn::dense weight storage");
+  template <weight_kind K>
+  using storage_for = storage_of<storage, K>;
+  static constexpr bool storage_known = storage_traits<storage_for<weight_kind::attn_qkv>>::known &&
+                                        storage_traits<storage_for<weight_kind::attn_out>>::known &&
+                                        storage_traits<storage_for<weight_kind::mlp_in>>::known &&
+                                        storage_traits<storage_for<weight_kind::mlp_out>>::known;
+  static constexpr bool all_dense = storage_traits<storage_for<weight_kind::attn_qkv>>::dense &&
+                                    storage_traits<storage_for<weight_kind::attn_out>>::dense &&
+                                    storage_traits<storage_for<weight_kind::mlp_in>>::dense &&
+                                    storage_traits<storage_for<weight_kind::mlp_out>>::dense;
+  static_assert(storage_known,
+                "config: storage must be nn::dense, nn::fp8<Format, Scaling>, a policy with an nn::storage_traits "
+                "specialisation, or nn::weight_storage<QKV, Out, In, Down> of those");
   static_assert(detail::one_of_kernels<kernel>, "attn::config: the kernel must be attn::naive or attn::flash");
   static_assert(std::is_same_v<norm, norms::layernorm> || std::is_same_v<norm, norms::rmsnorm>,
                 "config: norm must be norms::layernorm or norms::rmsnorm");

@@ -19,6 +19,7 @@
 #include "tfm/nn/model.hpp"
 #include "tfm/nn/attention_cuda.cuh"
 #include "tfm/nn/ops_cuda.cuh"
+#include "tfm/nn/storage_cuda.cuh"
 #ifdef __NVCC__
 #pragma nv_diagnostic pop
 #endif

@@ -11,6 +11,10 @@
 // parameters, gradients and residual stream stay float; every forward rounds the parameters into
 // a compute-type copy, and matrix multiplies read and write compute-type activations.
 //
+// Block weight matrices are read through the config's storage policy (nn/storage.hpp, docs/model.md
+// "Weight storage"): dense, or a packed form (fp8) that every forward refreshes from the float
+// master weights and every multiply unpacks into one compute-type scratch matrix.
+//
 // A config with a lora policy (nn::lora::adapters, docs/model.md "LoRA") appends adapter tensors
 // after every base tensor and trains only them: the base is frozen (no gradient memory, no
 // gradient work beyond what the adapters need), gradients() covers the trainable tail only.
@@ -20,6 +24,8 @@
 //   float loss = m.forward(tokens, targets, B, T);
 //   m.zero_grad(); m.backward();
 #pragma once
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -37,6 +43,7 @@
 #include "tfm/nn/config.hpp"
 #include "tfm/nn/math.hpp"
 #include "tfm/nn/ops_host.hpp"
+#include "tfm/nn/storage_host.hpp"
 
 namespace tfm::nn {
 
@@ -70,6 +77,7 @@ class model {
   static constexpr int static_head_dim = traits::static_head_dim;
   using lora_policy = typename traits::lora_policy;
   static constexpr bool has_lora = traits::has_lora;
+  static constexpr bool all_dense = traits::all_dense;
   static_assert(!has_lora || std::is_same_v<Space, tfm::space::host>,
                 "nn::model: LoRA adapters are implemented on the host backend only");
 
@@ -86,9 +94,10 @@ class model {
   // Sizes not fixed by the config come from `d`.
   explicit model(dims d = {}) : d_(traits::resolve(d)) {
     build_table();
+    build_storage();
     params_ = buffer<T, Space>(n_params_);
     grads_ = buffer<T, Space>(n_grads_);
-    if constexpr (mixed) cparams_ = buffer<C, Space>(n_params_);
+    if constexpr (mixed) cparams_ = buffer<C, Space>(n_cparams_);
     be_.zero(params_.data(), n_params_);
     be_.zero(grads_.data(), n_grads_);
     build_position_tables();
@@ -178,8 +187,44 @@ class model {
 
   // Bytes held for activations (the arena) and for parameters + gradients.
   std::size_t activation_bytes() const { return arena_.size() * sizeof(T) + carena_.size() * sizeof(C); }
-  // (with mixed precision, the compute-type copy of the parameters is included)
-  std::size_t parameter_bytes() const { return (n_params_ + n_grads_) * sizeof(T) + cparams_.size() * sizeof(C); }
+  // (with mixed precision, the compute-type copy of the parameters is included, and with packed
+  // weight storage the packed weights and the matrix they unpack into)
+  std::size_t parameter_bytes() const {
+    return (n_params_ + n_grads_) * sizeof(T) + cparams_.size() * sizeof(C) + storage_bytes();
+  }
+  // Bytes of packed block weights (0 when all storage is dense) and of their unpacking scratch.
+  std::size_t storage_bytes() const { return wstore_.size() + wscratch_.size() * sizeof(C); }
+  // The shape of a block weight matrix of kind k as the storage sees it.
+  matrix_shape weight_shape(weight_kind k) const {
+    const std::int64_t D = d_.d_model, F = d_.d_ff, HD = std::int64_t(d_.heads) * d_.head_dim();
+    const std::int64_t fc = traits::swiglu ? 2 * F : F;
+    switch (k) {
+      case weight_kind::attn_qkv: return {d_.qkv_dim(), D, io_layout};
+      case weight_kind::attn_out: return {D, HD, io_layout};
+      case weight_kind::mlp_in: return {fc, D, io_layout};
+      case weight_kind::mlp_out: return {D, F, io_layout};
+    }
+    return {};
+  }
+  // The values a forward now would multiply with for block matrix k of layer l, in the compute
+  // type and the model's weight layout (host memory): the parameters (or their compute copy) for
+  // dense storage, the unpacked matrix for packed storage. Refreshes both from the parameters,
+  // as forward does.
+  std::vector<C> effective_weight(int l, weight_kind k) {
+    expects<invalid_argument>(l >= 0 && l < d_.layers, "nn::model: effective_weight: no layer ", l);
+    refresh_weights();
+    const matrix_shape sh = weight_shape(k);
+    std::vector<C> h(std::size_t(sh.size()));
+    const C* w = nullptr;
+    switch (k) {
+      case weight_kind::attn_qkv: w = wmat<weight_kind::attn_qkv>(l); break;
+      case weight_kind::attn_out: w = wmat<weight_kind::attn_out>(l); break;
+      case weight_kind::mlp_in: w = wmat<weight_kind::mlp_in>(l); break;
+      case weight_kind::mlp_out: w = wmat<weight_kind::mlp_out>(l); break;
+    }
+    be_.download(h.data(), w, h.size());
+    return h;
+  }
 
   // ---- LoRA (all no-ops or errors without a lora policy) ----
   const std::vector<adapter_site>& adapter_sites() const { return sites_; }
@@ -250,7 +295,7 @@ class model {
       be_.upload(targets_.data(), targets, std::size_t(N));
     }
 
-    if constexpr (mixed) be_.narrow(std::int64_t(n_params_), params_.data(), cparams_.data());
+    refresh_weights();
     const T* posp = nullptr;
     if constexpr (traits::learned_pos) posp = p("wpe");
     if constexpr (traits::sinusoidal_pos) posp = sin_table_.data();
@@ -466,10 +511,95 @@ class model {
   // every forward with mixed precision, else the parameters themselves.
   C* pc(std::ptrdiff_t o) {
     if (o < 0) return nullptr;
-    if constexpr (mixed)
-      return cparams_.data() + o;
-    else
+    if constexpr (mixed) {
+      // the run holding parameter offset o (runs ascend in both offsets)
+      auto it = std::upper_bound(cruns_.begin(), cruns_.end(), std::size_t(o),
+                                 [](std::size_t v, const copy_run& r) { return v < r.src; });
+      --it;
+      return cparams_.data() + it->dst + (std::size_t(o) - it->src);
+    } else {
       return params_.data() + o;
+    }
+  }
+
+  // ---- weight storage ----
+  struct copy_run {
+    std::size_t src, dst, n;  // parameter offset, compute-copy offset, elements
+  };
+  static std::ptrdiff_t kind_offset(const layer_offsets& o, weight_kind k) {
+    switch (k) {
+      case weight_kind::attn_qkv: return o.attn_w;
+      case weight_kind::attn_out: return o.proj_w;
+      case weight_kind::mlp_in: return o.fc_w;
+      case weight_kind::mlp_out: return o.fcp_w;
+    }
+    return -1;
+  }
+  template <class F>
+  static void for_each_kind(F&& f) {
+    f(std::integral_constant<weight_kind, weight_kind::attn_qkv>{});
+    f(std::integral_constant<weight_kind, weight_kind::attn_out>{});
+    f(std::integral_constant<weight_kind, weight_kind::mlp_in>{});
+    f(std::integral_constant<weight_kind, weight_kind::mlp_out>{});
+  }
+  // Byte offsets of every packed matrix, the unpacking scratch, and the compute copy's runs: the
+  // parameters minus the packed matrices (which the multiplies never read in the compute type).
+  void build_storage() {
+    store_off_.assign(std::size_t(d_.layers), {-1, -1, -1, -1});
+    std::size_t bytes = 0, scratch = 0;
+    std::vector<std::pair<std::size_t, std::size_t>> packed;  // parameter ranges not copied
+    for (int l = 0; l < d_.layers; ++l)
+      for_each_kind([&](auto kc) {
+        constexpr weight_kind k = decltype(kc)::value;
+        using S = typename traits::template storage_for<k>;
+        if constexpr (!storage_traits<S>::dense) {
+          const matrix_shape sh = weight_shape(k);
+          store_off_[std::size_t(l)][int(k)] = std::ptrdiff_t(bytes);
+          bytes = tfm::nn::detail::align_up(bytes + storage_traits<S>::bytes(sh), 64);
+          scratch = std::max(scratch, std::size_t(sh.size()));
+          const auto off = std::size_t(kind_offset(layer_[std::size_t(l)], k));
+          packed.push_back({off, off + std::size_t(sh.size())});
+        }
+      });
+    if (bytes > 0) {
+      wstore_ = buffer<std::uint8_t, Space>(bytes);
+      wscratch_ = buffer<C, Space>(scratch);
+    }
+    std::sort(packed.begin(), packed.end());
+    cruns_.clear();
+    std::size_t at = 0, dst = 0;
+    for (auto [a, b] : packed) {
+      if (a > at) cruns_.push_back({at, dst, a - at}), dst += (a - at + 15) / 16 * 16;
+      at = b;
+    }
+    if (n_params_ > at || cruns_.empty()) cruns_.push_back({at, dst, n_params_ - at}), dst += n_params_ - at;
+    n_cparams_ = dst;
+  }
+  // Every forward: the compute copy (mixed precision) and the packed matrices from the parameters.
+  void refresh_weights() {
+    if constexpr (mixed)
+      for (auto const& r : cruns_) be_.narrow(std::int64_t(r.n), params_.data() + r.src, cparams_.data() + r.dst);
+    if constexpr (!all_dense)
+      for (int l = 0; l < d_.layers; ++l)
+        for_each_kind([&](auto kc) {
+          constexpr weight_kind k = decltype(kc)::value;
+          using S = typename traits::template storage_for<k>;
+          if constexpr (!storage_traits<S>::dense)
+            storage_ops<S, Space>::pack(be_, weight_shape(k), params_.data() + kind_offset(layer_[std::size_t(l)], k),
+                                        wstore_.data() + store_off_[std::size_t(l)][int(k)]);
+        });
+  }
+  // The matrix a multiply reads for kind K of layer l: in place (dense) or unpacked into scratch.
+  template <weight_kind K>
+  const C* wmat(int l) {
+    using S = typename traits::template storage_for<K>;
+    if constexpr (storage_traits<S>::dense) {
+      return pc(kind_offset(layer_[std::size_t(l)], K));
+    } else {
+      storage_ops<S, Space>::unpack(be_, weight_shape(K), wstore_.data() + store_off_[std::size_t(l)][int(K)],
+                                    wscratch_.data());
+      return wscratch_.data();
+    }
   }
   const C* head_weight() { return pc(std::ptrdiff_t(info(traits::tied ? "wte" : "lm_head.weight").offset)); }
   // The LM head's input: the final norm's output (pre-norm) or the top of the residual stream.
@@ -764,7 +894,7 @@ class model {
     const auto& o = layer_[l];
     const int D = d_.d_model, qkv = d_.qkv_dim(), hd = d_.head_dim();
     C* q = clay(l, l_qkv_);
-    lin_fwd(N, D, qkv, in, pc(o.attn_w), io_layout, pc(o.attn_b), q);
+    lin_fwd(N, D, qkv, in, wmat<weight_kind::attn_qkv>(l), io_layout, pc(o.attn_b), q);
     lora_fwd(l, 0, N, in, q);
     const auto sh = shape(B_, T_cur_);
     const C* k = q + std::int64_t(d_.heads) * hd;
@@ -789,7 +919,7 @@ class model {
     const int D = d_.d_model, qkv = d_.qkv_dim(), hd = d_.head_dim(), HD = d_.heads * hd;
     const C* dy = compute_grad(N, d_out);
     C* datt = cbuf(b_att_);
-    lin_bwd(N, HD, D, clay(l, l_att_), pc(o.proj_w), io_layout, dy, datt, 0.0, go(o.proj_w), go(o.proj_b));
+    lin_bwd(N, HD, D, clay(l, l_att_), wmat<weight_kind::attn_out>(l), io_layout, dy, datt, 0.0, go(o.proj_w), go(o.proj_b));
     lora_bwd(l, 1, N, clay(l, l_att_), dy, datt);
     const auto sh = shape(B_, T_cur_);
     const C* q = clay(l, l_qkv_);
@@ -811,14 +941,14 @@ class model {
       if constexpr (traits::rope)
         be_.rope_apply(N, T_cur_, d_.heads + d_.kv_heads, hd, rot_, qkv, dq, rope_table_.data(), true);
     }
-    lin_bwd(N, D, qkv, in, pc(o.attn_w), io_layout, dq, din, beta, go(o.attn_w), go(o.attn_b));
+    lin_bwd(N, D, qkv, in, wmat<weight_kind::attn_qkv>(l), io_layout, dq, din, beta, go(o.attn_w), go(o.attn_b));
     lora_bwd(l, 0, N, in, dq, din);
   }
 
   void mlp_forward(int l, std::int64_t N, const C* in, C* out) {
     const auto& o = layer_[l];
     const int D = d_.d_model, F = d_.d_ff, fc = traits::swiglu ? 2 * F : F;
-    lin_fwd(N, D, fc, in, pc(o.fc_w), io_layout, pc(o.fc_b), clay(l, l_fc_));
+    lin_fwd(N, D, fc, in, wmat<weight_kind::mlp_in>(l), io_layout, pc(o.fc_b), clay(l, l_fc_));
     lora_fwd(l, 2, N, in, clay(l, l_fc_));
     if constexpr (mixed) {
       if constexpr (traits::swiglu)
@@ -831,7 +961,7 @@ class model {
       else
         be_.gelu_forward(N * F, clay(l, l_fc_), clay(l, l_act_));
     }
-    lin_fwd(N, F, D, clay(l, l_act_), pc(o.fcp_w), io_layout, pc(o.fcp_b), out);
+    lin_fwd(N, F, D, clay(l, l_act_), wmat<weight_kind::mlp_out>(l), io_layout, pc(o.fcp_b), out);
     lora_fwd(l, 3, N, clay(l, l_act_), out);
   }
   template <class DIn>
@@ -841,7 +971,7 @@ class model {
     const C* dy = compute_grad(N, d_out);
     C* dact = cbuf(b_act_);
     C* dfc = cbuf(b_fc_);
-    lin_bwd(N, F, D, clay(l, l_act_), pc(o.fcp_w), io_layout, dy, dact, 0.0, go(o.fcp_w), go(o.fcp_b));
+    lin_bwd(N, F, D, clay(l, l_act_), wmat<weight_kind::mlp_out>(l), io_layout, dy, dact, 0.0, go(o.fcp_w), go(o.fcp_b));
     lora_bwd(l, 3, N, clay(l, l_act_), dy, dact);
     if constexpr (mixed) {
       if constexpr (traits::swiglu)
@@ -854,7 +984,7 @@ class model {
       else
         be_.gelu_backward(N * F, clay(l, l_fc_), dact, dfc);
     }
-    lin_bwd(N, D, fc, in, pc(o.fc_w), io_layout, dfc, din, beta, go(o.fc_w), go(o.fc_b));
+    lin_bwd(N, D, fc, in, wmat<weight_kind::mlp_in>(l), io_layout, dfc, din, beta, go(o.fc_w), go(o.fc_b));
     lora_bwd(l, 2, N, in, dfc, din);
   }
 
@@ -869,7 +999,7 @@ class model {
     if constexpr (traits::pre_norm) {
       norm_fwd(N, r, po(o.ln1_w), po(o.ln1_b), clay(l, l_n1_), lay(l, l_m1_), lay(l, l_r1_));
       attention_forward(l, N, clay(l, l_n1_));
-      lin_fwd(N, HD, d_.d_model, clay(l, l_att_), pc(o.proj_w), io_layout, pc(o.proj_b), tmp);
+      lin_fwd(N, HD, d_.d_model, clay(l, l_att_), wmat<weight_kind::attn_out>(l), io_layout, pc(o.proj_b), tmp);
       lora_fwd(l, 1, N, clay(l, l_att_), tmp);
       residual_add(ND, r, tmp, mid);
       norm_fwd(N, mid, po(o.ln2_w), po(o.ln2_b), clay(l, l_n2_), lay(l, l_m2_), lay(l, l_r2_));
@@ -877,7 +1007,7 @@ class model {
       residual_add(ND, mid, tmp, next);
     } else {
       attention_forward(l, N, compute_input(N, r, clay(l, l_x1c_)));
-      lin_fwd(N, HD, d_.d_model, clay(l, l_att_), pc(o.proj_w), io_layout, pc(o.proj_b), tmp);
+      lin_fwd(N, HD, d_.d_model, clay(l, l_att_), wmat<weight_kind::attn_out>(l), io_layout, pc(o.proj_b), tmp);
       lora_fwd(l, 1, N, clay(l, l_att_), tmp);
       residual_add(ND, r, tmp, lay(l, l_u1_));
       norm_fwd(N, lay(l, l_u1_), po(o.ln1_w), po(o.ln1_b), mid, lay(l, l_m1_), lay(l, l_r1_));
@@ -936,6 +1066,11 @@ class model {
   backend be_;
   buffer<T, Space> params_, grads_, arena_, sin_table_, rope_table_;
   buffer<C, Space> cparams_, carena_;  // mixed precision: the compute copy (empty otherwise); C activations
+  std::vector<copy_run> cruns_;          // the compute copy's parameter runs
+  std::size_t n_cparams_ = 0;
+  std::vector<std::array<std::ptrdiff_t, weight_kinds>> store_off_;  // packed bytes per layer and kind; -1 dense
+  buffer<std::uint8_t, Space> wstore_;  // packed block matrices
+  buffer<C, Space> wscratch_;           // the unpacked matrix a multiply reads
   int rot_ = 0;
 
   int cap_B_ = 0, cap_T_ = 0;
