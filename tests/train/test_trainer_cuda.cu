@@ -1,7 +1,8 @@
 // The trainer on a cuda-space model with the CUDA optimizers: ten steps equal the host trainer's
 // (same data, same initial weights) to fp32 tolerance, a checkpoint taken on the GPU resumes on
 // the GPU to the same weights as an uninterrupted run (within the tolerance that the CUDA
-// kernels' atomics leave), and a non-finite step is skipped. Exits 77 without a CUDA device.
+// kernels' atomics leave), and a non-finite step is skipped; a LoRA fine-tune (adapters with
+// dropout) on the GPU follows the host's. Exits 77 without a CUDA device.
 #include "tfm/nn/model.cuh"
 #include "tfm/train/optim_cuda.cuh"
 
@@ -46,6 +47,32 @@ std::vector<float> run(std::int64_t steps, const fs::path& out = {}, std::int64_
   o.show_progress = false;
   tr::trainer t(m, opt, tr::warmup_cosine{3e-3, 3e-4, 2, steps}, train, o);
   if (resume) t.resume();
+  t.run();
+  return m.parameters_to_host();
+}
+
+// LoRA fine-tune (nn::lora adapters on q, v, o and down, rank 4): the trainer drives the adapter
+// tail (trainable_parameters(), gradients()); returns all the weights after `steps` steps.
+struct lora_policy : nn::lora::adapters<nn::lora::q | nn::lora::v | nn::lora::o | nn::lora::down, 4> {
+  static constexpr double dropout = 0.1;
+};
+struct lora_cfg : cfg {
+  using lora = lora_policy;
+};
+template <class Space, class Opt>
+std::vector<float> run_lora(std::int64_t steps, std::size_t* trainable = nullptr) {
+  nn::model<lora_cfg, Space> m(dims);
+  m.init(5);
+  if (trainable) *trainable = m.num_trainable();
+  Opt opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.0}), {.beta1 = 0.9, .beta2 = 0.99});
+  auto c = tr::token_corpus::from_tokens(pattern(4000), 4000, 16);
+  tr::batch_source train(c, tr::split{0, 3600}, 16, tr::sampling::random_windows, 3);
+  tr::train_options o;
+  o.batch = 4;
+  o.steps = steps;
+  o.show_progress = false;
+  o.dropout_seed = 1234;
+  tr::trainer t(m, opt, tr::warmup_cosine{3e-3, 3e-4, 2, steps}, train, o);
   t.run();
   return m.parameters_to_host();
 }
@@ -99,4 +126,41 @@ BOOST_AUTO_TEST_CASE(cuda_resume_continues_the_run) {
   run<tfm::space::cuda, tr::cuda_adamw<float>>(12, b.path, 6);
   const auto resumed = run<tfm::space::cuda, tr::cuda_adamw<float>>(12, b.path, -1, true);
   BOOST_TEST(worst_diff(full, resumed) < 1e-5);
+}
+
+// LoRA on CUDA (cuda_backend's lora_* members, dropout 0.1) follows the host run from the same
+// start: the frozen base stays bit for bit, the adapters move, and they end close to the host's
+// (compared by the mean difference, as the bf16 case: AdamW turns a near-zero gradient's sign into
+// a ±lr step, so single adapter weights may differ by a few lr).
+BOOST_AUTO_TEST_CASE(cuda_lora_fine_tune_follows_host) {
+  std::size_t n = 0;
+  const auto host = run_lora<tfm::space::host, tr::adamw<float>>(30, &n);
+  const auto dev = run_lora<tfm::space::cuda, tr::cuda_adamw<float>>(30);
+  nn::model<lora_cfg> m0(dims);
+  m0.init(5);
+  const auto start = m0.parameters_to_host();
+  BOOST_REQUIRE_EQUAL(host.size(), dev.size());
+  BOOST_REQUIRE(n > 0 && n < host.size());
+  const std::size_t tail = host.size() - n;  // the adapters are the trainable tail
+  const std::vector<float> base_h(host.begin(), host.begin() + std::ptrdiff_t(tail));
+  const std::vector<float> base_d(dev.begin(), dev.begin() + std::ptrdiff_t(tail));
+  const std::vector<float> base0(start.begin(), start.begin() + std::ptrdiff_t(tail));
+  BOOST_TEST(worst_diff(base_d, base0) == 0.0);
+  BOOST_TEST(worst_diff(base_h, base0) == 0.0);
+  const std::vector<float> ad_h(host.begin() + std::ptrdiff_t(tail), host.end());
+  const std::vector<float> ad_d(dev.begin() + std::ptrdiff_t(tail), dev.end());
+  const std::vector<float> ad0(start.begin() + std::ptrdiff_t(tail), start.end());
+  double mean = 0, moved = 0;
+  for (std::size_t i = 0; i < ad_h.size(); ++i) {
+    mean += std::abs(double(ad_h[i]) - double(ad_d[i]));
+    moved += std::abs(double(ad_h[i]) - double(ad0[i]));
+  }
+  mean /= double(ad_h.size());
+  moved /= double(ad_h.size());
+  BOOST_TEST_MESSAGE("LoRA fine-tune cuda vs host: mean adapter difference " << mean << ", worst "
+                                                                             << worst_diff(ad_h, ad_d)
+                                                                             << "; mean movement " << moved);
+  BOOST_TEST(moved > 1e-3);  // the adapters trained
+  BOOST_TEST(mean < 5e-4);
+  BOOST_TEST(mean < 0.1 * moved);
 }

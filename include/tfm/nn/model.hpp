@@ -78,8 +78,6 @@ class model {
   using lora_policy = typename traits::lora_policy;
   static constexpr bool has_lora = traits::has_lora;
   static constexpr bool all_dense = traits::all_dense;
-  static_assert(!has_lora || std::is_same_v<Space, tfm::space::host>,
-                "nn::model: LoRA adapters are implemented on the host backend only");
 
   // One adapted projection (the same in every layer): base weight [out, in], adapter rows
   // [row0, row0 + rows). Parameters h.{l}.<proj>.lora_A.<name> [r, in], .lora_B.<name> [rows, r].

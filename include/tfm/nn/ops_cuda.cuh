@@ -7,7 +7,8 @@
 // Reductions over rows (bias, norm weight/bias gradients) are deterministic: fixed row chunks
 // summed per column into scratch, then the chunks summed in order. embedding_backward uses
 // atomicAdd (repeated tokens), and so does the flash attention dQ: those two are not bitwise
-// reproducible.
+// reproducible. LoRA adapter dropout draws host::dropout_keep's mask (tfm::rng is the same on
+// host and device), so a CUDA run drops exactly the elements the host run drops.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -20,6 +21,7 @@
 #include "tfm/backend/cuda/runtime.hpp"
 #include "tfm/core/error.hpp"
 #include "tfm/core/memory.hpp"
+#include "tfm/core/rng.hpp"
 #include "tfm/nn/config.hpp"  // first: see attention_cuda.cuh
 #include "tfm/nn/attention_cuda.cuh"
 #include "tfm/nn/math.hpp"
@@ -338,6 +340,37 @@ template <class C>
 __global__ void add_bias_float_kernel(std::int64_t N, int out, const C* b, float* y) {
   TFM_OPS_CUDA_LOOP(idx, N * out) y[idx] += static_cast<float>(b[idx % out]);
 }
+// ---- low-rank adapters (LoRA): inverted dropout of the adapter input ----
+// host::dropout_keep's mask: element e = n·in + c is kept when uniform(seed, stream, e) >= p.
+TFM_DEVICE bool lora_keep(std::uint64_t seed, std::uint64_t stream, std::uint64_t e, double p) {
+  return double(tfm::rng::uniform(seed, stream, e)) >= p;
+}
+// a·b rounded on its own: never contracted with a following addition into a fused multiply-add.
+TFM_DEVICE float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+TFM_DEVICE double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+// y [N, in] = drop(x [N, in], row stride ldx), computed in T (the scale s = T(1/(1−p))) and
+// stored as S (T, or the compute type: rounded once).
+template <class T, class S>
+__global__ void lora_dropout_kernel(std::int64_t N, int in, const S* x, std::int64_t ldx, S* y, std::uint64_t seed,
+                                    std::uint64_t rng_stream, double p, T s) {
+  TFM_OPS_CUDA_LOOP(idx, N * in) {
+    const std::int64_t n = idx / in, c = idx % in;
+    const bool keep = lora_keep(seed, rng_stream, std::uint64_t(idx), p);
+    y[idx] = keep ? static_cast<S>(mul_rn(static_cast<T>(x[n * ldx + c]), s)) : static_cast<S>(T(0));
+  }
+}
+// dx [N, in] (row stride lddx) = dx + drop'(g [N, in]) on the kept elements, in T, rounded once to DX.
+template <class T, class G, class DX>
+__global__ void lora_dropout_bwd_kernel(std::int64_t N, int in, const G* g, DX* dx, std::int64_t lddx,
+                                        std::uint64_t seed, std::uint64_t rng_stream, double p, T s) {
+  TFM_OPS_CUDA_LOOP(idx, N * in) {
+    const std::int64_t n = idx / in, c = idx % in;
+    if (lora_keep(seed, rng_stream, std::uint64_t(idx), p)) {
+      DX* o = dx + n * lddx + c;
+      *o = static_cast<DX>(static_cast<T>(*o) + mul_rn(static_cast<T>(g[idx]), s));
+    }
+  }
+}
 #undef TFM_OPS_CUDA_LOOP
 
 // The stream, the cuBLASLt handle and a small result buffer, behind a pointer (the handle is
@@ -482,6 +515,34 @@ struct cuda_backend {
     oc::add_kernel<T><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, a, b, y);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
+  // ---- low-rank adapters (LoRA; host::lora_* for the semantics): dx may alias x in backward ----
+  void lora_forward(std::int64_t N, int in, int rows, int r, const T* x, std::int64_t ldx, const T* A, const T* B,
+                    double scale, T* t, T* y, std::int64_t ldy) {
+    using host::mat;
+    using host::mat_mut;
+    gemm(1.0f, mat(x, N, in, ldx), mat(A, r, in, in).transposed(), 0.0f, mat_mut(t, N, r, r));
+    gemm(float(scale), mat<T>(t, N, r, r), mat(B, rows, r, r).transposed(), 1.0f, mat_mut(y, N, rows, ldy));
+  }
+  void lora_backward(std::int64_t N, int in, int rows, int r, const T* x, std::int64_t ldx, const T* A, const T* B,
+                     const T* t, const T* dy, std::int64_t ldy, double scale, T* dA, T* dB, T* dt, T* dx,
+                     std::int64_t lddx, double dx_beta) {
+    using host::mat;
+    using host::mat_mut;
+    const auto dym = mat(dy, N, rows, ldy);
+    gemm(float(scale), dym.transposed(), mat(t, N, r, r), 1.0f, mat_mut(dB, rows, r, r));
+    gemm(float(scale), dym, mat(B, rows, r, r), 0.0f, mat_mut(dt, N, r, r));
+    // dA reads x before dx (which may alias it) is written: the stream orders the two
+    gemm(1.0f, mat<T>(dt, N, r, r).transposed(), mat(x, N, in, ldx), 1.0f, mat_mut(dA, r, in, in));
+    gemm(1.0f, mat<T>(dt, N, r, r), mat(A, r, in, in), float(dx_beta), mat_mut(dx, N, in, lddx));
+  }
+  void lora_dropout(std::int64_t N, int in, const T* x, std::int64_t ldx, T* y, std::uint64_t seed,
+                    std::uint64_t rng_stream, double p) {
+    lora_dropout_mixed<T>(N, in, x, ldx, y, seed, rng_stream, p);
+  }
+  void lora_dropout_backward(std::int64_t N, int in, const T* g, T* dx, std::int64_t lddx, std::uint64_t seed,
+                             std::uint64_t rng_stream, double p) {
+    lora_dropout_backward_mixed<T, T>(N, in, g, dx, lddx, seed, rng_stream, p);
+  }
   // Σ losses and the counted rows (waits for the stream). Targets are validated by the model.
   // The logits may be compute-type (Z, mixed precision).
   template <class Z = T>
@@ -538,7 +599,7 @@ struct cuda_backend {
     using host::mat;
     if constexpr (std::is_same_v<Y, T>) {
       const auto Wm = in_out ? mat(W, in, out, out) : mat(W, out, in, in).transposed();
-      gemm_c(mat(x, N, in, in), Wm, 0.0f, host::mat_mut(y, N, out, out));
+      gemm_c(1.0f, mat(x, N, in, in), Wm, 0.0f, host::mat_mut(y, N, out, out));
       if (b) {
         namespace oc = detail::ops_cuda;
         oc::add_bias_float_kernel<C><<<oc::grid_for(N * out), oc::threads, 0, stream()>>>(N, out, b, y);
@@ -549,7 +610,7 @@ struct cuda_backend {
                     [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, T* t, std::int64_t ldt) {
                       const auto Wm =
                           in_out ? mat(W + c0, in, cols, out) : mat(W + c0 * in, cols, in, in).transposed();
-                      gemm_c(mat(x + r0 * in, rows, in, in), Wm, 0.0f, host::mat_mut(t, rows, cols, ldt));
+                      gemm_c(1.0f, mat(x + r0 * in, rows, in, in), Wm, 0.0f, host::mat_mut(t, rows, cols, ldt));
                     });
     }
   }
@@ -561,24 +622,87 @@ struct cuda_backend {
     if (dx) {
       if constexpr (std::is_same_v<DX, T>) {
         const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
-        gemm_c(mat(dy, N, out, out), Wm, float(beta), mat_mut(dx, N, in, in));
+        gemm_c(1.0f, mat(dy, N, out, out), Wm, float(beta), mat_mut(dx, N, in, in));
       } else {
         tiled_rounded(N, in, dx, in, beta, static_cast<const C*>(nullptr), tile,
                       [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, T* t,
                           std::int64_t ldt) {
                         const auto Wm =
                             in_out ? mat(W + c0 * out, cols, out, out).transposed() : mat(W + c0, out, cols, in);
-                        gemm_c(mat(dy + r0 * out, rows, out, out), Wm, 0.0f, mat_mut(t, rows, cols, ldt));
+                        gemm_c(1.0f, mat(dy + r0 * out, rows, out, out), Wm, 0.0f, mat_mut(t, rows, cols, ldt));
                       });
       }
     }
     if (dW) {
       if (in_out)
-        gemm_c(mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0f, mat_mut(dW, in, out, out));
+        gemm_c(1.0f, mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0f, mat_mut(dW, in, out, out));
       else
-        gemm_c(mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0f, mat_mut(dW, out, in, in));
+        gemm_c(1.0f, mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0f, mat_mut(dW, out, in, in));
     }
     if (db) bias_grad(N, out, dy, db, scratch);
+  }
+  template <class C>
+  void lora_forward_mixed(std::int64_t N, int in, int rows, int r, const C* x, std::int64_t ldx, const C* A,
+                          const C* B, double scale, C* t, C* y, std::int64_t ldy, T* tile) {
+    using host::mat;
+    using host::mat_mut;
+    const C* none = nullptr;
+    // t = rnd(x·Aᵀ); y = rnd(y + scale·t·Bᵀ)
+    tiled_rounded(N, r, t, r, 0.0, none, tile,
+                  [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
+                    gemm_c(1.0f, mat(x + r0 * ldx, nr, in, ldx), mat(A + c0 * in, cols, in, in).transposed(), 0.0f,
+                           mat_mut(tt, nr, cols, ldt));
+                  });
+    tiled_rounded(N, rows, y, ldy, 1.0, none, tile,
+                  [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
+                    gemm_c(float(scale), mat<C>(t + r0 * r, nr, r, r), mat(B + c0 * r, cols, r, r).transposed(), 0.0f,
+                           mat_mut(tt, nr, cols, ldt));
+                  });
+  }
+  template <class C, class DX>
+  void lora_backward_mixed(std::int64_t N, int in, int rows, int r, const C* x, std::int64_t ldx, const C* A,
+                           const C* B, const C* t, const C* dy, std::int64_t ldy, double scale, T* dA, T* dB, C* dt,
+                           DX* dx, std::int64_t lddx, double dx_beta, T* tile) {
+    using host::mat;
+    using host::mat_mut;
+    const C* none = nullptr;
+    // dB += scale·dyᵀ·t; dt = rnd(scale·dy·B); dA += dtᵀ·x; dx = dx_beta·dx + dt·A (float, or C rounded once)
+    gemm_c(float(scale), mat(dy, N, rows, ldy).transposed(), mat(t, N, r, r), 1.0f, mat_mut(dB, rows, r, r));
+    tiled_rounded(N, r, dt, r, 0.0, none, tile,
+                  [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
+                    gemm_c(float(scale), mat(dy + r0 * ldy, nr, rows, ldy), mat(B + c0, rows, cols, r), 0.0f,
+                           mat_mut(tt, nr, cols, ldt));
+                  });
+    gemm_c(1.0f, mat<C>(dt, N, r, r).transposed(), mat(x, N, in, ldx), 1.0f, mat_mut(dA, r, in, in));
+    if constexpr (std::is_same_v<DX, T>) {
+      gemm_c(1.0f, mat<C>(dt, N, r, r), mat(A, r, in, in), float(dx_beta), mat_mut(dx, N, in, lddx));
+    } else {
+      tiled_rounded(N, in, dx, lddx, dx_beta, none, tile,
+                    [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt,
+                        std::int64_t ldt) {
+                      gemm_c(1.0f, mat<C>(dt + r0 * r, nr, r, r), mat(A + c0, r, cols, in), 0.0f,
+                             mat_mut(tt, nr, cols, ldt));
+                    });
+    }
+  }
+  // Inverted dropout with host::dropout_keep's mask: in T (float), each result rounded once to C.
+  template <class C>
+  void lora_dropout_mixed(std::int64_t N, int in, const C* x, std::int64_t ldx, C* y, std::uint64_t seed,
+                          std::uint64_t rng_stream, double p) {
+    if (N * in == 0) return;
+    namespace oc = detail::ops_cuda;
+    oc::lora_dropout_kernel<T, C><<<oc::grid_for(N * in), oc::threads, 0, stream()>>>(
+        N, in, x, ldx, y, seed, rng_stream, p, T(1.0 / (1.0 - p)));
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class C, class DX>
+  void lora_dropout_backward_mixed(std::int64_t N, int in, const C* g, DX* dx, std::int64_t lddx, std::uint64_t seed,
+                                   std::uint64_t rng_stream, double p) {
+    if (N * in == 0) return;
+    namespace oc = detail::ops_cuda;
+    oc::lora_dropout_bwd_kernel<T, C, DX><<<oc::grid_for(N * in), oc::threads, 0, stream()>>>(
+        N, in, g, dx, lddx, seed, rng_stream, p, T(1.0 / (1.0 - p)));
+    TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
   void gelu_forward_mixed(std::int64_t n, const C* x, C* y) {
@@ -702,10 +826,10 @@ struct cuda_backend {
   }
   // Compute-type operands on tensor cores (bf16 / fp16 math), float C.
   template <class C>
-  void gemm_c(tfm::detail::strided_matrix<const C> a, tfm::detail::strided_matrix<const C> b, float beta,
+  void gemm_c(float alpha, tfm::detail::strided_matrix<const C> a, tfm::detail::strided_matrix<const C> b, float beta,
               tfm::detail::strided_matrix<T> c) {
     using math = std::conditional_t<std::is_same_v<C, tfm::bfloat16>, tfm::gemm_math::bf16, tfm::gemm_math::fp16>;
-    tfm::detail::gemm_cuda(tfm::gemm_cublaslt<math>{}, 1.0f, a, b, beta, c, tfm::cuda::stream_view(stream()), st_->lt,
+    tfm::detail::gemm_cuda(tfm::gemm_cublaslt<math>{}, alpha, a, b, beta, c, tfm::cuda::stream_view(stream()), st_->lt,
                            "nn::cuda_backend (mixed)");
   }
   // out [N, M] (row stride ld) = rnd(A·B + bias + beta·out), A·B written by product() into float

@@ -627,7 +627,7 @@ struct host_backend {
     host::rope_apply(N, T_, heads, hd, rot, ld, qkv, table, inverse);
   }
   void add(std::int64_t n, const T* a, const T* b, T* y) { host::add<T>(n, a, b, y); }
-  // low-rank adapters (host only; the model calls these only for configs with a lora policy)
+  // low-rank adapters (the model calls these only for configs with a lora policy; cuda_backend has the same)
   void lora_forward(std::int64_t N, int in, int rows, int r, const T* x, std::int64_t ldx, const T* A, const T* B,
                     double scale, T* t, T* y, std::int64_t ldy) {
     host::lora_forward<T>(N, in, rows, r, x, ldx, A, B, scale, t, y, ldy);
