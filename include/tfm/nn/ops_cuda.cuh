@@ -753,10 +753,24 @@ struct cuda_backend {
                            double scale, C* dz) {
     xent_backward<C>(N, V, z, y, ignore, lse, scale, dz);
   }
-  // Attention on float copies of the compute-type operands (`wide`: attention_wide_floats(s)).
+  // Attention with float math from compute-type operands. Flash with bf16 operands: the bf16
+  // flash kernels read and write bf16 directly (their backward keeps dQ in float in `wide`);
+  // otherwise the float kernels run on float copies (`wide`: attention_wide_floats(s)).
+  template <bool Flash, class C>
+  static constexpr bool bf16_flash = Flash && std::is_same_v<C, tfm::bfloat16> && std::is_same_v<T, float>;
+  template <class C>
+  static auto nv(C* p) {
+    using nvb = std::conditional_t<std::is_const_v<C>, const __nv_bfloat16, __nv_bfloat16>;
+    static_assert(sizeof(C) == sizeof(__nv_bfloat16));
+    return reinterpret_cast<nvb*>(p);
+  }
   template <bool Flash, int HD, class C>
   void attention_forward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,
                                C* o, T* stats, T* wide) {
+    if constexpr (bf16_flash<Flash, C>) {
+      attention_flash_forward_bf16(s, m, nv(q), nv(k), nv(v), nv(o), stats, stream());
+      return;
+    }
     const std::int64_t N = std::int64_t(s.batch) * s.seq, HDim = std::int64_t(s.heads) * s.head_dim;
     const host::mixed::attention_wide w(s, wide);
     T* qf = w.qkv;
@@ -768,6 +782,12 @@ struct cuda_backend {
   template <bool Flash, int HD, class C>
   void attention_backward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,
                                 const C* o, const C* dout, const T* stats, C* dq, C* dk, C* dv, T* scratch, T* wide) {
+    if constexpr (bf16_flash<Flash, C>) {
+      // the float copies' room (attention_wide_floats ≥ 2·N·ld_q) holds D and the float dQ
+      attention_flash_backward_bf16(s, m, nv(q), nv(k), nv(v), nv(o), nv(dout), stats, nv(dq), nv(dk), nv(dv), wide,
+                                    stream());
+      return;
+    }
     const std::int64_t N = std::int64_t(s.batch) * s.seq, HDim = std::int64_t(s.heads) * s.head_dim;
     const host::mixed::attention_wide w(s, wide);
     T *qf = w.qkv, *dqf = w.dqkv, *of = w.out, *dof = w.dout;
