@@ -114,6 +114,47 @@ BENCHMARK(BM_step_shakespeare_naive)->Name("BM_step/shakespeare_L4_d128_B12_T64_
 BENCHMARK(BM_step_L4_d256)->Name("BM_step/L4_d256_V50257_B8_T256_flash")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_step_gpt2_small)->Name("BM_step/gpt2_small_B4_T64_naive")->Unit(benchmark::kMillisecond);
 
+// The memory-bandwidth floor under the optimizer of GPT-2 small (124.4M fp32 parameters):
+//   BM_optimizer/adamw          tfm's AdamW step alone (reads p, g, m, v; writes p, m, v)
+//   BM_optimizer/norm           the global gradient norm alone (reads g)
+//   BM_optimizer/stream_floor   a plain loop with AdamW's memory traffic and no more arithmetic
+//                               than it needs (4 streams read, 3 written): the least any fp32
+//                               AdamW can take here
+// Counter GB_per_s: bytes moved (28 per parameter; 4 for the norm) per second.
+constexpr std::size_t gpt2_small_params = 124439808;
+template <int Which>
+void BM_optimizer(benchmark::State& state) {
+  const std::size_t n = gpt2_small_params;
+  std::vector<float> p(n, 0.01f), g(n, 1e-3f), m(n, 0.0f), v(n, 0.0f);
+  tr::adamw<float> opt(n, {tr::param_group{"all", {{0, n}}, 0.1}}, {.beta1 = 0.9, .beta2 = 0.99});
+  for (auto _ : state) {
+    if constexpr (Which == 0) {
+      opt.step(p, g, 1e-4);
+    } else if constexpr (Which == 1) {
+      benchmark::DoNotOptimize(tr::global_grad_norm<float>(g, opt.groups()).norm);
+    } else {
+      float* P = p.data();
+      const float* G = g.data();
+      float* M = m.data();
+      float* V = v.data();
+#pragma omp parallel for schedule(static)
+      for (std::size_t i = 0; i < n; ++i) {
+        const float mi = 0.9f * M[i] + 0.1f * G[i], vi = 0.99f * V[i] + 0.01f * G[i] * G[i];
+        M[i] = mi;
+        V[i] = vi;
+        P[i] -= 1e-4f * mi / (vi + 1e-8f);
+      }
+    }
+    benchmark::ClobberMemory();
+  }
+  const double bytes = (Which == 1 ? 4.0 : 28.0) * double(n);
+  state.counters["GB_per_s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = tfm::host::num_threads();
+}
+BENCHMARK(BM_optimizer<0>)->Name("BM_optimizer/adamw_gpt2_small")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_optimizer<1>)->Name("BM_optimizer/norm_gpt2_small")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_optimizer<2>)->Name("BM_optimizer/stream_floor_gpt2_small")->Unit(benchmark::kMillisecond)->UseRealTime();
+
 }  // namespace
 
 BENCHMARK_MAIN();
