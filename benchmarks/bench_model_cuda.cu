@@ -1,7 +1,8 @@
 // CUDA benchmarks of the model (nn/model.cuh):
-//   BM_flash_fwd/<f32|bf16>/<causal>/B/H/hd/T, BM_flash_bwd/...: the flash attention kernels
-//     alone on [B, T, H, hd] q, k, v (MHA), counter TFLOP/s with 4·B·H·T²·hd for the forward and
-//     2.5× that for the backward, halved for causal masks.
+//   BM_flash_fwd/<f32|bf16|bf16_mma>/<causal>/B/H/hd/T, BM_flash_bwd/...: the flash attention
+//     kernels alone on [B, T, H, hd] q, k, v (MHA), counter TFLOP/s with 4·B·H·T²·hd for the
+//     forward and 2.5× that for the backward, halved for causal masks. bf16: the CUDA-core (SIMT)
+//     kernels (attention_flash_forward_bf16_simt); bf16_mma: the tensor-core forward.
 //   BM_gpt2_small_step/<f32|bf16>/B/T: forward + backward of GPT-2 small (presets::gpt2<>, flash
 //     attention, float parameters; bf16: bf16 compute over them) on random tokens; tokens_per_s.
 // Timed with CUDA events on the backend's / a private stream and UseManualTime (GPU time).
@@ -35,8 +36,8 @@ __global__ void fill_normal(N* p, std::size_t n, std::uint64_t seed) {
   }
 }
 
-// args: causal, B, H, hd, T
-template <class E, bool Backward>
+// args: causal, B, H, hd, T. Mma (bf16 forward only): the tensor-core kernel, else the SIMT one.
+template <class E, bool Backward, bool Mma = false>
 void BM_flash(benchmark::State& state) {
   const bool causal = state.range(0) != 0;
   const int B = int(state.range(1)), H = int(state.range(2)), hd = int(state.range(3)), T = int(state.range(4));
@@ -59,8 +60,10 @@ void BM_flash(benchmark::State& state) {
   auto fwd = [&] {
     if constexpr (std::is_same_v<E, float>)
       nn::attention_flash_forward_cuda<float, 0>(s, m, q.data(), k.data(), v.data(), o.data(), lse.data(), st.get());
+    else if constexpr (Mma)
+      nn::attention_flash_forward_bf16_mma(s, m, q.data(), k.data(), v.data(), o.data(), lse.data(), st.get());
     else
-      nn::attention_flash_forward_bf16(s, m, q.data(), k.data(), v.data(), o.data(), lse.data(), st.get());
+      nn::attention_flash_forward_bf16_simt(s, m, q.data(), k.data(), v.data(), o.data(), lse.data(), st.get());
   };
   auto bwd = [&] {
     if constexpr (std::is_same_v<E, float>)
@@ -137,6 +140,7 @@ void flash_args(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_flash<__nv_bfloat16, false>)->Name("BM_flash_fwd/bf16")->Apply(flash_args);
+BENCHMARK(BM_flash<__nv_bfloat16, false, true>)->Name("BM_flash_fwd/bf16_mma")->Apply(flash_args);
 BENCHMARK(BM_flash<__nv_bfloat16, true>)->Name("BM_flash_bwd/bf16")->Apply(flash_args);
 BENCHMARK(BM_flash<float, false>)->Name("BM_flash_fwd/f32")->Apply(flash_args);
 BENCHMARK(BM_flash<float, true>)->Name("BM_flash_bwd/f32")->Apply(flash_args);

@@ -9,7 +9,9 @@
 //      the generic path with hd 8 and 6, every mask, ALiBi, GQA/MQA): fp32 kernels 1e-4; the bf16
 //      flash variant against the double host run on the same bf16-rounded inputs: 2e-2 for out,
 //      dq, dk, dv (bf16 outputs carry 2^-8 relative rounding, plus fp32 accumulation of T terms),
-//      lse 1e-3 absolute-over-scale.
+//      lse 1e-3 absolute-over-scale. The tensor-core bf16 forward (attention_flash_forward_bf16_mma;
+//      hd 64, 128; T 1..257, every mask, ALiBi, GQA / MHA) against the double host run and the
+//      SIMT bf16 forward: out 1.5e-2, lse 1e-3 absolute.
 //  (d) bf16 / fp16 compute (mixed precision): the fixtures with test_model_mixed.cpp's
 //      tolerances, and the CUDA mixed model against the host mixed model.
 //  (e) fp8 weight storage (nn/storage_cuda.cuh): pack / unpack against the host ops bit for bit
@@ -25,6 +27,7 @@
 
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -295,6 +298,66 @@ void attention_case(const attn_case& c) {
   }
 }
 
+// The tensor-core (MMA) bf16 forward against the host flash forward in double on the same
+// bf16-exact inputs, and against the SIMT bf16 forward: out relative error 1.5e-2 (P is rounded
+// to bf16 before P·V, and out is bf16), lse max absolute difference 1e-3. pad widens the token
+// stride so that it is not a multiple of 8 bf16 (the element-wise loads instead of 16-byte ones).
+void attention_mma_case(const attn_case& c, int pad) {
+  const std::string what = describe(c) + " pad=" + std::to_string(pad);
+  const std::int64_t ld = std::int64_t(c.H + 2 * c.KV) * c.hd + pad, rows = std::int64_t(c.B) * c.T;
+  const nn::attention_shape s{c.B, c.T, c.H, c.KV, c.hd, ld, ld, ld};
+  nn::attention_mask m;
+  m.causal = c.causal;
+  m.window = c.window;
+  m.alibi = c.alibi;
+  const std::int64_t qoff = 0, koff = std::int64_t(c.H) * c.hd, voff = koff + std::int64_t(c.KV) * c.hd;
+  const std::size_t nqkv = std::size_t(rows * ld), nout = std::size_t(rows) * c.H * c.hd;
+  const std::size_t nlse = std::size_t(c.B) * c.H * c.T;
+  std::vector<float> qkv(nqkv);
+  for (std::size_t i = 0; i < nqkv; ++i) qkv[i] = bf_round(tfm::rng::normal(79, 1, i));  // bf16-exact inputs
+  std::vector<double> qkv_d(qkv.begin(), qkv.end()), out_ref(nout), lse_ref(nlse);
+  nn::attention_flash_forward<double>(s, m, qkv_d.data() + qoff, qkv_d.data() + koff, qkv_d.data() + voff,
+                                      out_ref.data(), lse_ref.data());
+
+  std::vector<__nv_bfloat16> qkv_b(nqkv);
+  for (std::size_t i = 0; i < nqkv; ++i) qkv_b[i] = __float2bfloat16(qkv[i]);
+  cu::stream st;
+  auto b_qkv = to_device(qkv_b);
+  const __nv_bfloat16* bq = b_qkv.data() + qoff;
+  const __nv_bfloat16* bk = b_qkv.data() + koff;
+  const __nv_bfloat16* bv = b_qkv.data() + voff;
+  cu::device_buffer<__nv_bfloat16> o_mma(nout), o_simt(nout);
+  cu::device_buffer<float> l_mma(nlse), l_simt(nlse);
+  // NaN everywhere first: every element of out and lse must be written.
+  TFM_CUDA_CHECK(cudaMemsetAsync(o_mma.data(), 0xff, o_mma.bytes(), st.get()));
+  TFM_CUDA_CHECK(cudaMemsetAsync(l_mma.data(), 0xff, l_mma.bytes(), st.get()));
+  nn::attention_flash_forward_bf16_mma(s, m, bq, bk, bv, o_mma.data(), l_mma.data(), st.get());
+  nn::attention_flash_forward_bf16_simt(s, m, bq, bk, bv, o_simt.data(), l_simt.data(), st.get());
+  st.synchronize();
+  auto to_f = [](const std::vector<__nv_bfloat16>& x) {
+    std::vector<float> r(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) r[i] = __bfloat162float(x[i]);
+    return r;
+  };
+  auto lse_diff = [](const std::vector<float>& got, const auto& want) {
+    double d = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      const double g = got[i], w = double(want[i]);
+      if (g == w) continue;  // equal infinities included
+      d = std::isfinite(g) && std::isfinite(w) ? std::max(d, std::abs(g - w)) : INFINITY;
+    }
+    return d;
+  };
+  const auto om = to_f(to_host(o_mma)), os = to_f(to_host(o_simt));
+  const auto lm = to_host(l_mma), ls = to_host(l_simt);
+  const double eo = rel_error(om, out_ref), el = lse_diff(lm, lse_ref);
+  const double eos = rel_error(om, os), els = lse_diff(lm, ls);
+  BOOST_TEST(eo <= 1.5e-2, what << " bf16 mma: out error " << eo);
+  BOOST_TEST(el <= 1e-3, what << " bf16 mma: lse difference " << el);
+  BOOST_TEST(eos <= 1.5e-2, what << " bf16 mma vs simt: out error " << eos);
+  BOOST_TEST(els <= 1e-3, what << " bf16 mma vs simt: lse difference " << els);
+}
+
 std::vector<attn_case> mask_cases(int H, int KV, int hd) {
   std::vector<attn_case> r;
   for (bool alibi : {false, true}) {
@@ -514,6 +577,22 @@ BOOST_AUTO_TEST_CASE(attention_hd64) {
 BOOST_AUTO_TEST_CASE(attention_hd128) {
   for (auto const& c : mask_cases(4, 1, 128)) attention_case<128>(c);
   for (auto const& c : mask_cases(4, 2, 128)) attention_case<0>(c);  // dynamic head size, same kernels
+}
+BOOST_AUTO_TEST_CASE(attention_bf16_mma_forward) {
+  for (int hd : {64, 128})
+    for (int T : {1, 17, 64, 100, 257})
+      for (bool causal : {false, true})
+        for (int window : {0, 16})
+          for (bool alibi : {false, true})
+            for (int kv : {4, 2}) attention_mma_case({2, T, 4, kv, hd, causal, window, alibi}, 0);
+  // token strides that rule out 16-byte loads
+  attention_mma_case({2, 100, 4, 2, 64, true, 0, false}, 2);
+  attention_mma_case({2, 257, 4, 4, 128, false, 16, true}, 2);
+  // mma rejects other head sizes
+  const nn::attention_shape s{1, 8, 2, 2, 32, 6 * 32, 6 * 32, 6 * 32};
+  BOOST_CHECK_THROW(nn::attention_flash_forward_bf16_mma(s, nn::attention_mask{}, nullptr, nullptr, nullptr, nullptr,
+                                                         nullptr, nullptr),
+                    tfm::invalid_argument);
 }
 BOOST_AUTO_TEST_CASE(attention_generic_head_sizes) {
   for (auto const& c : mask_cases(6, 3, 8)) attention_case<0>(c);

@@ -10,6 +10,10 @@
 //    Tiles outside the band of allowed keys (causal, window) are never visited.
 //  * bf16 flash: the same kernels reading __nv_bfloat16 q, k, v, o, dO and writing bf16 o, dq,
 //    dk, dv; all arithmetic, the lse and the dQ accumulation are fp32 (CUDA cores, no MMA).
+//  * bf16 MMA forward (hd 64, 128): tensor cores (mma.sync m16n8k16, fp32 accumulators), 64
+//    query rows per block of 4 warps, 64-key tiles; P is rounded to bf16 before P·V, so the
+//    output differs from the fp32-math kernel by about bf16 rounding. attention_flash_forward_bf16
+//    uses it for hd 64 / 128 unless TFM_FLASH_MMA=0; _mma / _simt pick one explicitly.
 //
 // Head sizes: the kernels are instantiated for a padded head size HDMAX in {32, 64, 128, 256}
 // (the smallest that holds hd; shared tiles are zero-padded), so hd = 64 and 128 run without
@@ -21,6 +25,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <string_view>
 #include <type_traits>
 
 #include "tfm/backend/cuda/runtime.hpp"
@@ -362,6 +368,327 @@ __global__ void __launch_bounds__(fwd_warps * 32)
   }
 }
 
+// ------------------------------------------------------------------------------- flash (bf16 MMA)
+// Tensor-core forward for bf16 q, k, v and hd in {64, 128} (mma.sync m16n8k16, bf16 inputs, fp32
+// accumulators; sm_80+). One block of mma_warps warps per (b, h, tile of mma_bm = 64 query rows);
+// warp w owns rows 16w..16w+15 of the tile, and keeps their Q as A fragments in registers. Per
+// key tile of mma_bn = 64 keys (K, V staged in shared memory as bf16 by cp.async, one buffer each:
+// V of a tile loads during its S, K of the next tile during its P·V; rows padded by 8 elements so
+// that the ldmatrix fragment loads are free of bank conflicts): S = Q·Kᵀ in fp32 C fragments, scaled,
+// ALiBi-biased and masked per element; online softmax in fp32 (a row's 4 lanes combine their
+// max / sum with __shfl_xor_sync); P is rounded to bf16 and reused from the C fragments as the A
+// fragments of O += P·V. Fragment coordinates (PTX ISA, m16n8k16, gr = lane / 4, tq = lane % 4):
+//   A (16×16, row): a0 (gr, 2tq..+1), a1 (gr + 8, 2tq..+1), a2 (gr, 2tq + 8..+9), a3 (gr + 8, 2tq + 8..+9)
+//   B (16×8, col):  b0 (k = 2tq..+1, n = gr), b1 (k = 2tq + 8..+9, n = gr)
+//   C (16×8):       c0, c1 (gr, 2tq..+1), c2, c3 (gr + 8, 2tq..+1)
+// (the lower-indexed element of a pair in the low 16 bits of its register).
+inline constexpr int mma_warps = 4;
+inline constexpr int mma_bm = 16 * mma_warps;  // query rows per block
+inline constexpr int mma_bn = 64;              // keys per tile
+
+// c += a·b for one m16n8k16 bf16 tile.
+TFM_DEVICE void mma_bf16_16816(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+  (void)c;
+  (void)a;
+  (void)b0;
+  (void)b1;
+#if defined(__CUDA_ARCH__)
+  __trap();  // bf16 mma.sync needs sm_80
+#endif
+#endif
+}
+
+// Two consecutive bf16 of shared memory (4-byte aligned) as one register.
+TFM_DEVICE std::uint32_t lds32(const __nv_bfloat16* p) { return *reinterpret_cast<const std::uint32_t*>(p); }
+
+// Fragment loads from shared memory with ldmatrix (TFM_FLASH_MMA_LDMATRIX, default 1), else with
+// plain 16/32-bit loads (same fragments, more instructions).
+#ifndef TFM_FLASH_MMA_LDMATRIX
+#define TFM_FLASH_MMA_LDMATRIX 1
+#endif
+
+TFM_DEVICE unsigned smem_addr(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+
+// Four 8×8 b16 matrices; lanes 8m..8m+7 give the row addresses of matrix m; r[m] = matrix m's
+// fragment: element (row lane / 4, cols 2(lane % 4), +1), or with Trans (rows 2(lane % 4), +1;
+// col lane / 4).
+template <bool Trans>
+TFM_DEVICE void ldsm_x4(std::uint32_t (&r)[4], const __nv_bfloat16* row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (Trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(row)));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(row)));
+#else
+  (void)row;
+  r[0] = r[1] = r[2] = r[3] = 0u;
+#if defined(__CUDA_ARCH__)
+  __trap();
+#endif
+#endif
+}
+
+// 16 bytes global → shared, asynchronously (sm_80+; a plain copy otherwise).
+TFM_DEVICE void cp_async16(void* dst, const void* src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src) : "memory");
+#else
+  *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+#endif
+}
+TFM_DEVICE void cp_async_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+TFM_DEVICE void cp_async_wait_all() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+// Two floats as a bf16 pair: lo in the low 16 bits.
+TFM_DEVICE std::uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 x = __floats2bfloat162_rn(lo, hi);  // .x = lo (low half)
+  return *reinterpret_cast<const std::uint32_t*>(&x);
+}
+
+// Rows [0, 64) of a [64][HD + 8] bf16 shared tile from src (token stride ld); rows >= n are zero.
+// vec: src and ld allow 16-byte loads, issued as cp.async (one commit group; the caller waits
+// with cp_async_wait_all and __syncthreads), else synchronous element loads (visible after
+// __syncthreads).
+template <int HD>
+TFM_DEVICE void mma_load_tile(__nv_bfloat16* dst, const __nv_bfloat16* src, std::int64_t ld, int n, bool vec) {
+  constexpr int S = HD + 8, C = HD / 8;  // row stride, 16-byte chunks per row
+  static_assert(mma_bm == mma_bn, "one loader for Q and K/V tiles");
+  if (vec) {
+    for (int e = threadIdx.x; e < mma_bn * C; e += blockDim.x) {
+      const int r = e / C, c = e % C;
+      if (r < n)
+        cp_async16(dst + r * S + c * 8, src + std::int64_t(r) * ld + c * 8);
+      else
+        *reinterpret_cast<uint4*>(dst + r * S + c * 8) = make_uint4(0u, 0u, 0u, 0u);
+    }
+    cp_async_commit();
+  } else {
+    const unsigned short* s16 = reinterpret_cast<const unsigned short*>(src);
+    unsigned short* d16 = reinterpret_cast<unsigned short*>(dst);
+    for (int e = threadIdx.x; e < mma_bn * HD; e += blockDim.x) {
+      const int r = e / HD, c = e % HD;
+      d16[r * S + c] = r < n ? s16[std::int64_t(r) * ld + c] : static_cast<unsigned short>(0);
+    }
+  }
+}
+
+// B fragments of S = Q·Kᵀ for n tiles n, n + 1 (keys 8n.., dims 16kk..) from Ks [keys][S]:
+// r[0], r[1] = b0, b1 of tile n; r[2], r[3] = those of tile n + 1. b0: K[8n + gr][16kk + 2tq..+1].
+template <int S>
+TFM_DEVICE void mma_k_frags(std::uint32_t (&r)[4], const __nv_bfloat16* Ks, int n, int kk, int lane) {
+#if TFM_FLASH_MMA_LDMATRIX
+  // matrix m = lane / 8: keys 8(n + m / 2).., dims 16kk + 8(m % 2)..
+  ldsm_x4<false>(r, Ks + ((n + (lane >> 4)) * 8 + (lane & 7)) * S + kk * 16 + ((lane >> 3) & 1) * 8);
+#else
+  const __nv_bfloat16* p = Ks + (n * 8 + (lane >> 2)) * S + kk * 16 + 2 * (lane & 3);
+  r[0] = lds32(p);
+  r[1] = lds32(p + 8);
+  r[2] = lds32(p + 8 * S);
+  r[3] = lds32(p + 8 * S + 8);
+#endif
+}
+
+// B fragments of O += P·V for n tiles nt, nt + 1 (dims 8nt..) and keys 16kp.. from Vs [keys][S]
+// (transposed access): b0 = (V[16kp + 2tq][8nt + gr], V[16kp + 2tq + 1][8nt + gr]), b1: keys + 8.
+template <int S>
+TFM_DEVICE void mma_v_frags(std::uint32_t (&r)[4], const __nv_bfloat16* Vs, int nt, int kp, int lane) {
+#if TFM_FLASH_MMA_LDMATRIX
+  // matrix m = lane / 8: keys 16kp + 8(m % 2).., dims 8(nt + m / 2)..; .trans
+  ldsm_x4<true>(r, Vs + (kp * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * S + (nt + (lane >> 4)) * 8);
+#else
+  const unsigned short* p =
+      reinterpret_cast<const unsigned short*>(Vs) + (kp * 16 + 2 * (lane & 3)) * S + nt * 8 + (lane >> 2);
+  auto pair = [](const unsigned short* x) { return std::uint32_t(x[0]) | (std::uint32_t(x[S]) << 16); };
+  r[0] = pair(p);
+  r[1] = pair(p + 8 * S);
+  r[2] = pair(p + 8);
+  r[3] = pair(p + 8 * S + 8);
+#endif
+}
+
+template <int HD>
+__global__ void __launch_bounds__(mma_warps * 32)
+    flash_fwd_mma_kernel(params p, bool vec, const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+                         const __nv_bfloat16* __restrict__ v, __nv_bfloat16* __restrict__ out,
+                         float* __restrict__ lse) {
+  static_assert(HD == 64 || HD == 128, "MMA forward: head size 64 or 128");
+  constexpr int S = HD + 8;       // shared row stride (elements); (S / 2) % 32 == 4: conflict-free
+  constexpr int KD = HD / 16;     // k steps of Q·Kᵀ
+  constexpr int NS = mma_bn / 8;  // n tiles of S
+  constexpr int KP = mma_bn / 16; // k steps of P·V
+  constexpr int NO = HD / 8;      // n tiles of O
+  __shared__ __align__(16) __nv_bfloat16 Ks[mma_bn * S];  // Q of the block first, then K tiles
+  __shared__ __align__(16) __nv_bfloat16 Vs[mma_bn * S];
+
+  const int qtiles = (p.T + mma_bm - 1) / mma_bm;
+  const int qt = qtiles - 1 - int(blockIdx.x % qtiles);  // the longest (causal) tiles first
+  const int bh = int(blockIdx.x / qtiles);
+  const int b = bh / p.H, h = bh % p.H, g = h / (p.H / p.KV);
+  const int i0 = qt * mma_bm, ilast = min(p.T, i0 + mma_bm) - 1;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int gr = lane >> 2, tq = lane & 3;
+  const int ra = i0 + warp * 16 + gr, rb = ra + 8;  // this thread's two rows (c0,c1 / c2,c3)
+  const float slope = p.alibi ? alibi_slope(h, p.H) : 0.0f;
+
+  // Q of the block (rows beyond T are zero) → A fragments.
+  mma_load_tile<HD>(Ks, q + (std::int64_t(b) * p.T + i0) * p.ld_q + std::int64_t(h) * p.hd, p.ld_q, p.T - i0, vec);
+  cp_async_wait_all();
+  __syncthreads();
+  std::uint32_t qf[KD][4];
+  {
+    const __nv_bfloat16* qs = Ks + (warp * 16 + gr) * S + 2 * tq;
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      qf[kk][0] = lds32(qs + kk * 16);
+      qf[kk][1] = lds32(qs + 8 * S + kk * 16);
+      qf[kk][2] = lds32(qs + kk * 16 + 8);
+      qf[kk][3] = lds32(qs + 8 * S + kk * 16 + 8);
+    }
+  }
+
+  float o[NO][4];
+#pragma unroll
+  for (int nt = 0; nt < NO; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
+  float ma = -INFINITY, mb = -INFINITY;  // running max of rows ra, rb (same in the row's 4 lanes)
+  float la = 0.0f, lb = 0.0f;            // this lane's part of the running sums
+
+  const int jbeg = p.bd.lo(i0), jend = p.bd.hi(ilast);
+  const __nv_bfloat16* kb = k + std::int64_t(b) * p.T * p.ld_k + std::int64_t(g) * p.hd;
+  const __nv_bfloat16* vb = v + std::int64_t(b) * p.T * p.ld_v + std::int64_t(g) * p.hd;
+  // Pipeline (K, V one buffer each): K of tile t is loaded while P·V of tile t − 1 runs, V of
+  // tile t while S of tile t runs.
+  __syncthreads();  // Q fully read from Ks
+  mma_load_tile<HD>(Ks, kb + std::int64_t(jbeg) * p.ld_k, p.ld_k, p.T - jbeg, vec);
+  for (int j0 = jbeg; j0 < jend; j0 += mma_bn) {
+    cp_async_wait_all();
+    __syncthreads();  // K of this tile in Ks; P·V of the previous tile done with Vs
+    mma_load_tile<HD>(Vs, vb + std::int64_t(j0) * p.ld_v, p.ld_v, p.T - j0, vec);
+
+    // S = Q·Kᵀ (B fragment: key n = gr, dims k = 2tq..+1 (+8): contiguous in a K row).
+    float sc[NS][4];
+#pragma unroll
+    for (int n = 0; n < NS; ++n) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+#pragma unroll
+      for (int n = 0; n < NS; n += 2) {
+        std::uint32_t kf[4];
+        mma_k_frags<S>(kf, Ks, n, kk, lane);
+        mma_bf16_16816(sc[n], qf[kk], kf[0], kf[1]);
+        mma_bf16_16816(sc[n + 1], qf[kk], kf[2], kf[3]);
+      }
+    }
+
+    // Scale, ALiBi, masks (skipped where every row of the block sees every key of the tile).
+    const bool full = j0 + mma_bn <= p.T && j0 >= p.bd.lo(i0 + mma_bm - 1) && j0 + mma_bn <= p.bd.hi(i0);
+    float mxa = -INFINITY, mxb = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NS; ++n) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int i = c < 2 ? ra : rb, j = j0 + n * 8 + 2 * tq + (c & 1);
+        float s = sc[n][c] * p.scale;
+        if (p.alibi) s -= slope * float(i > j ? i - j : j - i);
+        if (!full && !(j < p.T && j >= p.bd.lo(i) && j < p.bd.hi(i))) s = -INFINITY;
+        sc[n][c] = s;
+      }
+      mxa = fmaxf(mxa, fmaxf(sc[n][0], sc[n][1]));
+      mxb = fmaxf(mxb, fmaxf(sc[n][2], sc[n][3]));
+    }
+    mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
+    mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
+    mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
+    mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
+
+    // Online softmax. A row that has seen no allowed key yet keeps m = -inf; it uses the
+    // reference 0 so that exp(-inf - ref) = 0 and no NaN appears (its o and l stay 0).
+    const float mna = fmaxf(ma, mxa), mnb = fmaxf(mb, mxb);
+    const float refa = mna == -INFINITY ? 0.0f : mna, refb = mnb == -INFINITY ? 0.0f : mnb;
+    const float ala = expf(ma - refa), alb = expf(mb - refb);  // 0 while m was -inf
+    ma = mna;
+    mb = mnb;
+    la *= ala;
+    lb *= alb;
+#pragma unroll
+    for (int nt = 0; nt < NO; ++nt) {
+      o[nt][0] *= ala;
+      o[nt][1] *= ala;
+      o[nt][2] *= alb;
+      o[nt][3] *= alb;
+    }
+#pragma unroll
+    for (int n = 0; n < NS; ++n) {
+      sc[n][0] = expf(sc[n][0] - refa);
+      sc[n][1] = expf(sc[n][1] - refa);
+      sc[n][2] = expf(sc[n][2] - refb);
+      sc[n][3] = expf(sc[n][3] - refb);
+      la += sc[n][0] + sc[n][1];
+      lb += sc[n][2] + sc[n][3];
+    }
+
+    cp_async_wait_all();
+    __syncthreads();  // V of this tile in Vs; S of this tile done with Ks
+    if (j0 + mma_bn < jend)
+      mma_load_tile<HD>(Ks, kb + std::int64_t(j0 + mma_bn) * p.ld_k, p.ld_k, p.T - j0 - mma_bn, vec);
+
+    // O += P·V. A fragment of keys 16kp..16kp+15 = the C fragments of n tiles 2kp, 2kp + 1;
+    // B fragment: keys k = 16kp + 2tq..+1 (+8) (rows of V), dim n = 8nt + gr.
+#pragma unroll
+    for (int kp = 0; kp < KP; ++kp) {
+      const std::uint32_t pa[4] = {pack_bf16(sc[2 * kp][0], sc[2 * kp][1]), pack_bf16(sc[2 * kp][2], sc[2 * kp][3]),
+                                   pack_bf16(sc[2 * kp + 1][0], sc[2 * kp + 1][1]),
+                                   pack_bf16(sc[2 * kp + 1][2], sc[2 * kp + 1][3])};
+#pragma unroll
+      for (int nt = 0; nt < NO; nt += 2) {
+        std::uint32_t vf[4];
+        mma_v_frags<S>(vf, Vs, nt, kp, lane);
+        mma_bf16_16816(o[nt], pa, vf[0], vf[1]);
+        mma_bf16_16816(o[nt + 1], pa, vf[2], vf[3]);
+      }
+    }
+  }
+
+  // Row sums over the row's 4 lanes; out = O / l, lse = m + log l (fully masked rows: 0, -inf).
+  la += __shfl_xor_sync(0xffffffffu, la, 1);
+  la += __shfl_xor_sync(0xffffffffu, la, 2);
+  lb += __shfl_xor_sync(0xffffffffu, lb, 1);
+  lb += __shfl_xor_sync(0xffffffffu, lb, 2);
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int i = half == 0 ? ra : rb;
+    if (i >= p.T) continue;
+    const float l = half == 0 ? la : lb, mx = half == 0 ? ma : mb;
+    const bool any = l > 0.0f;
+    const float inv = any ? 1.0f / l : 0.0f;
+    __nv_bfloat16* orow = out + (std::int64_t(b) * p.T + i) * p.ld_o + std::int64_t(h) * p.hd + 2 * tq;
+#pragma unroll
+    for (int nt = 0; nt < NO; ++nt) {
+      orow[nt * 8] = __float2bfloat16(o[nt][2 * half] * inv);
+      orow[nt * 8 + 1] = __float2bfloat16(o[nt][2 * half + 1] * inv);
+    }
+    if (tq == 0) lse[(std::int64_t(b) * p.H + h) * p.T + i] = any ? mx + logf(l) : -INFINITY;
+  }
+}
+
 // D[b][h][i] = Σ_d dO·O, one warp per (b, h, i).
 template <class TI>
 __global__ void flash_rowdot_kernel(params p, const TI* out, const TI* dout, float* D) {
@@ -583,6 +910,32 @@ void flash_forward_launch(const attention_shape& s, const attention_mask& m, con
   TFM_CUDA_CHECK(cudaGetLastError());
 }
 
+// The MMA forward (HD = hd = 64 or 128). 16-byte global loads where q, k, v and their token
+// strides allow them, else element by element.
+template <int HD>
+void flash_forward_mma_launch(const attention_shape& s, const attention_mask& m, const __nv_bfloat16* q,
+                              const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out, float* lse,
+                              cudaStream_t stream) {
+  const params p = make_params(s, m);
+  if (s.batch == 0 || s.seq == 0) return;
+  auto aligned = [](const __nv_bfloat16* ptr, std::int64_t ld) {
+    return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && ld % 8 == 0;
+  };
+  const bool vec = aligned(q, s.ld_q) && aligned(k, s.ld_k) && aligned(v, s.ld_v);
+  const std::int64_t blocks = std::int64_t(s.batch) * s.heads * ((s.seq + mma_bm - 1) / mma_bm);
+  flash_fwd_mma_kernel<HD><<<unsigned(blocks), mma_warps * 32, 0, stream>>>(p, vec, q, k, v, out, lse);
+  TFM_CUDA_CHECK(cudaGetLastError());
+}
+
+// TFM_FLASH_MMA=0 turns the MMA forward off in attention_flash_forward_bf16 (read once).
+inline bool flash_mma_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("TFM_FLASH_MMA");
+    return !(e != nullptr && std::string_view(e) == "0");
+  }();
+  return on;
+}
+
 // dq_acc: fp32 dQ accumulator with token stride ld_dq (zeroed here); D: [B][H][T] floats.
 template <int HDMAX, class TI, class TO>
 void flash_backward_launch(const attention_shape& s, const attention_mask& m, const TI* q, const TI* k, const TI* v,
@@ -672,14 +1025,41 @@ void attention_flash_backward_cuda(const attention_shape& s, const attention_mas
 }
 
 // bf16 inputs and outputs, fp32 lse [B][H][T]; scratch: attention_flash_bf16_scratch_floats(s).
+// attention_flash_forward_bf16 runs the tensor-core (MMA) forward for hd 64 and 128 unless the
+// environment variable TFM_FLASH_MMA is "0" (read once), else the CUDA-core (SIMT) forward;
+// _simt and _mma pick one. The MMA path rounds P to bf16 before P·V (as FlashAttention does), so
+// its output differs from the fp32-math SIMT kernel by about bf16 rounding (the lse and the row
+// sums stay fp32).
+inline void attention_flash_forward_bf16_simt(const attention_shape& s, const attention_mask& m,
+                                              const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                              __nv_bfloat16* out, float* lse, cudaStream_t stream) {
+  namespace ac = detail::attn_cuda;
+  ac::check<0>(s, m, "attention_flash_forward_bf16_simt");
+  ac::dispatch_hd(s.head_dim, "attention_flash_forward_bf16_simt", [&](auto hdmax) {
+    ac::flash_forward_launch<decltype(hdmax)::value, __nv_bfloat16, __nv_bfloat16>(s, m, q, k, v, out, lse, stream);
+  });
+}
+// hd 64 or 128 only (invalid_argument otherwise).
+inline void attention_flash_forward_bf16_mma(const attention_shape& s, const attention_mask& m,
+                                             const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                             __nv_bfloat16* out, float* lse, cudaStream_t stream) {
+  namespace ac = detail::attn_cuda;
+  ac::check<0>(s, m, "attention_flash_forward_bf16_mma");
+  if (s.head_dim == 64)
+    ac::flash_forward_mma_launch<64>(s, m, q, k, v, out, lse, stream);
+  else if (s.head_dim == 128)
+    ac::flash_forward_mma_launch<128>(s, m, q, k, v, out, lse, stream);
+  else
+    throw invalid_argument(::tfm::detail::concat("attention_flash_forward_bf16_mma: head size ", s.head_dim,
+                                                 " is not supported (the MMA kernel takes 64 or 128)"));
+}
 inline void attention_flash_forward_bf16(const attention_shape& s, const attention_mask& m, const __nv_bfloat16* q,
                                          const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out,
                                          float* lse, cudaStream_t stream) {
-  namespace ac = detail::attn_cuda;
-  ac::check<0>(s, m, "attention_flash_forward_bf16");
-  ac::dispatch_hd(s.head_dim, "attention_flash_forward_bf16", [&](auto hdmax) {
-    ac::flash_forward_launch<decltype(hdmax)::value, __nv_bfloat16, __nv_bfloat16>(s, m, q, k, v, out, lse, stream);
-  });
+  if ((s.head_dim == 64 || s.head_dim == 128) && detail::attn_cuda::flash_mma_enabled())
+    attention_flash_forward_bf16_mma(s, m, q, k, v, out, lse, stream);
+  else
+    attention_flash_forward_bf16_simt(s, m, q, k, v, out, lse, stream);
 }
 inline void attention_flash_backward_bf16(const attention_shape& s, const attention_mask& m, const __nv_bfloat16* q,
                                           const __nv_bfloat16* k, const __nv_bfloat16* v,
