@@ -25,7 +25,8 @@
 #     manifest.txt   "test <name>" / "bench <name>" lines, the run half's list
 #   The staged folder has no absolute paths and needs no CMake on the other side. It must stay
 #   well under the tool's 64 MiB carry limit: the build half fails above 48 MiB.
-# run: nvidia-smi summary, each test (Boost.Test; exit 77 = skipped), each benchmark with
+# run: nvidia-smi summary, each test (Boost.Test; exit 77 = skipped; a failing test runs once more
+#   with TFM_FLASH_MMA=0, the CUDA-core attention forward), each benchmark with
 #   --benchmark_format=json --benchmark_out=<name>.json --benchmark_min_time=$MIN_TIME (0.2 s),
 #   within a time budget (BUDGET_S, default 450 s, so the whole run stays under 8 minutes on an
 #   H100). Exit status non-zero when a test failed, timed out or was skipped (on the GPU machine a
@@ -190,6 +191,16 @@ do_run() {
     say "$(printf '%-8s %-40s %4d s' "$status" "$name" $((SECONDS - t0)))"
     { echo "=== test $name: $status"; cat "$work/$name.log"; } >>"$log"
     if [ "$status" != PASS ]; then tail -n 25 "$work/$name.log" | sed 's/^/    /' | tee -a "$summary"; fi
+    # A failure again with the CUDA-core attention forward instead of the tensor-core one
+    # (TFM_FLASH_MMA=0): tells whether the MMA kernel is the cause.
+    if [ "$status" != PASS ] && [ "$status" != SKIP ]; then
+      t0=$SECONDS
+      TFM_FLASH_MMA=0 timeout "${TEST_TIMEOUT_S:-300}" "$build/bin/$name" --color_output=no --report_level=short \
+        >"$work/$name.no-mma.log" 2>&1
+      rc=$?
+      say "$(printf '  again with TFM_FLASH_MMA=0: %s (exit %d, %d s)' "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" $rc $((SECONDS - t0)))"
+      { echo "=== test $name with TFM_FLASH_MMA=0: exit $rc"; cat "$work/$name.no-mma.log"; } >>"$log"
+    fi
   done <"$build/manifest.txt"
 
   local bench_failed=0 left
