@@ -38,6 +38,7 @@
 
 #include "golden_fixture.hpp"
 #include "model_configs.hpp"
+#include "step_compare.hpp"
 #include "model_test_util.hpp"
 #include "tfm/backend/cuda/runtime.hpp"
 #include "tfm/core/rng.hpp"
@@ -91,35 +92,11 @@ void cuda_vs_host(const std::string& name, double tol_logits = 1e-4, double tol_
   const auto tok = random_tokens(std::size_t(B) * T, h.sizes().vocab, 5);
   auto tgt = random_tokens(std::size_t(B) * T, h.sizes().vocab, 6);
   for (std::size_t i = 0; i < tgt.size(); i += 7) tgt[i] = nn::ignore_index;
-  const double want_loss = h.forward(tok.data(), tgt.data(), B, T);
-  const std::vector<float> want_logits = h.logits_to_host();
-  h.zero_grad();
-  h.backward();
-  const std::vector<float> want_grads(h.gradients().begin(), h.gradients().end());
-
+  const auto want = run_step(h, tok, tgt, B, T);
   nn::model<Cfg, tfm::space::cuda> c;
   c.parameters_from_host(h.parameters());
-  const double loss = c.forward(tok.data(), tgt.data(), B, T);
-  BOOST_TEST(c.counted_targets() == h.counted_targets());
-  const auto logits = c.logits_to_host();
-  const double el = rel_error(logits, want_logits);
-  BOOST_TEST(el <= tol_logits, name << ": logits relative error " << el);
-  BOOST_TEST(std::abs(loss - want_loss) <= tol_loss * std::abs(want_loss),
-             name << ": loss " << loss << " vs host " << want_loss);
-  c.zero_grad();
-  c.backward();
-  const auto grads = c.gradients_to_host();
-  double worst = 0;
-  for (auto const& p : c.parameter_table()) {
-    const std::vector<float> g(grads.begin() + std::ptrdiff_t(p.offset), grads.begin() + std::ptrdiff_t(p.offset + p.size));
-    const std::vector<float> wnt(want_grads.begin() + std::ptrdiff_t(p.offset),
-                                 want_grads.begin() + std::ptrdiff_t(p.offset + p.size));
-    const double e = rel_error(g, wnt);
-    worst = std::max(worst, e);
-    BOOST_TEST(e <= tol_grad, name << ": gradient of " << p.name << " relative error " << e);
-  }
-  BOOST_TEST_MESSAGE("cuda vs host " << name << ": logits " << el << ", loss " << loss << " (host " << want_loss
-                                     << "), worst gradient " << worst);
+  check_step("cuda vs host " + name, run_step(c, tok, tgt, B, T), want, c.parameter_table(),
+             {tol_logits, tol_loss, tol_grad});
 }
 
 template <template <int, class, class, class> class Cfg, int H, class Heads, class Mask>
@@ -477,34 +454,9 @@ void storage_model_vs_host(const std::string& name, bool swiglu, double tol_logi
   const auto tok = random_tokens(std::size_t(B) * T, d.vocab, 11);
   auto tgt = random_tokens(std::size_t(B) * T, d.vocab, 12);
   for (std::size_t i = 0; i < tgt.size(); i += 5) tgt[i] = nn::ignore_index;
-  const double want_loss = h.forward(tok.data(), tgt.data(), B, T);
-  const auto want_logits = h.logits_to_host();
-  h.zero_grad();
-  h.backward();
-  const auto want_grads = h.gradients_to_host();
-
-  const double loss = c.forward(tok.data(), tgt.data(), B, T);
-  const auto logits = c.logits_to_host();
-  BOOST_REQUIRE_EQUAL(logits.size(), want_logits.size());
-  const double el = rel_error(logits, want_logits);
-  BOOST_TEST(el <= tol_logits, name << ": logits relative error " << el);
-  BOOST_TEST(std::abs(loss - want_loss) <= tol_loss * std::abs(want_loss),
-             name << ": loss " << loss << " vs host " << want_loss);
-  c.zero_grad();
-  c.backward();
-  const auto grads = c.gradients_to_host();
-  BOOST_REQUIRE_EQUAL(grads.size(), want_grads.size());
-  double worst = 0;
-  for (auto const& p : c.parameter_table()) {
-    const auto at = std::ptrdiff_t(p.grad_offset);
-    const std::vector<float> g(grads.begin() + at, grads.begin() + at + std::ptrdiff_t(p.size));
-    const std::vector<float> wnt(want_grads.begin() + at, want_grads.begin() + at + std::ptrdiff_t(p.size));
-    const double e = rel_error(g, wnt);
-    worst = std::max(worst, e);
-    BOOST_TEST(e <= tol_grad, name << ": gradient of " << p.name << " relative error " << e);
-  }
-  BOOST_TEST_MESSAGE("fp8 storage cuda vs host " << name << ": logits " << el << ", loss " << loss << " (host "
-                                                 << want_loss << "), worst gradient " << worst);
+  const auto want = run_step(h, tok, tgt, B, T);
+  check_step("fp8 storage cuda vs host " + name, run_step(c, tok, tgt, B, T), want, c.parameter_table(),
+             {tol_logits, tol_loss, tol_grad});
 }
 
 template <class S>
