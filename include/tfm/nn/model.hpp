@@ -214,12 +214,9 @@ class model {
     const matrix_shape sh = weight_shape(k);
     std::vector<C> h(std::size_t(sh.size()));
     const C* w = nullptr;
-    switch (k) {
-      case weight_kind::attn_qkv: w = wmat<weight_kind::attn_qkv>(l); break;
-      case weight_kind::attn_out: w = wmat<weight_kind::attn_out>(l); break;
-      case weight_kind::mlp_in: w = wmat<weight_kind::mlp_in>(l); break;
-      case weight_kind::mlp_out: w = wmat<weight_kind::mlp_out>(l); break;
-    }
+    for_each_kind([&](auto kc) {
+      if (decltype(kc)::value == k) w = wmat<decltype(kc)::value>(l);
+    });
     be_.download(h.data(), w, h.size());
     return h;
   }

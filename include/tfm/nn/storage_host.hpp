@@ -247,7 +247,4 @@ struct storage_ops<fp8<F8, Sc>, tfm::space::host> {
   }
 };
 
-template <class Space>
-struct storage_ops<dense, Space> {};  // dense weights are read in place
-
 }  // namespace tfm::nn
