@@ -201,6 +201,10 @@ void register_all() {
     register_gemm<gemm_tiled, float, float>("tiled", "f32", s);
     register_gemm<gemm_tiled, bfloat16, bfloat16>("tiled", "bf16", s);
   }
+  // GPT-2's output head at B·T = 16384: the vocabulary of 50,257 makes every row of C (and of B)
+  // start 2-byte aligned; 50,304 (the next multiple of 64) keeps them 16-byte aligned.
+  for (shape s : {shape{16384, 50257, 768}, shape{16384, 50304, 768}})
+    register_gemm<gemm_cublaslt<math::bf16>, bfloat16, bfloat16>("cublaslt", "bf16", s);
   const shape big{8192, 8192, 8192};
   register_gemm<gemm_cublaslt<math::bf16>, bfloat16, bfloat16>("cublaslt", "bf16", big);
   register_cublas_direct_bf16(big);

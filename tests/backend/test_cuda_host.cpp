@@ -301,6 +301,31 @@ BOOST_AUTO_TEST_CASE(cublaslt_key_for_row_major_bf16) {
   BOOST_TEST(call1.key.lda == 4);
 }
 
+BOOST_AUTO_TEST_CASE(cublaslt_bias_epilogue_key) {
+  // A row-major C [6, 5] = A [6, 4] · B [4, 5] + bias [5]: the BLAS form computes Cᵀ, whose rows
+  // are C's columns, so the bias (one per column of C) is cuBLASLt's per-row vector of m = 5.
+  alignas(256) static tfm::bfloat16 A[6 * 4], B[4 * 5], C[6 * 5], bias[8];
+  const strided_matrix<const tfm::bfloat16> a{A, 6, 4, 4, 1}, b{B, 4, 5, 5, 1};
+  const strided_matrix<tfm::bfloat16> c{C, 6, 5, 5, 1};
+  const auto r = tfm::detail::make_cublaslt_bias_gemm_call<tfm::gemm_math::bf16>(a, b, c, bias + 1);
+  BOOST_TEST(r.ok);
+  BOOST_TEST(r.call.key.epilogue == CUBLASLT_EPILOGUE_BIAS);
+  BOOST_TEST(r.call.key.bias_type == CUDA_R_16BF);
+  BOOST_TEST(r.call.key.align_bias == 2u);
+  BOOST_TEST((r.call.key.m == 5 && r.call.key.n == 6 && r.call.key.k == 4));
+  // the same problem without the bias has another key (another plan)
+  const auto plain = tfm::detail::make_cublaslt_gemm_call<tfm::gemm_math::bf16>(a, b, c);
+  BOOST_TEST(!(plain.key == r.call.key));
+  BOOST_TEST(tfm::cuda::matmul_key_hash{}(plain.key) != tfm::cuda::matmul_key_hash{}(r.call.key));
+  BOOST_TEST(tfm::cuda::describe(r.call.key).find("epilogue") != std::string::npos);
+  // a column-major C: the bias would run along C's rows, so the mapping refuses
+  alignas(256) static float CF[6 * 5];
+  const strided_matrix<float> cf{CF, 6, 5, 1, 6};
+  static float fbias[5];
+  const auto r2 = tfm::detail::make_cublaslt_bias_gemm_call<tfm::gemm_math::bf16>(a, b, cf, fbias);
+  BOOST_TEST(!r2.ok);
+}
+
 BOOST_AUTO_TEST_CASE(cublaslt_compute_types_follow_the_math_mode) {
   using namespace tfm;
   using detail::cublaslt_compute_type;

@@ -60,6 +60,12 @@ struct matmul_key {
   std::int64_t m, n, k;
   std::int64_t lda, ldb, ldc;
   std::uint32_t align_a, align_b, align_c;  // bytes, see pointer_alignment()
+  // CUBLASLT_EPILOGUE_DEFAULT, or CUBLASLT_EPILOGUE_BIAS: D = alpha·op(A)·op(B) + beta·C + bias,
+  // bias a vector of m elements of bias_type (added to every column, before D's one rounding),
+  // its pointer given per call; align_bias is its pointer_alignment().
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  cudaDataType_t bias_type = CUDA_R_32F;
+  std::uint32_t align_bias = 0;
   friend bool operator==(const matmul_key&, const matmul_key&) = default;
 };
 
@@ -80,6 +86,8 @@ struct matmul_key_hash {
     mix(static_cast<std::uint64_t>(k.ldb));
     mix(static_cast<std::uint64_t>(k.ldc));
     mix((std::uint64_t{k.align_a} << 32) ^ (std::uint64_t{k.align_b} << 16) ^ k.align_c);
+    mix((static_cast<std::uint64_t>(k.epilogue) << 40) ^ (static_cast<std::uint64_t>(k.bias_type) << 20) ^
+        k.align_bias);
     return h;
   }
 };
@@ -90,7 +98,11 @@ inline std::string describe(const matmul_key& k) {
       " op(B)=", k.transb == CUBLAS_OP_N ? 'N' : 'T', " lda=", k.lda, " ldb=", k.ldb, " ldc=", k.ldc,
       " A/B type=", static_cast<int>(k.ab_type), " C type=", static_cast<int>(k.c_type),
       " compute=", static_cast<int>(k.compute), " alignment A/B/C=", k.align_a, '/', k.align_b,
-      '/', k.align_c, " bytes");
+      '/', k.align_c, " bytes",
+      k.epilogue == CUBLASLT_EPILOGUE_DEFAULT
+          ? std::string()
+          : ::tfm::detail::concat(" epilogue=", static_cast<int>(k.epilogue), " bias type=",
+                                  static_cast<int>(k.bias_type), " bias alignment=", k.align_bias));
 }
 
 namespace detail {
@@ -124,6 +136,13 @@ class matmul_plan {
                                                     sizeof(ta)));
     TFM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_.get(), CUBLASLT_MATMUL_DESC_TRANSB, &tb,
                                                     sizeof(tb)));
+    if (key.epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+      const cublasLtEpilogue_t ep = key.epilogue;
+      const cudaDataType_t bt = key.bias_type;
+      TFM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_.get(), CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
+      TFM_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(desc_.get(), CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+    }
     // Stored (pre-op) extents, column-major (the layouts' default order): op(A) is m×k, op(B) k×n.
     const bool na = key.transa == CUBLAS_OP_N, nb = key.transb == CUBLAS_OP_N;
     const auto u64 = [](std::int64_t v) { return static_cast<std::uint64_t>(v); };
@@ -172,6 +191,9 @@ class matmul_plan {
 
   // False when cuBLASLt has no algorithm for this problem.
   bool has_algo() const noexcept { return has_algo_; }
+  // True once cublasLtMatmul refused the algorithm (INVALID_VALUE / NOT_SUPPORTED at run time).
+  bool rejected() const noexcept { return rejected_.load(std::memory_order_relaxed); }
+  void reject() const noexcept { rejected_.store(true, std::memory_order_relaxed); }
 
   cublasLtMatmulDesc_t desc() const noexcept { return desc_.get(); }
   cublasLtMatrixLayout_t a() const noexcept { return a_.get(); }
@@ -187,6 +209,7 @@ class matmul_plan {
   cublasLtMatmulAlgo_t algo_{};
   std::size_t workspace_bytes_ = 0;
   bool has_algo_ = false;
+  mutable std::atomic<bool> rejected_{false};
 };
 
 // An owning cuBLASLt handle for the device that is current when it is made, with
@@ -247,14 +270,39 @@ class cublaslt_handle {
   // C = alpha·op(A)·op(B) + beta·C on `s`, in place (D = C), as described by `key`; A, B, C are
   // device pointers matching the key's types and layouts. Returns false, doing nothing, when
   // cuBLASLt has no algorithm for the key.
+  // With an epilogue that adds a bias, `bias` points to it (device memory); else it is ignored.
   [[nodiscard]] bool try_matmul(const matmul_key& key, float alpha, const void* a, const void* b,
-                                float beta, void* c, stream_view s) {
+                                float beta, void* c, stream_view s, const void* bias = nullptr) {
+    if (a == nullptr || b == nullptr || c == nullptr)
+      throw cuda_error("cublaslt_handle::try_matmul: a null operand pointer for " + describe(key));
+    const bool with_bias = key.epilogue != CUBLASLT_EPILOGUE_DEFAULT;
+    if (with_bias && bias == nullptr)
+      throw cuda_error("cublaslt_handle::try_matmul: a bias epilogue without a bias pointer for " + describe(key));
     const std::shared_ptr<const matmul_plan> p = plan(key);
-    if (!p->has_algo()) return false;
-    TFM_CUBLAS_CHECK(cublasLtMatmul(handle_, p->desc(), &alpha, a, p->a(), b, p->b(), &beta, c,
-                                    p->c(), c, p->c(), &p->algo(), workspace_, workspace_bytes_,
-                                    s.get()));
+    if (!p->has_algo() || p->rejected()) return false;
+    // The bias pointer lives in the plan's descriptor: set per call (one stream per handle).
+    if (with_bias)
+      TFM_CUBLAS_CHECK(
+          cublasLtMatmulDescSetAttribute(p->desc(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    const cublasStatus_t st = cublasLtMatmul(handle_, p->desc(), &alpha, a, p->a(), b, p->b(), &beta, c, p->c(), c,
+                                             p->c(), &p->algo(), workspace_, workspace_bytes_, s.get());
+    if (st == CUBLAS_STATUS_INVALID_VALUE || st == CUBLAS_STATUS_NOT_SUPPORTED) {
+      // The heuristic's algorithm refused at run time (seen on an H200 with cuBLAS 13 for some
+      // rank-4 LoRA products): nothing ran; the plan is marked so that later calls go straight to
+      // the caller's fallback, and the reason is kept for last_rejection().
+      p->reject();
+      const std::lock_guard<std::mutex> lock(mutex_);
+      last_rejection_ = ::tfm::detail::concat(describe(key), ": cublasLtMatmul returned ", static_cast<int>(st));
+      return false;
+    }
+    if (st != CUBLAS_STATUS_SUCCESS)
+      detail::throw_cublas_error(st, ("cublasLtMatmul (" + describe(key) + ")").c_str(), __FILE__, __LINE__);
     return true;
+  }
+  // The last problem whose algorithm cublasLtMatmul refused (empty if none).
+  std::string last_rejection() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return last_rejection_;
   }
   // As try_matmul, but throws cuda_error when cuBLASLt has no algorithm.
   void matmul(const matmul_key& key, float alpha, const void* a, const void* b, float beta, void* c,
@@ -263,7 +311,8 @@ class cublaslt_handle {
       throw cuda_error("cublasLtMatmulAlgoGetHeuristic found no algorithm for " + describe(key));
   }
 
-  // How many GEMMs ran on a fallback because cuBLASLt had no algorithm (gemm_cuda counts them).
+  // How many GEMMs ran on a fallback because cuBLASLt had no algorithm or refused the one its
+  // heuristic gave (gemm_cuda counts them).
   std::size_t fallbacks() const noexcept { return fallbacks_.load(std::memory_order_relaxed); }
   void count_fallback() noexcept { fallbacks_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -273,6 +322,7 @@ class cublaslt_handle {
   std::size_t workspace_bytes_ = 0;
   mutable std::mutex mutex_;
   std::atomic<std::size_t> fallbacks_{0};
+  std::string last_rejection_;
   std::unordered_map<matmul_key, std::shared_ptr<const matmul_plan>, matmul_key_hash> plans_;
 };
 

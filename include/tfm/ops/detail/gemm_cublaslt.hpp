@@ -118,6 +118,39 @@ cublaslt_gemm_call make_cublaslt_gemm_call(const strided_matrix<TA>& a, const st
   return {key, first, second, static_cast<void*>(c.data)};
 }
 
+// As make_cublaslt_gemm_call, with cuBLASLt's bias epilogue: C = alpha·A·B + beta·C + bias, bias
+// a vector of C.cols elements (one per column of C, i.e. per output feature of a row-major C),
+// added before C's one rounding. Needs a row-major C (the BLAS form computes Cᵀ, whose rows
+// are C's columns); `ok` is false otherwise.
+struct cublaslt_bias_call {
+  bool ok;
+  cublaslt_gemm_call call;
+};
+template <class Math, class TA, class TB, class TC, class TBias>
+cublaslt_bias_call make_cublaslt_bias_gemm_call(const strided_matrix<TA>& a, const strided_matrix<TB>& b,
+                                                const strided_matrix<TC>& c, const TBias* bias,
+                                                const char* op = "gemm_cublaslt") {
+  cublaslt_bias_call r{false, make_cublaslt_gemm_call<Math>(a, b, c, op)};
+  if (r.call.key.m != c.cols || r.call.key.n != c.rows || !to_blas_gemm(a, b, c, op).swapped) return r;
+  r.call.key.epilogue = CUBLASLT_EPILOGUE_BIAS;
+  r.call.key.bias_type = cuda::data_type_of<TBias>;
+  r.call.key.align_bias = cuda::pointer_alignment(bias);
+  r.ok = true;
+  return r;
+}
+
+// C = alpha·A·B + beta·C + bias through cuBLASLt (bias: C.cols elements, see
+// make_cublaslt_bias_gemm_call). Returns false, doing nothing, when the mapping or cuBLASLt
+// cannot do it (C not row-major, no algorithm, or the algorithm refused).
+template <class Math, class TA, class TB, class TC, class TBias>
+[[nodiscard]] bool try_cublaslt_gemm_bias(cuda::cublaslt_handle& handle, float alpha, const strided_matrix<TA>& a,
+                                          const strided_matrix<TB>& b, float beta, const strided_matrix<TC>& c,
+                                          const TBias* bias, cuda::stream_view s, const char* op = "gemm_cublaslt") {
+  const cublaslt_bias_call r = make_cublaslt_bias_gemm_call<Math>(a, b, c, bias, op);
+  if (!r.ok) return false;
+  return handle.try_matmul(r.call.key, alpha, r.call.a, r.call.b, beta, r.call.c, s, bias);
+}
+
 // C = alpha·A·B + beta·C through cuBLASLt on stream `s` (asynchronous). M, N, K > 0. Returns
 // false, doing nothing, when cuBLASLt has no algorithm for the problem (an unusual alignment).
 template <class Math, class TA, class TB, class TC>
