@@ -3,6 +3,7 @@
 #define TFM_TEST_MODULE test_tensor_cuda
 #include "support/test_main.hpp"
 
+#include "tfm/backend/cuda/profile.hpp"
 #include "tfm/core/tensor.hpp"
 
 using namespace tfm;
@@ -34,4 +35,29 @@ BOOST_AUTO_TEST_CASE(strided_device_views) {
 BOOST_AUTO_TEST_CASE(device_out_of_memory_is_an_exception) {
   using device_floats = buffer<float, space::cuda>;
   BOOST_CHECK_THROW(device_floats(std::size_t(1) << 50), out_of_memory);
+}
+
+// backend/cuda/profile.hpp: scoped GPU timings by name, nested scopes inclusive, collect() resets.
+BOOST_AUTO_TEST_CASE(op_profiler_times_named_scopes) {
+  cuda::stream st;
+  buffer<float, space::cuda> big(std::size_t{64} << 20);  // 256 MB: each memset takes tens of µs
+  cuda::op_profiler prof;
+  for (int rep = 0; rep < 2; ++rep) {
+    cuda::op_scope outer(&prof, "outer", st.get());
+    TFM_CUDA_CHECK(cudaMemsetAsync(big.data(), 0, big.size() * sizeof(float), st.get()));
+    {
+      cuda::op_scope inner(&prof, "inner", st.get());
+      TFM_CUDA_CHECK(cudaMemsetAsync(big.data(), 1, big.size() * sizeof(float), st.get()));
+    }
+  }
+  { cuda::op_scope none(nullptr, "ignored", st.get()); }  // a null profiler records nothing
+  const auto e = prof.collect();
+  BOOST_REQUIRE_EQUAL(e.size(), 2u);
+  BOOST_TEST(e[0].name == "outer");  // most time first: outer includes inner
+  BOOST_TEST(e[1].name == "inner");
+  BOOST_TEST(e[0].calls == 2);
+  BOOST_TEST(e[1].calls == 2);
+  BOOST_TEST(e[1].ms > 0.0);
+  BOOST_TEST(e[0].ms > e[1].ms);
+  BOOST_TEST(prof.collect().empty());
 }
