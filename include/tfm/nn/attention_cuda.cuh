@@ -14,6 +14,10 @@
 //    query rows per block of 4 warps, 64-key tiles; P is rounded to bf16 before P·V, so the
 //    output differs from the fp32-math kernel by about bf16 rounding. attention_flash_forward_bf16
 //    uses it for hd 64 / 128 unless TFM_FLASH_MMA=0; _mma / _simt pick one explicitly.
+//  * bf16 MMA backward (hd 64, 128): one block of 4 warps per (b, kv head, 64-key tile), each
+//    warp keeping dK, dV of 16 keys in registers; Sᵀ, dPᵀ, dV, dK and dQ on tensor cores, P and
+//    dS rounded to bf16 before their products, dQ added in fp32 with atomicAdd.
+//    attention_flash_backward_bf16 uses it for hd 64 / 128 unless TFM_FLASH_MMA=0.
 //
 // Head sizes: the kernels are instantiated for a padded head size HDMAX in {32, 64, 128, 256}
 // (the smallest that holds hd; shared tiles are zero-padded), so hd = 64 and 128 run without
@@ -689,6 +693,268 @@ __global__ void __launch_bounds__(mma_warps * 32)
   }
 }
 
+// Tensor-core backward (bf16 mma.sync, fp32 accumulators), HD = hd = 64 or 128. One block of
+// mma_warps warps per (b, kv head g, key tile of mma_bn keys); warp w owns keys j0 + 16w .. +15
+// and keeps their dK, dV [16][HD] in registers over every query head of the group and every
+// query tile of mma_bm rows that sees the key tile. Per query tile (Q, dO in shared memory, lse
+// and D beside them), per chunk of 16 queries c:
+//   Sᵀ = K_w·Q_cᵀ, Pᵀ = exp(scale·Sᵀ − ALiBi − lse) (masked), dPᵀ = V_w·dO_cᵀ, dSᵀ = Pᵀ∘(dPᵀ − D),
+//   dV_w += Pᵀ·dO_c, dK_w += dSᵀ·Q_c (Pᵀ, dSᵀ as bf16 A fragments straight from the accumulators),
+//   and dSᵀ (bf16) goes to shared memory;
+// then warp w takes queries 16w .. +15 of the tile: dQ += scale·dS·K, added to the fp32 dq_acc
+// with atomicAdd (token stride ld_dq, head h at h·hd). dK is scaled once at the end.
+// Dynamic shared memory: K, V, Q, dO [mma_bn][HD + 8] bf16, dSᵀ [mma_bn][mma_bm + 8] bf16,
+// lse and D [mma_bm] floats.
+inline constexpr int mma_ds_stride = mma_bm + 8;  // (72 / 2) % 32 == 4: conflict-free ldmatrix rows
+
+template <int HD>
+constexpr std::size_t bwd_mma_smem_bytes() {
+  return sizeof(__nv_bfloat16) * (4 * std::size_t(mma_bn) * (HD + 8) + std::size_t(mma_bn) * mma_ds_stride) +
+         sizeof(float) * 2 * std::size_t(mma_bm);
+}
+
+// A fragment (16×16, rows r0 .. r0 + 15, cols c0 .. c0 + 15) of a row-major bf16 shared matrix
+// with row stride S: matrix m = lane / 8 covers rows r0 + 8(m % 2), cols c0 + 8(m / 2).
+template <int S>
+TFM_DEVICE void mma_a_frags(std::uint32_t (&r)[4], const __nv_bfloat16* base, int r0, int c0, int lane) {
+#if TFM_FLASH_MMA_LDMATRIX
+  ldsm_x4<false>(r, base + (r0 + ((lane >> 3) & 1) * 8 + (lane & 7)) * S + c0 + (lane >> 4) * 8);
+#else
+  const __nv_bfloat16* p = base + (r0 + (lane >> 2)) * S + c0 + 2 * (lane & 3);
+  r[0] = lds32(p);
+  r[1] = lds32(p + 8 * S);
+  r[2] = lds32(p + 8);
+  r[3] = lds32(p + 8 * S + 8);
+#endif
+}
+
+// A fragment of the 16×16 block (rows r0.., cols c0..) of Mᵀ, where M is stored row-major in
+// shared memory with row stride S (A(r, c) = M[c][r]).
+template <int S>
+TFM_DEVICE void mma_at_frags(std::uint32_t (&r)[4], const __nv_bfloat16* m, int r0, int c0, int lane) {
+#if TFM_FLASH_MMA_LDMATRIX
+  // matrix q = lane / 8: A rows r0 + 8(q % 2), cols c0 + 8(q / 2) = M rows c0 + 8(q / 2), cols r0 + 8(q % 2)
+  ldsm_x4<true>(r, m + (c0 + (lane >> 4) * 8 + (lane & 7)) * S + r0 + ((lane >> 3) & 1) * 8);
+#else
+  const unsigned short* p = reinterpret_cast<const unsigned short*>(m) + (c0 + 2 * (lane & 3)) * S + r0 + (lane >> 2);
+  auto pair = [](const unsigned short* x) { return std::uint32_t(x[0]) | (std::uint32_t(x[S]) << 16); };
+  r[0] = pair(p);
+  r[1] = pair(p + 8);
+  r[2] = pair(p + 8 * S);
+  r[3] = pair(p + 8 * S + 8);
+#endif
+}
+
+template <int HD>
+__global__ void __launch_bounds__(mma_warps * 32)
+    flash_bwd_mma_kernel(params p, bool vec, const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+                         const __nv_bfloat16* __restrict__ v, const __nv_bfloat16* __restrict__ dout,
+                         const float* __restrict__ lse, const float* __restrict__ D, float* dq_acc,
+                         std::int64_t ld_dq, __nv_bfloat16* __restrict__ dk, __nv_bfloat16* __restrict__ dv) {
+  static_assert(HD == 64 || HD == 128, "MMA backward: head size 64 or 128");
+  static_assert(mma_bm == mma_bn && mma_bn == 16 * mma_warps, "one 16-key slice per warp");
+  constexpr int S = HD + 8, DS = mma_ds_stride;
+  constexpr int KD = HD / 16;  // k steps over the head dimension
+  constexpr int NO = HD / 8;   // n tiles over the head dimension
+  constexpr int NC = mma_bm / 16;  // 16-query chunks per query tile
+  constexpr int NH = HD == 128 ? 2 : 1, NOH = NO / NH;  // dQ in NH passes of NOH n tiles
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __nv_bfloat16* Ks = reinterpret_cast<__nv_bfloat16*>(smem_raw);
+  __nv_bfloat16* Vs = Ks + mma_bn * S;
+  __nv_bfloat16* Qs = Vs + mma_bn * S;
+  __nv_bfloat16* Os = Qs + mma_bm * S;  // dO
+  __nv_bfloat16* dSs = Os + mma_bm * S;  // dSᵀ [key][query]
+  float* Ls = reinterpret_cast<float*>(dSs + mma_bn * DS);
+  float* Ds = Ls + mma_bm;
+
+  const int ktiles = (p.T + mma_bn - 1) / mma_bn;
+  const int jt = ktiles - 1 - int(blockIdx.x % ktiles);  // causal: the tiles with most queries first
+  const int bg = int(blockIdx.x / ktiles);
+  const int b = bg / p.KV, g = bg % p.KV, G = p.H / p.KV;
+  const int j0 = jt * mma_bn, j1 = min(p.T, j0 + mma_bn);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int gr = lane >> 2, tq = lane & 3;
+  const int jw = j0 + 16 * warp;  // this warp's first key
+  const int ja = jw + gr, jb = ja + 8;  // this thread's two keys (c0,c1 / c2,c3 rows)
+
+  mma_load_tile<HD>(Ks, k + (std::int64_t(b) * p.T + j0) * p.ld_k + std::int64_t(g) * p.hd, p.ld_k, p.T - j0, vec);
+  mma_load_tile<HD>(Vs, v + (std::int64_t(b) * p.T + j0) * p.ld_v + std::int64_t(g) * p.hd, p.ld_v, p.T - j0, vec);
+
+  // hd 64: the warp's K and V A fragments stay in registers (they are the same for every query
+  // tile); hd 128 has no registers left for them and reads them from shared memory each time.
+  constexpr bool kv_in_regs = HD == 64;
+  std::uint32_t kr[kv_in_regs ? KD : 1][4], vr[kv_in_regs ? KD : 1][4];
+  if constexpr (kv_in_regs) {
+    cp_async_wait_all();
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) {
+      mma_a_frags<S>(kr[kk], Ks, 16 * warp, 16 * kk, lane);
+      mma_a_frags<S>(vr[kk], Vs, 16 * warp, 16 * kk, lane);
+    }
+  }
+
+  float dka[NO][4], dva[NO][4];
+#pragma unroll
+  for (int nt = 0; nt < NO; ++nt)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) dka[nt][c] = dva[nt][c] = 0.0f;
+
+  const int ibeg = p.bd.row_begin(j0), iend = p.bd.row_end(j1);
+  for (int h = g * G; h < (g + 1) * G; ++h) {
+    const float slope = p.alibi ? alibi_slope(h, p.H) : 0.0f;
+    const __nv_bfloat16* qh = q + std::int64_t(b) * p.T * p.ld_q + std::int64_t(h) * p.hd;
+    const __nv_bfloat16* oh = dout + std::int64_t(b) * p.T * p.ld_o + std::int64_t(h) * p.hd;
+    const std::int64_t lrow = (std::int64_t(b) * p.H + h) * p.T;
+    for (int i0 = ibeg; i0 < iend; i0 += mma_bm) {
+      __syncthreads();  // the previous tile's Q, dO, dSᵀ, lse, D are fully used
+      mma_load_tile<HD>(Qs, qh + std::int64_t(i0) * p.ld_q, p.ld_q, p.T - i0, vec);
+      mma_load_tile<HD>(Os, oh + std::int64_t(i0) * p.ld_o, p.ld_o, p.T - i0, vec);
+      for (int r = threadIdx.x; r < mma_bm; r += blockDim.x) {
+        const bool in = i0 + r < p.T;
+        Ls[r] = in ? lse[lrow + i0 + r] : -INFINITY;
+        Ds[r] = in ? D[lrow + i0 + r] : 0.0f;
+      }
+      cp_async_wait_all();
+      __syncthreads();
+      // Every (query, key) pair of the tile allowed: no per-element mask.
+      const int ilast = i0 + mma_bm - 1;
+      const bool full = ilast < p.T && j0 + mma_bn <= p.T && j0 >= p.bd.lo(ilast) && j0 + mma_bn <= p.bd.hi(i0);
+
+#pragma unroll 1
+      for (int ch = 0; ch < NC; ++ch) {
+        const int qc = i0 + 16 * ch;
+        // No allowed pair between this warp's keys and the chunk's queries (lo, hi are monotone).
+        const bool empty = qc >= p.T || p.bd.hi(min(qc + 15, p.T - 1)) <= jw || p.bd.lo(qc) >= jw + 16 || jw >= p.T;
+        if (empty) {
+          const std::uint32_t z = 0u;
+#pragma unroll
+          for (int n = 0; n < 2; ++n) {
+            *reinterpret_cast<std::uint32_t*>(dSs + (16 * warp + gr) * DS + 16 * ch + 8 * n + 2 * tq) = z;
+            *reinterpret_cast<std::uint32_t*>(dSs + (16 * warp + gr + 8) * DS + 16 * ch + 8 * n + 2 * tq) = z;
+          }
+          continue;
+        }
+        // Sᵀ and dPᵀ [16 keys][16 queries] (n tile n: queries qc + 8n ..).
+        float st[2][4], dpt[2][4];
+#pragma unroll
+        for (int n = 0; n < 2; ++n)
+#pragma unroll
+          for (int c = 0; c < 4; ++c) st[n][c] = dpt[n][c] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < KD; ++kk) {
+          std::uint32_t qb[4], ob[4];
+          mma_k_frags<S>(qb, Qs, 2 * ch, kk, lane);
+          mma_k_frags<S>(ob, Os, 2 * ch, kk, lane);
+          if constexpr (kv_in_regs) {
+            mma_bf16_16816(st[0], kr[kk], qb[0], qb[1]);
+            mma_bf16_16816(st[1], kr[kk], qb[2], qb[3]);
+            mma_bf16_16816(dpt[0], vr[kk], ob[0], ob[1]);
+            mma_bf16_16816(dpt[1], vr[kk], ob[2], ob[3]);
+          } else {
+            std::uint32_t ka[4], va[4];
+            mma_a_frags<S>(ka, Ks, 16 * warp, 16 * kk, lane);
+            mma_a_frags<S>(va, Vs, 16 * warp, 16 * kk, lane);
+            mma_bf16_16816(st[0], ka, qb[0], qb[1]);
+            mma_bf16_16816(st[1], ka, qb[2], qb[3]);
+            mma_bf16_16816(dpt[0], va, ob[0], ob[1]);
+            mma_bf16_16816(dpt[1], va, ob[2], ob[3]);
+          }
+        }
+        // Pᵀ, dSᵀ (element c of n tile n: key c < 2 ? ja : jb, query qc + 8n + 2tq + (c & 1)).
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+#pragma unroll
+          for (int c = 0; c < 4; ++c) {
+            const int rq = 16 * ch + 8 * n + 2 * tq + (c & 1);  // query row within the tile
+            const int i = i0 + rq, j = c < 2 ? ja : jb;
+            const float L = Ls[rq];
+            float s = st[n][c] * p.scale;
+            if (p.alibi) s -= slope * float(i > j ? i - j : j - i);
+            const bool ok = full || (i < p.T && j < p.T && j >= p.bd.lo(i) && j < p.bd.hi(i) && L > -INFINITY);
+            const float pv = ok ? expf(s - L) : 0.0f;
+            st[n][c] = pv;
+            dpt[n][c] = pv * (dpt[n][c] - Ds[rq]);
+          }
+        }
+        const std::uint32_t pa[4] = {pack_bf16(st[0][0], st[0][1]), pack_bf16(st[0][2], st[0][3]),
+                                     pack_bf16(st[1][0], st[1][1]), pack_bf16(st[1][2], st[1][3])};
+        const std::uint32_t sa[4] = {pack_bf16(dpt[0][0], dpt[0][1]), pack_bf16(dpt[0][2], dpt[0][3]),
+                                     pack_bf16(dpt[1][0], dpt[1][1]), pack_bf16(dpt[1][2], dpt[1][3])};
+        // dSᵀ to shared memory for dQ: rows = keys (local 16w + gr, + 8), cols = queries.
+        *reinterpret_cast<std::uint32_t*>(dSs + (16 * warp + gr) * DS + 16 * ch + 2 * tq) = sa[0];
+        *reinterpret_cast<std::uint32_t*>(dSs + (16 * warp + gr + 8) * DS + 16 * ch + 2 * tq) = sa[1];
+        *reinterpret_cast<std::uint32_t*>(dSs + (16 * warp + gr) * DS + 16 * ch + 8 + 2 * tq) = sa[2];
+        *reinterpret_cast<std::uint32_t*>(dSs + (16 * warp + gr + 8) * DS + 16 * ch + 8 + 2 * tq) = sa[3];
+        // dV += Pᵀ·dO_c, dK += dSᵀ·Q_c (B: rows qc.. of dO / Q, transposed access).
+#pragma unroll
+        for (int nt = 0; nt < NO; nt += 2) {
+          std::uint32_t ob[4], qb[4];
+          mma_v_frags<S>(ob, Os, nt, ch, lane);
+          mma_v_frags<S>(qb, Qs, nt, ch, lane);
+          mma_bf16_16816(dva[nt], pa, ob[0], ob[1]);
+          mma_bf16_16816(dva[nt + 1], pa, ob[2], ob[3]);
+          mma_bf16_16816(dka[nt], sa, qb[0], qb[1]);
+          mma_bf16_16816(dka[nt + 1], sa, qb[2], qb[3]);
+        }
+      }
+      __syncthreads();  // dSᵀ of the whole tile in shared memory
+
+      // dQ rows 16w .. +15 of the tile = dS·K: A = dS (from dSᵀ, transposed), B = K (transposed access).
+      const int ra = i0 + 16 * warp + gr, rb = ra + 8;
+      if (i0 + 16 * warp < p.T) {
+#pragma unroll
+        for (int hh = 0; hh < NH; ++hh) {
+          float acc[NOH][4];
+#pragma unroll
+          for (int nt = 0; nt < NOH; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+#pragma unroll
+          for (int kp = 0; kp < mma_bn / 16; ++kp) {
+            std::uint32_t a[4];
+            mma_at_frags<DS>(a, dSs, 16 * warp, 16 * kp, lane);
+#pragma unroll
+            for (int nt = 0; nt < NOH; nt += 2) {
+              std::uint32_t kb[4];
+              mma_v_frags<S>(kb, Ks, hh * NOH + nt, kp, lane);
+              mma_bf16_16816(acc[nt], a, kb[0], kb[1]);
+              mma_bf16_16816(acc[nt + 1], a, kb[2], kb[3]);
+            }
+          }
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const int i = half == 0 ? ra : rb;
+            if (i >= p.T) continue;
+            float* dqr = dq_acc + (std::int64_t(b) * p.T + i) * ld_dq + std::int64_t(h) * p.hd + hh * NOH * 8 + 2 * tq;
+#pragma unroll
+            for (int nt = 0; nt < NOH; ++nt) {
+              atomicAdd(dqr + nt * 8, acc[nt][2 * half] * p.scale);
+              atomicAdd(dqr + nt * 8 + 1, acc[nt][2 * half + 1] * p.scale);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  cp_async_wait_all();  // (no query tile: the K, V loads are still in flight)
+  // dK (scaled), dV of this warp's keys.
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int j = half == 0 ? ja : jb;
+    if (j >= p.T) continue;
+    const std::int64_t tok = std::int64_t(b) * p.T + j;
+    __nv_bfloat16* dkr = dk + tok * p.ld_k + std::int64_t(g) * p.hd + 2 * tq;
+    __nv_bfloat16* dvr = dv + tok * p.ld_v + std::int64_t(g) * p.hd + 2 * tq;
+#pragma unroll
+    for (int nt = 0; nt < NO; ++nt) {
+      dkr[nt * 8] = __float2bfloat16(dka[nt][2 * half] * p.scale);
+      dkr[nt * 8 + 1] = __float2bfloat16(dka[nt][2 * half + 1] * p.scale);
+      dvr[nt * 8] = __float2bfloat16(dva[nt][2 * half]);
+      dvr[nt * 8 + 1] = __float2bfloat16(dva[nt][2 * half + 1]);
+    }
+  }
+}
+
 // D[b][h][i] = Σ_d dO·O, one warp per (b, h, i).
 template <class TI>
 __global__ void flash_rowdot_kernel(params p, const TI* out, const TI* dout, float* D) {
@@ -910,6 +1176,12 @@ void flash_forward_launch(const attention_shape& s, const attention_mask& m, con
   TFM_CUDA_CHECK(cudaGetLastError());
 }
 
+// Every token row of a bf16 [rows][ld] operand starts 16-byte aligned (the MMA kernels' cp.async
+// loads), given its first row's pointer and its token stride.
+inline bool rows16(const __nv_bfloat16* ptr, std::int64_t ld) {
+  return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && ld % 8 == 0;
+}
+
 // The MMA forward (HD = hd = 64 or 128). 16-byte global loads where q, k, v and their token
 // strides allow them, else element by element.
 template <int HD>
@@ -918,22 +1190,52 @@ void flash_forward_mma_launch(const attention_shape& s, const attention_mask& m,
                               cudaStream_t stream) {
   const params p = make_params(s, m);
   if (s.batch == 0 || s.seq == 0) return;
-  auto aligned = [](const __nv_bfloat16* ptr, std::int64_t ld) {
-    return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && ld % 8 == 0;
-  };
-  const bool vec = aligned(q, s.ld_q) && aligned(k, s.ld_k) && aligned(v, s.ld_v);
+  const bool vec = rows16(q, s.ld_q) && rows16(k, s.ld_k) && rows16(v, s.ld_v);
   const std::int64_t blocks = std::int64_t(s.batch) * s.heads * ((s.seq + mma_bm - 1) / mma_bm);
   flash_fwd_mma_kernel<HD><<<unsigned(blocks), mma_warps * 32, 0, stream>>>(p, vec, q, k, v, out, lse);
   TFM_CUDA_CHECK(cudaGetLastError());
 }
 
-// TFM_FLASH_MMA=0 turns the MMA forward off in attention_flash_forward_bf16 (read once).
+// TFM_FLASH_MMA=0 turns the MMA kernels off in attention_flash_forward_bf16 and
+// attention_flash_backward_bf16 (read once).
 inline bool flash_mma_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("TFM_FLASH_MMA");
     return !(e != nullptr && std::string_view(e) == "0");
   }();
   return on;
+}
+
+// Zeroes dq_acc (token stride ld_dq) and computes D = rowsum(dO ∘ O) [B][H][T]: what both
+// backward kernels need first.
+template <class TI>
+void flash_backward_prologue(const attention_shape& s, const params& p, const TI* out, const TI* dout, float* D,
+                             float* dq_acc, std::int64_t ld_dq, cudaStream_t stream) {
+  const std::int64_t rows = std::int64_t(s.batch) * s.seq;
+  const int width = s.heads * s.head_dim;
+  zero_heads_kernel<<<grid_for(rows * width, 256), 256, 0, stream>>>(rows, width, ld_dq, dq_acc);
+  TFM_CUDA_CHECK(cudaGetLastError());
+  flash_rowdot_kernel<TI><<<grid_for(std::int64_t(s.batch) * s.heads * s.seq * 32, 256), 256, 0, stream>>>(
+      p, out, dout, D);
+  TFM_CUDA_CHECK(cudaGetLastError());
+}
+
+// The MMA backward (HD = hd = 64 or 128); 16-byte loads where q, k, v, dout and their strides allow.
+template <int HD>
+void flash_backward_mma_launch(const attention_shape& s, const attention_mask& m, const __nv_bfloat16* q,
+                               const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* out,
+                               const __nv_bfloat16* dout, const float* lse, float* D, float* dq_acc,
+                               std::int64_t ld_dq, __nv_bfloat16* dk, __nv_bfloat16* dv, cudaStream_t stream) {
+  const params p = make_params(s, m);
+  if (s.batch == 0 || s.seq == 0) return;
+  flash_backward_prologue(s, p, out, dout, D, dq_acc, ld_dq, stream);
+  const bool vec = rows16(q, s.ld_q) && rows16(k, s.ld_k) && rows16(v, s.ld_v) && rows16(dout, p.ld_o);
+  constexpr std::size_t smem = bwd_mma_smem_bytes<HD>();
+  auto kern = flash_bwd_mma_kernel<HD>;
+  TFM_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const std::int64_t blocks = std::int64_t(s.batch) * s.kv_heads * ((s.seq + mma_bn - 1) / mma_bn);
+  kern<<<unsigned(blocks), mma_warps * 32, smem, stream>>>(p, vec, q, k, v, dout, lse, D, dq_acc, ld_dq, dk, dv);
+  TFM_CUDA_CHECK(cudaGetLastError());
 }
 
 // dq_acc: fp32 dQ accumulator with token stride ld_dq (zeroed here); D: [B][H][T] floats.
@@ -943,13 +1245,7 @@ void flash_backward_launch(const attention_shape& s, const attention_mask& m, co
                            std::int64_t ld_dq, TO* dk, TO* dv, cudaStream_t stream) {
   const params p = make_params(s, m);
   if (s.batch == 0 || s.seq == 0) return;
-  const std::int64_t rows = std::int64_t(s.batch) * s.seq;
-  const int width = s.heads * s.head_dim;
-  zero_heads_kernel<<<grid_for(rows * width, 256), 256, 0, stream>>>(rows, width, ld_dq, dq_acc);
-  TFM_CUDA_CHECK(cudaGetLastError());
-  flash_rowdot_kernel<TI><<<grid_for(std::int64_t(s.batch) * s.heads * s.seq * 32, 256), 256, 0, stream>>>(
-      p, out, dout, D);
-  TFM_CUDA_CHECK(cudaGetLastError());
+  flash_backward_prologue(s, p, out, dout, D, dq_acc, ld_dq, stream);
   constexpr std::size_t smem = bwd_smem_bytes<HDMAX>();
   auto kern = flash_bwd_kernel<HDMAX, TI, TO>;
   TFM_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
@@ -1061,24 +1357,62 @@ inline void attention_flash_forward_bf16(const attention_shape& s, const attenti
   else
     attention_flash_forward_bf16_simt(s, m, q, k, v, out, lse, stream);
 }
-inline void attention_flash_backward_bf16(const attention_shape& s, const attention_mask& m, const __nv_bfloat16* q,
-                                          const __nv_bfloat16* k, const __nv_bfloat16* v,
-                                          const __nv_bfloat16* out, const __nv_bfloat16* dout, const float* lse,
-                                          __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, float* scratch,
-                                          cudaStream_t stream) {
+// The backward: the tensor-core (MMA) kernel for hd 64 and 128 unless TFM_FLASH_MMA is "0", else
+// the CUDA-core one; _simt and _mma pick one. Both accumulate in fp32; the MMA kernel rounds P
+// and dS to bf16 before its products (as FlashAttention-2 does).
+inline void attention_flash_backward_bf16_simt(const attention_shape& s, const attention_mask& m,
+                                               const __nv_bfloat16* q, const __nv_bfloat16* k,
+                                               const __nv_bfloat16* v, const __nv_bfloat16* out,
+                                               const __nv_bfloat16* dout, const float* lse, __nv_bfloat16* dq,
+                                               __nv_bfloat16* dk, __nv_bfloat16* dv, float* scratch,
+                                               cudaStream_t stream) {
   namespace ac = detail::attn_cuda;
-  ac::check<0>(s, m, "attention_flash_backward_bf16");
+  ac::check<0>(s, m, "attention_flash_backward_bf16_simt");
   if (s.batch == 0 || s.seq == 0) return;
   float* D = scratch;
   float* dq_acc = scratch + std::size_t(s.batch) * s.heads * s.seq;
   const std::int64_t width = std::int64_t(s.heads) * s.head_dim;
-  ac::dispatch_hd(s.head_dim, "attention_flash_backward_bf16", [&](auto hdmax) {
+  ac::dispatch_hd(s.head_dim, "attention_flash_backward_bf16_simt", [&](auto hdmax) {
     ac::flash_backward_launch<decltype(hdmax)::value, __nv_bfloat16, __nv_bfloat16>(s, m, q, k, v, out, dout, lse, D,
                                                                                     dq_acc, width, dk, dv, stream);
   });
   const std::int64_t rows = std::int64_t(s.batch) * s.seq;
   ac::convert_heads_kernel<<<ac::grid_for(rows * width, 256), 256, 0, stream>>>(rows, int(width), dq_acc, s.ld_q, dq);
   TFM_CUDA_CHECK(cudaGetLastError());
+}
+// hd 64 or 128 only (invalid_argument otherwise).
+inline void attention_flash_backward_bf16_mma(const attention_shape& s, const attention_mask& m,
+                                              const __nv_bfloat16* q, const __nv_bfloat16* k,
+                                              const __nv_bfloat16* v, const __nv_bfloat16* out,
+                                              const __nv_bfloat16* dout, const float* lse, __nv_bfloat16* dq,
+                                              __nv_bfloat16* dk, __nv_bfloat16* dv, float* scratch,
+                                              cudaStream_t stream) {
+  namespace ac = detail::attn_cuda;
+  ac::check<0>(s, m, "attention_flash_backward_bf16_mma");
+  if (s.head_dim != 64 && s.head_dim != 128)
+    throw invalid_argument(::tfm::detail::concat("attention_flash_backward_bf16_mma: head size ", s.head_dim,
+                                                 " is not supported (the MMA kernel takes 64 or 128)"));
+  if (s.batch == 0 || s.seq == 0) return;
+  float* D = scratch;
+  float* dq_acc = scratch + std::size_t(s.batch) * s.heads * s.seq;
+  const std::int64_t width = std::int64_t(s.heads) * s.head_dim;
+  if (s.head_dim == 64)
+    ac::flash_backward_mma_launch<64>(s, m, q, k, v, out, dout, lse, D, dq_acc, width, dk, dv, stream);
+  else
+    ac::flash_backward_mma_launch<128>(s, m, q, k, v, out, dout, lse, D, dq_acc, width, dk, dv, stream);
+  const std::int64_t rows = std::int64_t(s.batch) * s.seq;
+  ac::convert_heads_kernel<<<ac::grid_for(rows * width, 256), 256, 0, stream>>>(rows, int(width), dq_acc, s.ld_q, dq);
+  TFM_CUDA_CHECK(cudaGetLastError());
+}
+inline void attention_flash_backward_bf16(const attention_shape& s, const attention_mask& m, const __nv_bfloat16* q,
+                                          const __nv_bfloat16* k, const __nv_bfloat16* v,
+                                          const __nv_bfloat16* out, const __nv_bfloat16* dout, const float* lse,
+                                          __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, float* scratch,
+                                          cudaStream_t stream) {
+  if ((s.head_dim == 64 || s.head_dim == 128) && detail::attn_cuda::flash_mma_enabled())
+    attention_flash_backward_bf16_mma(s, m, q, k, v, out, dout, lse, dq, dk, dv, scratch, stream);
+  else
+    attention_flash_backward_bf16_simt(s, m, q, k, v, out, dout, lse, dq, dk, dv, scratch, stream);
 }
 
 }  // namespace tfm::nn
