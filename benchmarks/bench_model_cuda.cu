@@ -2,22 +2,32 @@
 //   BM_flash_fwd/<f32|bf16|bf16_mma>/<causal>/B/H/hd/T, BM_flash_bwd/...: the flash attention
 //     kernels alone on [B, T, H, hd] q, k, v (MHA), counter TFLOP/s with 4·B·H·T²·hd for the
 //     forward and 2.5× that for the backward, halved for causal masks. bf16: the CUDA-core (SIMT)
-//     kernels (attention_flash_forward_bf16_simt); bf16_mma: the tensor-core forward.
+//     kernels (attention_flash_*_bf16_simt); bf16_mma: the tensor-core ones (_mma). Shapes:
+//     hd 128, T 4096 (the targets' shape) and one GPT-2 small layer (B 16, H 12, hd 64, T 1024).
+//   BM_gpt2_small_fwd/bf16/B/T: the forward alone (logits and loss).
+//   BM_gpt2_small_profile/bf16/B/T: a step with per-operation GPU times (counters "ms:<op>").
 //   BM_gpt2_small_step/<f32|bf16>/B/T: forward + backward of GPT-2 small (presets::gpt2<>, flash
 //     attention, float parameters; bf16: bf16 compute over them) on random tokens; tokens_per_s.
+//   BM_gpt2_small_train/<f32|bf16>/B/T: one whole train::trainer step on the same model —
+//     batch gathering on the host and its upload, forward, backward, the device gradient norm,
+//     clipping and the fused AdamW kernel (cuda_adamw) — tokens_per_s.
 // Timed with CUDA events on the backend's / a private stream and UseManualTime (GPU time).
 // Without a usable device the binary says so and exits 0.
 #include <benchmark/benchmark.h>
 
 #include <cuda_bf16.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "tfm/backend/cuda/runtime.hpp"
 #include "tfm/core/rng.hpp"
 #include "tfm/nn/model.cuh"
+#include "tfm/train/optim_cuda.cuh"
+#include "tfm/train/trainer.hpp"
 
 namespace {
 
@@ -36,7 +46,7 @@ __global__ void fill_normal(N* p, std::size_t n, std::uint64_t seed) {
   }
 }
 
-// args: causal, B, H, hd, T. Mma (bf16 forward only): the tensor-core kernel, else the SIMT one.
+// args: causal, B, H, hd, T. Mma (bf16): the tensor-core kernels, else the SIMT ones.
 template <class E, bool Backward, bool Mma = false>
 void BM_flash(benchmark::State& state) {
   const bool causal = state.range(0) != 0;
@@ -69,9 +79,12 @@ void BM_flash(benchmark::State& state) {
     if constexpr (std::is_same_v<E, float>)
       nn::attention_flash_backward_cuda<float, 0>(s, m, q.data(), k.data(), v.data(), o.data(), dout.data(),
                                                   lse.data(), dq.data(), dk.data(), dv.data(), scr.data(), st.get());
+    else if constexpr (Mma)
+      nn::attention_flash_backward_bf16_mma(s, m, q.data(), k.data(), v.data(), o.data(), dout.data(), lse.data(),
+                                            dq.data(), dk.data(), dv.data(), scr.data(), st.get());
     else
-      nn::attention_flash_backward_bf16(s, m, q.data(), k.data(), v.data(), o.data(), dout.data(), lse.data(),
-                                        dq.data(), dk.data(), dv.data(), scr.data(), st.get());
+      nn::attention_flash_backward_bf16_simt(s, m, q.data(), k.data(), v.data(), o.data(), dout.data(), lse.data(),
+                                             dq.data(), dk.data(), dv.data(), scr.data(), st.get());
   };
   fwd();
   if (Backward) bwd();  // warm-up
@@ -103,6 +116,16 @@ struct gpt2_flash_bf16 : gpt2_flash {
   using precision = nn::precision_bf16;
 };
 
+// n random tokens below V and n random targets (fixed seeds).
+void random_batch(int V, std::size_t n, std::vector<std::int32_t>& tok, std::vector<std::int32_t>& tgt) {
+  tok.resize(n);
+  tgt.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    tok[i] = std::int32_t(tfm::rng::random_u32(1, 0, i) % std::uint32_t(V));
+    tgt[i] = std::int32_t(tfm::rng::random_u32(1, 1, i) % std::uint32_t(V));
+  }
+}
+
 // args: B, T
 template <class Cfg>
 void BM_gpt2_small_step(benchmark::State& state) {
@@ -110,11 +133,8 @@ void BM_gpt2_small_step(benchmark::State& state) {
   nn::model<Cfg, tfm::space::cuda> m;
   m.init(42);
   const int V = m.sizes().vocab;
-  std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(std::size_t(B) * T);
-  for (std::size_t i = 0; i < tok.size(); ++i) {
-    tok[i] = std::int32_t(tfm::rng::random_u32(1, 0, i) % std::uint32_t(V));
-    tgt[i] = std::int32_t(tfm::rng::random_u32(1, 1, i) % std::uint32_t(V));
-  }
+  std::vector<std::int32_t> tok, tgt;
+  random_batch(V, std::size_t(B) * T, tok, tgt);
   m.forward(tok.data(), tgt.data(), B, T);  // warm-up (plans the arena, cuBLASLt plans)
   m.zero_grad();
   m.backward();
@@ -134,30 +154,136 @@ void BM_gpt2_small_step(benchmark::State& state) {
       benchmark::Counter(double(B) * T * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 
+// args: B, T. The forward alone (with targets: logits and loss), for the split of a step's time.
+template <class Cfg>
+void BM_gpt2_small_fwd(benchmark::State& state) {
+  const int B = int(state.range(0)), T = int(state.range(1));
+  nn::model<Cfg, tfm::space::cuda> m;
+  m.init(42);
+  const int V = m.sizes().vocab;
+  std::vector<std::int32_t> tok, tgt;
+  random_batch(V, std::size_t(B) * T, tok, tgt);
+  m.forward(tok.data(), tgt.data(), B, T);  // warm-up
+  auto& be = m.get_backend();
+  be.synchronize();
+  cu::event start, stop;
+  for (auto _ : state) {
+    start.record(be.stream());
+    m.forward(tok.data(), tgt.data(), B, T);
+    stop.record(be.stream());
+    stop.synchronize();
+    state.SetIterationTime(double(cu::event::elapsed_ms(start, stop)) * 1e-3);
+  }
+  state.counters["tokens_per_s"] =
+      benchmark::Counter(double(B) * T * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+// args: B, T. One forward + backward with the backend's per-operation profiler on
+// (TFM_CUDA_PROFILE=1, backend/cuda/profile.hpp): counters "ms:<op>" per step and a table on
+// stdout, most time first. The profiler's events add a little time; the step's own time is
+// BM_gpt2_small_step's.
+template <class Cfg>
+void BM_gpt2_small_profile(benchmark::State& state) {
+  const int B = int(state.range(0)), T = int(state.range(1));
+  setenv("TFM_CUDA_PROFILE", "1", 1);
+  nn::model<Cfg, tfm::space::cuda> m;
+  unsetenv("TFM_CUDA_PROFILE");
+  m.init(42);
+  const int V = m.sizes().vocab;
+  std::vector<std::int32_t> tok, tgt;
+  random_batch(V, std::size_t(B) * T, tok, tgt);
+  auto& be = m.get_backend();
+  m.forward(tok.data(), tgt.data(), B, T);  // warm-up
+  m.zero_grad();
+  m.backward();
+  (void)be.profile();
+  std::int64_t steps = 0;
+  cu::event start, stop;
+  for (auto _ : state) {
+    start.record(be.stream());
+    m.forward(tok.data(), tgt.data(), B, T);
+    m.zero_grad();
+    m.backward();
+    stop.record(be.stream());
+    stop.synchronize();
+    state.SetIterationTime(double(cu::event::elapsed_ms(start, stop)) * 1e-3);
+    ++steps;
+  }
+  double total = 0;
+  std::printf("\nper-operation GPU time, B=%d T=%d, per step (%lld steps):\n", B, T, static_cast<long long>(steps));
+  for (auto const& e : be.profile()) {
+    const double ms = e.ms / double(steps);
+    total += ms;
+    std::printf("  %-30s %6d calls %9.3f ms\n", e.name.c_str(), int(e.calls / steps), ms);
+    state.counters["ms:" + e.name] = ms;
+  }
+  std::printf("  (sum of scopes, nested ones twice: %.3f ms)\n", total);
+  // GEMMs that cuBLASLt could not run (tfm's fallback ran them): count and the last refusal
+  state.counters["gemm_fallbacks"] = double(be.lt().fallbacks());
+  std::printf("  GEMM fallbacks: %zu%s%s\n", be.lt().fallbacks(), be.lt().last_rejection().empty() ? "" : "; last refusal: ",
+              be.lt().last_rejection().c_str());
+}
+
+// args: B, T. The trainer's own step (train_step()), on random tokens of a 4M-token corpus.
+template <class Cfg>
+void BM_gpt2_small_train(benchmark::State& state) {
+  namespace tr = tfm::train;
+  const int B = int(state.range(0)), T = int(state.range(1));
+  nn::model<Cfg, tfm::space::cuda> m;
+  m.init(42);
+  const auto V = std::uint32_t(m.sizes().vocab);
+  std::vector<std::uint32_t> ids(std::size_t{1} << 22);
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = tfm::rng::random_u32(2, 0, i) % V;
+  tr::batch_source src(tr::token_corpus::from_tokens(std::move(ids), 0, V), tr::split{0, std::uint64_t{1} << 22}, T,
+                       tr::sampling::random_windows, 3);
+  tr::cuda_adamw<float> opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
+                            {.beta1 = 0.9, .beta2 = 0.95});
+  tr::train_options o;
+  o.batch = B;
+  o.steps = std::int64_t{1} << 30;
+  o.show_progress = false;
+  tr::trainer t(m, opt, tr::warmup_cosine{6e-4, 6e-5, 10, 100000}, src, o);
+  t.train_step();  // warm-up (arena, cuBLASLt plans)
+  auto& be = m.get_backend();
+  be.synchronize();
+  cu::event start, stop;
+  for (auto _ : state) {
+    start.record(be.stream());
+    const double loss = t.train_step();  // ends after the update was queued
+    stop.record(be.stream());
+    stop.synchronize();
+    state.SetIterationTime(double(cu::event::elapsed_ms(start, stop)) * 1e-3);
+    if (!std::isfinite(loss)) state.SkipWithError("non-finite loss");
+  }
+  state.counters["tokens_per_s"] =
+      benchmark::Counter(double(B) * T * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
 void flash_args(benchmark::internal::Benchmark* b) {
   for (int causal : {0, 1}) b->Args({causal, 4, 16, 128, 4096});
+  b->Args({1, 16, 12, 64, 1024});  // one GPT-2 small layer at B=16, T=1024
   b->ArgNames({"causal", "B", "H", "hd", "T"})->UseManualTime()->Unit(benchmark::kMillisecond);
 }
 
 BENCHMARK(BM_flash<__nv_bfloat16, false>)->Name("BM_flash_fwd/bf16")->Apply(flash_args);
 BENCHMARK(BM_flash<__nv_bfloat16, false, true>)->Name("BM_flash_fwd/bf16_mma")->Apply(flash_args);
 BENCHMARK(BM_flash<__nv_bfloat16, true>)->Name("BM_flash_bwd/bf16")->Apply(flash_args);
+BENCHMARK(BM_flash<__nv_bfloat16, true, true>)->Name("BM_flash_bwd/bf16_mma")->Apply(flash_args);
 BENCHMARK(BM_flash<float, false>)->Name("BM_flash_fwd/f32")->Apply(flash_args);
 BENCHMARK(BM_flash<float, true>)->Name("BM_flash_bwd/f32")->Apply(flash_args);
-BENCHMARK(BM_gpt2_small_step<gpt2_flash>)
-    ->Name("BM_gpt2_small_step/f32")
-    ->Args({16, 1024})
-    ->ArgNames({"B", "T"})
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(5);
-BENCHMARK(BM_gpt2_small_step<gpt2_flash_bf16>)
-    ->Name("BM_gpt2_small_step/bf16")
-    ->Args({16, 1024})
-    ->ArgNames({"B", "T"})
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond)
-    ->Iterations(5);
+// GPT-2 small rows: B=16, T=1024, GPU time, a few iterations (each is tens to hundreds of ms).
+void gpt2_args(benchmark::internal::Benchmark* b) {
+  b->Args({16, 1024})->ArgNames({"B", "T"})->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
+}
+BENCHMARK(BM_gpt2_small_step<gpt2_flash>)->Name("BM_gpt2_small_step/f32")->Apply(gpt2_args);
+BENCHMARK(BM_gpt2_small_step<gpt2_flash_bf16>)->Name("BM_gpt2_small_step/bf16")->Apply(gpt2_args);
+BENCHMARK(BM_gpt2_small_fwd<gpt2_flash_bf16>)->Name("BM_gpt2_small_fwd/bf16")->Apply(gpt2_args);
+BENCHMARK(BM_gpt2_small_profile<gpt2_flash_bf16>)
+    ->Name("BM_gpt2_small_profile/bf16")
+    ->Apply(gpt2_args)
+    ->Iterations(3);
+BENCHMARK(BM_gpt2_small_train<gpt2_flash>)->Name("BM_gpt2_small_train/f32")->Apply(gpt2_args);
+BENCHMARK(BM_gpt2_small_train<gpt2_flash_bf16>)->Name("BM_gpt2_small_train/bf16")->Apply(gpt2_args);
 
 }  // namespace
 

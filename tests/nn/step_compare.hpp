@@ -61,4 +61,41 @@ inline double check_step(const std::string& name, const step_outputs& got, const
   return worst;
 }
 
+// Accuracy of a lower-precision step (`got`: bf16 / fp16 compute on CUDA, say) against another
+// run of the same precision (`peer`: the host's) when both are measured against the step in a
+// higher precision (`exact`): each error at most 1.5× the peer's plus a floor (logits and
+// gradients relative to each tensor's scale, loss relative to the exact loss). Two runs that
+// round at the same points but accumulate in different orders differ by about their own error,
+// so this asks "as accurate as the reference implementation" rather than "equal to it".
+struct accuracy_floors {
+  double logits, loss, grad;
+};
+inline double check_step_accuracy(const std::string& name, const step_outputs& got, const step_outputs& peer,
+                                  const step_outputs& exact, const std::vector<nn::param_info>& table,
+                                  accuracy_floors f) {
+  BOOST_TEST(got.counted == exact.counted, name << ": counted targets");
+  auto compare = [&](const std::string& part, const std::vector<float>& g, const std::vector<float>& h,
+                     const std::vector<float>& x, double floor) {
+    const double eg = rel_error(g, x), eh = rel_error(h, x);
+    BOOST_TEST(eg <= 1.5 * eh + floor, name << ": " << part << " error vs the exact step " << eg << ", peer's " << eh);
+    return eg;
+  };
+  const double el = compare("logits", got.logits, peer.logits, exact.logits, f.logits);
+  const double dl = std::abs(got.loss - exact.loss), hl = std::abs(peer.loss - exact.loss);
+  BOOST_TEST(dl <= 1.5 * hl + f.loss * std::abs(exact.loss),
+             name << ": loss " << got.loss << ", peer " << peer.loss << ", exact " << exact.loss);
+  double worst = 0;
+  for (auto const& p : table) {
+    if (!p.trainable) continue;
+    const auto at = std::ptrdiff_t(p.grad_offset), end = at + std::ptrdiff_t(p.size);
+    auto part = [&](const std::vector<float>& v) { return std::vector<float>(v.begin() + at, v.begin() + end); };
+    worst = std::max(worst, compare("gradient of " + p.name, part(got.grads), part(peer.grads), part(exact.grads),
+                                    f.grad));
+  }
+  BOOST_TEST_MESSAGE(name << ": against the exact step, logits " << el << " (peer " << rel_error(peer.logits, exact.logits)
+                          << "), loss " << got.loss << " (peer " << peer.loss << ", exact " << exact.loss
+                          << "), worst gradient " << worst);
+  return worst;
+}
+
 }  // namespace tfm::test

@@ -11,9 +11,11 @@
 //      dq, dk, dv (bf16 outputs carry 2^-8 relative rounding, plus fp32 accumulation of T terms),
 //      lse 1e-3 absolute-over-scale. The tensor-core bf16 forward (attention_flash_forward_bf16_mma;
 //      hd 64, 128; T 1..257, every mask, ALiBi, GQA / MHA) against the double host run and the
-//      SIMT bf16 forward: out 1.5e-2, lse 1e-3 absolute.
+//      SIMT bf16 forward: out 1.5e-2, lse 1e-3 absolute. The tensor-core bf16 backward (_mma; same
+//      cases) against the double naive backward and the SIMT bf16 backward: dq, dk, dv 3e-2.
 //  (d) bf16 / fp16 compute (mixed precision): the fixtures with test_model_mixed.cpp's
-//      tolerances, and the CUDA mixed model against the host mixed model.
+//      tolerances, and the CUDA mixed model as accurate as the host mixed model, both measured
+//      against the fp32 host model on the same weights.
 //  (e) fp8 weight storage (nn/storage_cuda.cuh): pack / unpack against the host ops bit for bit
 //      (bytes, scales, float / double / bf16 / fp16 values), and fp8-storage CUDA models (gpt2,
 //      in_out layout, llama bf16; per tensor and per channel) against the host model: effective
@@ -106,8 +108,16 @@ void cuda_vs_host_both(const std::string& name) {
 }
 
 // (d) mixed precision (bf16 / fp16 compute over float weights) on CUDA against the host's mixed
-// model: both round the same values, but GEMM accumulation orders differ and flip some roundings,
-// so the tolerances are bf16's (logits 2e-2, loss 5e-3, gradients 5e-2; fp16 4× tighter).
+// model. Both round the same values at the same points, but GEMM accumulation orders differ (and
+// the tensor-core attention rounds P to bf16), so single roundings flip and the two mixed runs
+// differ by about their own error. On an H200 the CUDA bf16 run was 2.5e-2 (logits) and up to
+// 1e-1 (gradients) away from the host bf16 run, while matching the PyTorch fixtures as closely as
+// the host does (golden_mixed_bf16_fp16). The test therefore measures both against the fp32 host
+// model on the same weights and requires the CUDA mixed run to be about as accurate as the host's:
+// error at most 1.5× the host's plus a floor (bf16: logits 4e-3, loss 1e-3 relative, gradients
+// 1.5e-2; fp16 a quarter of that). With these random weights (loss ≈ 13) bf16 itself is far from
+// fp32 (host: logits 0.18, gradients up to 0.6 on the H200 run), so no absolute cap is set here:
+// the fixtures above bound the absolute error on a realistic model.
 template <int H, class Heads, class Mask, class Kernel>
 struct rcfg_gpt2_bf16 : rcfg_gpt2<H, Heads, Mask, Kernel> {
   using precision = nn::precision_bf16;
@@ -120,10 +130,33 @@ template <int H, class Heads, class Mask, class Kernel>
 struct rcfg_post_fp16 : rcfg_post<H, Heads, Mask, Kernel> {
   using precision = nn::precision_fp16;
 };
+template <class Cfg>
+struct fp32_of : Cfg {
+  using precision = nn::precision_fp32;
+};
+
+template <class Cfg>
+void cuda_vs_host_mixed_one(const std::string& name, double scale) {
+  constexpr int B = 2, T = 200;
+  nn::model<Cfg> h;
+  randomize(h, 1234);
+  const auto tok = random_tokens(std::size_t(B) * T, h.sizes().vocab, 5);
+  auto tgt = random_tokens(std::size_t(B) * T, h.sizes().vocab, 6);
+  for (std::size_t i = 0; i < tgt.size(); i += 7) tgt[i] = nn::ignore_index;
+  nn::model<fp32_of<Cfg>> f;
+  f.parameters_from_host(h.parameters());
+  const auto exact = run_step(f, tok, tgt, B, T);
+  const auto host = run_step(h, tok, tgt, B, T);
+  nn::model<Cfg, tfm::space::cuda> c;
+  c.parameters_from_host(h.parameters());
+  check_step_accuracy("cuda vs host " + name, run_step(c, tok, tgt, B, T), host, exact, c.parameter_table(),
+                      {4e-3 * scale, 1e-3 * scale, 1.5e-2 * scale});
+}
+
 template <template <int, class, class, class> class Cfg, int H, class Heads, class Mask>
 void cuda_vs_host_mixed(const std::string& name, double scale) {
-  cuda_vs_host<Cfg<H, Heads, Mask, nn::attn::naive>>(name + "/naive", 2e-2 * scale, 5e-3 * scale, 5e-2 * scale);
-  cuda_vs_host<Cfg<H, Heads, Mask, nn::attn::flash>>(name + "/flash", 2e-2 * scale, 5e-3 * scale, 5e-2 * scale);
+  cuda_vs_host_mixed_one<Cfg<H, Heads, Mask, nn::attn::naive>>(name + "/naive", scale);
+  cuda_vs_host_mixed_one<Cfg<H, Heads, Mask, nn::attn::flash>>(name + "/flash", scale);
 }
 
 // ------------------------------------------------------------------------ (c) attention alone
@@ -256,22 +289,32 @@ void attention_case(const attn_case& c) {
     const __nv_bfloat16* bq = b_qkv.data() + qoff;
     const __nv_bfloat16* bk = b_qkv.data() + koff;
     const __nv_bfloat16* bv = b_qkv.data() + voff;
-    nn::attention_flash_forward_bf16(s, m, bq, bk, bv, b_out.data(), d_lse.data(), st.get());
-    nn::attention_flash_backward_bf16(s, m, bq, bk, bv, b_out.data(), b_dout.data(), d_lse.data(),
-                                      b_dqkv.data() + qoff, b_dqkv.data() + koff, b_dqkv.data() + voff, d_scr.data(),
-                                      st.get());
-    st.synchronize();
     auto to_f = [](const std::vector<__nv_bfloat16>& x) {
       std::vector<float> r(x.size());
       for (std::size_t i = 0; i < x.size(); ++i) r[i] = __bfloat162float(x[i]);
       return r;
     };
+    // the CUDA-core kernels (fp32 arithmetic throughout)
+    nn::attention_flash_forward_bf16_simt(s, m, bq, bk, bv, b_out.data(), d_lse.data(), st.get());
+    nn::attention_flash_backward_bf16_simt(s, m, bq, bk, bv, b_out.data(), b_dout.data(), d_lse.data(),
+                                           b_dqkv.data() + qoff, b_dqkv.data() + koff, b_dqkv.data() + voff,
+                                           d_scr.data(), st.get());
+    st.synchronize();
     const double eo = rel_error(to_f(to_host(b_out)), out_ref);
     const double el = rel_error(to_host(d_lse), lse_ref);
     BOOST_TEST(eo <= 2e-2, what << " bf16 flash: out error " << eo);
     BOOST_TEST(el <= 1e-3, what << " bf16 flash: lse error " << el);
     // dO·O uses the bf16-rounded O: D differs from the reference by ~2^-8 relative.
     check_grads("bf16 flash", to_f(to_host(b_dqkv)), 2e-2);
+    // the defaults (tensor-core kernels for hd 64 / 128): P and dS are rounded to bf16 before
+    // their products as well
+    TFM_CUDA_CHECK(cudaMemsetAsync(b_dqkv.data(), 0xff, b_dqkv.bytes(), st.get()));
+    nn::attention_flash_forward_bf16(s, m, bq, bk, bv, b_out.data(), d_lse.data(), st.get());
+    nn::attention_flash_backward_bf16(s, m, bq, bk, bv, b_out.data(), b_dout.data(), d_lse.data(),
+                                      b_dqkv.data() + qoff, b_dqkv.data() + koff, b_dqkv.data() + voff, d_scr.data(),
+                                      st.get());
+    st.synchronize();
+    check_grads("bf16 flash (default kernels)", to_f(to_host(b_dqkv)), 3e-2);
   }
 }
 
@@ -333,6 +376,92 @@ void attention_mma_case(const attn_case& c, int pad) {
   BOOST_TEST(el <= 1e-3, what << " bf16 mma: lse difference " << el);
   BOOST_TEST(eos <= 1.5e-2, what << " bf16 mma vs simt: out error " << eos);
   BOOST_TEST(els <= 1e-3, what << " bf16 mma vs simt: lse difference " << els);
+}
+
+// The tensor-core (MMA) bf16 backward against the naive backward in double on the same
+// bf16-exact inputs (with the double forward's output, so that only the backward is measured) and
+// against the CUDA-core bf16 backward on the same bf16 output and lse: dq, dk, dv relative error
+// 3e-2 (P and dS are rounded to bf16 before their products; the outputs are bf16). Every element
+// of dq, dk, dv must be written (they start as NaN). pad as in attention_mma_case.
+void attention_mma_backward_case(const attn_case& c, int pad) {
+  const std::string what = describe(c) + " pad=" + std::to_string(pad);
+  const std::int64_t ld = std::int64_t(c.H + 2 * c.KV) * c.hd + pad, rows = std::int64_t(c.B) * c.T;
+  const nn::attention_shape s{c.B, c.T, c.H, c.KV, c.hd, ld, ld, ld};
+  nn::attention_mask m;
+  m.causal = c.causal;
+  m.window = c.window;
+  m.alibi = c.alibi;
+  const std::int64_t qoff = 0, koff = std::int64_t(c.H) * c.hd, voff = koff + std::int64_t(c.KV) * c.hd;
+  const int wq = c.H * c.hd, wkv = c.KV * c.hd;
+  const std::size_t nqkv = std::size_t(rows * ld), nout = std::size_t(rows) * wq;
+  const std::size_t nlse = std::size_t(c.B) * c.H * c.T;
+  std::vector<float> qkv(nqkv), dout(nout);
+  for (std::size_t i = 0; i < nqkv; ++i) qkv[i] = bf_round(tfm::rng::normal(81, 1, i));
+  for (std::size_t i = 0; i < nout; ++i) dout[i] = bf_round(tfm::rng::normal(81, 2, i));
+  std::vector<double> qkv_d(qkv.begin(), qkv.end()), dout_d(dout.begin(), dout.end());
+  std::vector<double> out_ref(nout), probs(nn::naive_probs_size(s)), lse_ref(nlse), dqkv_ref(nqkv, 0.0),
+      scr(nn::naive_scratch_size(s));
+  nn::attention_naive_forward<double>(s, m, qkv_d.data() + qoff, qkv_d.data() + koff, qkv_d.data() + voff,
+                                      out_ref.data(), probs.data());
+  nn::attention_flash_forward<double>(s, m, qkv_d.data() + qoff, qkv_d.data() + koff, qkv_d.data() + voff,
+                                      out_ref.data(), lse_ref.data());
+  nn::attention_naive_backward<double>(s, m, qkv_d.data() + qoff, qkv_d.data() + koff, qkv_d.data() + voff,
+                                       probs.data(), dout_d.data(), dqkv_ref.data() + qoff, dqkv_ref.data() + koff,
+                                       dqkv_ref.data() + voff, scr.data());
+
+  std::vector<__nv_bfloat16> qkv_b(nqkv), dout_b(nout), out_b(nout);
+  for (std::size_t i = 0; i < nqkv; ++i) qkv_b[i] = __float2bfloat16(qkv[i]);
+  for (std::size_t i = 0; i < nout; ++i) dout_b[i] = __float2bfloat16(dout[i]);
+  for (std::size_t i = 0; i < nout; ++i) out_b[i] = __float2bfloat16(float(out_ref[i]));
+  std::vector<float> lse_f(lse_ref.begin(), lse_ref.end());
+  cu::stream st;
+  auto b_qkv = to_device(qkv_b);
+  auto b_dout = to_device(dout_b);
+  auto b_out = to_device(out_b);
+  auto d_lse = to_device(lse_f);
+  cu::device_buffer<__nv_bfloat16> g_mma(nqkv), g_simt(nqkv);
+  cu::device_buffer<float> d_scr(nn::attention_flash_bf16_scratch_floats(s));
+  const __nv_bfloat16* bq = b_qkv.data() + qoff;
+  const __nv_bfloat16* bk = b_qkv.data() + koff;
+  const __nv_bfloat16* bv = b_qkv.data() + voff;
+  TFM_CUDA_CHECK(cudaMemsetAsync(g_mma.data(), 0xff, g_mma.bytes(), st.get()));
+  TFM_CUDA_CHECK(cudaMemsetAsync(g_simt.data(), 0xff, g_simt.bytes(), st.get()));
+  nn::attention_flash_backward_bf16_mma(s, m, bq, bk, bv, b_out.data(), b_dout.data(), d_lse.data(),
+                                        g_mma.data() + qoff, g_mma.data() + koff, g_mma.data() + voff, d_scr.data(),
+                                        st.get());
+  nn::attention_flash_backward_bf16_simt(s, m, bq, bk, bv, b_out.data(), b_dout.data(), d_lse.data(),
+                                         g_simt.data() + qoff, g_simt.data() + koff, g_simt.data() + voff,
+                                         d_scr.data(), st.get());
+  st.synchronize();
+  auto to_f = [](const std::vector<__nv_bfloat16>& x) {
+    std::vector<float> r(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) r[i] = __bfloat162float(x[i]);
+    return r;
+  };
+  const auto gm = to_f(to_host(g_mma)), gs = to_f(to_host(g_simt));
+  const struct {
+    const char* name;
+    std::int64_t off;
+    int width;
+  } parts[] = {{"dq", qoff, wq}, {"dk", koff, wkv}, {"dv", voff, wkv}};
+  double dv_scale = 0;
+  for (double x : heads_of(dqkv_ref, rows, wkv, ld, voff)) dv_scale = std::max(dv_scale, std::abs(x));
+  for (auto const& pt : parts) {
+    const auto ref = heads_of(dqkv_ref, rows, pt.width, ld, pt.off);
+    const auto got = heads_of(gm, rows, pt.width, ld, pt.off);
+    if (c.T == 1 && pt.off != voff) {
+      // One token: out = v, so dP − D = v·dO − dO·out = 0 and dq = dk = 0 in exact arithmetic; a
+      // relative error would measure rounding noise. Written, finite and tiny instead.
+      double worst = 0;
+      for (double x : got) worst = std::isfinite(x) ? std::max(worst, std::abs(x)) : INFINITY;
+      BOOST_TEST(worst <= 1e-3 * dv_scale, what << " bf16 mma backward: " << pt.name << " should be ~0, max " << worst);
+      continue;
+    }
+    const double e = rel_error(got, ref);
+    const double es = rel_error(got, heads_of(gs, rows, pt.width, ld, pt.off));
+    BOOST_TEST(e <= 3e-2, what << " bf16 mma backward: " << pt.name << " error " << e);
+    BOOST_TEST(es <= 3e-2, what << " bf16 mma vs simt backward: " << pt.name << " difference " << es);
+  }
 }
 
 std::vector<attn_case> mask_cases(int H, int KV, int hd) {
@@ -544,6 +673,22 @@ BOOST_AUTO_TEST_CASE(attention_bf16_mma_forward) {
   const nn::attention_shape s{1, 8, 2, 2, 32, 6 * 32, 6 * 32, 6 * 32};
   BOOST_CHECK_THROW(nn::attention_flash_forward_bf16_mma(s, nn::attention_mask{}, nullptr, nullptr, nullptr, nullptr,
                                                          nullptr, nullptr),
+                    tfm::invalid_argument);
+}
+BOOST_AUTO_TEST_CASE(attention_bf16_mma_backward) {
+  for (int hd : {64, 128})
+    for (int T : {1, 17, 64, 100, 257})
+      for (bool causal : {false, true})
+        for (int window : {0, 16})
+          for (bool alibi : {false, true})
+            for (int kv : {4, 2}) attention_mma_backward_case({2, T, 4, kv, hd, causal, window, alibi}, 0);
+  attention_mma_backward_case({2, 100, 4, 2, 64, true, 0, false}, 2);
+  attention_mma_backward_case({2, 257, 4, 4, 128, false, 16, true}, 2);
+  attention_mma_backward_case({1, 200, 4, 1, 64, true, 0, false}, 0);  // MQA
+  const nn::attention_shape s{1, 8, 2, 2, 32, 6 * 32, 6 * 32, 6 * 32};
+  BOOST_CHECK_THROW(nn::attention_flash_backward_bf16_mma(s, nn::attention_mask{}, nullptr, nullptr, nullptr, nullptr,
+                                                          nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                                          nullptr),
                     tfm::invalid_argument);
 }
 BOOST_AUTO_TEST_CASE(attention_generic_head_sizes) {

@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "tfm/backend/cuda/cublas.hpp"
+#include "tfm/backend/cuda/profile.hpp"
 #include "tfm/backend/cuda/runtime.hpp"
 #include "tfm/core/error.hpp"
 #include "tfm/core/memory.hpp"
@@ -76,7 +77,7 @@ __global__ void embedding_bwd_kernel(std::int64_t N, int T_, int D, const std::i
     const std::int64_t n = idx / D;
     const int c = int(idx % D);
     const T g = dout[idx];
-    atomicAdd(dwte + std::int64_t(tok[n]) * D + c, g);
+    if (dwte) atomicAdd(dwte + std::int64_t(tok[n]) * D + c, g);
     if (dpos) atomicAdd(dpos + (n % T_) * D + c, g);
   }
 }
@@ -378,6 +379,9 @@ __global__ void lora_dropout_bwd_kernel(std::int64_t N, int in, const G* g, DX* 
 struct cuda_state {
   tfm::cuda::stream stream;
   tfm::cuda::cublaslt_handle lt;
+  // GPU time per backend operation, when TFM_CUDA_PROFILE=1 at construction (cuda_backend::profile()).
+  std::unique_ptr<tfm::cuda::op_profiler> prof =
+      tfm::cuda::op_profiler::requested_by_environment() ? std::make_unique<tfm::cuda::op_profiler>() : nullptr;
   tfm::cuda::device_buffer<double> result{2};
 };
 
@@ -398,10 +402,16 @@ struct cuda_backend {
 
   cudaStream_t stream() const { return st_->stream.get(); }
   tfm::cuda::cublaslt_handle& lt() { return st_->lt; }
+  // Per-operation GPU time since the last call (waits for the stream), most time first; empty
+  // unless the environment had TFM_CUDA_PROFILE=1 when the backend was made. Nested operations
+  // (linear_forward_mixed inside lora_forward_mixed, say) count in both.
+  std::vector<tfm::cuda::op_profiler::entry> profile() { return st_->prof ? st_->prof->collect() : decltype(profile()){}; }
+  tfm::cuda::op_scope prof(const char* name) const { return tfm::cuda::op_scope(st_->prof.get(), name, stream()); }
 
   // memory
   void zero(T* p, std::size_t n) { tfm::cuda::fill_async(p, 0, n * sizeof(T), stream()); }
   void copy(T* dst, const T* src, std::size_t n) {
+    const auto prof_scope = prof("copy");
     tfm::cuda::copy_async(dst, src, n * sizeof(T), tfm::cuda::copy_kind::device_to_device, stream());
   }
   // From host memory. Pageable sources are staged by the runtime before the call returns, so the
@@ -420,12 +430,16 @@ struct cuda_backend {
   // layers
   void embedding_forward(int B, int T_, int D, const std::int32_t* tok, const T* wte, int /*V*/, const T* pos,
                          T* out) {
+    const auto prof_scope = prof("embedding_forward");
     const std::int64_t N = std::int64_t(B) * T_;
     namespace oc = detail::ops_cuda;
     oc::embedding_fwd_kernel<T><<<oc::grid_for(N * D), oc::threads, 0, stream()>>>(N, T_, D, tok, wte, pos, out);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
+  // dwte, dpos: null for frozen parameters (LoRA), as on the host.
   void embedding_backward(int B, int T_, int D, const std::int32_t* tok, const T* dout, T* dwte, T* dpos) {
+    const auto prof_scope = prof("embedding_backward");
+    if (!dwte && !dpos) return;
     const std::int64_t N = std::int64_t(B) * T_;
     namespace oc = detail::ops_cuda;
     oc::embedding_bwd_kernel<T><<<oc::grid_for(N * D), oc::threads, 0, stream()>>>(N, T_, D, tok, dout, dwte, dpos);
@@ -434,6 +448,7 @@ struct cuda_backend {
   // y (forward) and dy (backward) may be compute-type (mixed precision); the rest is T.
   template <bool Rms, class Y = T>
   void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, Y* y, T* mean, T* rstd, double eps) {
+    const auto prof_scope = prof("norm_forward");
     if (N == 0) return;
     namespace oc = detail::ops_cuda;
     const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
@@ -444,17 +459,20 @@ struct cuda_backend {
   template <bool Rms, class G = T>
   void norm_backward(std::int64_t N, int D, const G* dy, const T* x, const T* w, const T* mean, const T* rstd, T* dx,
                      bool acc, T* dw, T* db, T* scratch) {
+    const auto prof_scope = prof("norm_backward");
     if (N == 0) return;
     namespace oc = detail::ops_cuda;
     const int blocks = int(N < oc::norm_blocks ? N : oc::norm_blocks);
     oc::norm_bwd_kernel<Rms, T, G><<<blocks, oc::threads, 0, stream()>>>(N, D, dy, x, w, mean, rstd, dx, acc, scratch);
     TFM_CUDA_CHECK(cudaGetLastError());
+    if (!dw) return;  // frozen norm weights (LoRA): dx only, as on the host
     oc::norm_param_grad_kernel<T><<<oc::grid_for(D), oc::threads, 0, stream()>>>(D, blocks, scratch, dw, db);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   std::size_t norm_scratch_size(int D) const { return std::size_t(2) * D * detail::ops_cuda::norm_blocks; }
 
   void linear_forward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* b, T* y) {
+    const auto prof_scope = prof("linear_forward");
     using host::mat;
     const auto A = mat(x, N, in, in);
     const auto Wm = in_out ? mat(W, in, out, out) : mat(W, out, in, in).transposed();
@@ -469,41 +487,49 @@ struct cuda_backend {
   // dx = beta·dx + dy·W (dx may be null); dW += dyᵀ·x (or xᵀ·dy); db += Σ dy.
   void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* dy, T* dx,
                        double beta, T* dW, T* db, T* scratch) {
+    const auto prof_scope = prof("linear_backward");
     using host::mat;
     using host::mat_mut;
     if (dx) {
       const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
       gemm(1.0f, mat(dy, N, out, out), Wm, float(beta), mat_mut(dx, N, in, in));
     }
-    if (in_out)
+    if (!dW) {  // a frozen weight (LoRA): no gradient buffer
+    } else if (in_out) {
       gemm(1.0f, mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0f, mat_mut(dW, in, out, out));
-    else
+    } else {
       gemm(1.0f, mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0f, mat_mut(dW, out, in, in));
+    }
     if (db) bias_grad(N, out, dy, db, scratch);
   }
 
   void gelu_forward(std::int64_t n, const T* x, T* y) {
+    const auto prof_scope = prof("gelu_forward");
     namespace oc = detail::ops_cuda;
     oc::gelu_fwd_kernel<T><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   void gelu_backward(std::int64_t n, const T* x, const T* dy, T* dx) {
+    const auto prof_scope = prof("gelu_backward");
     namespace oc = detail::ops_cuda;
     oc::gelu_bwd_kernel<T><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, dy, dx);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   void swiglu_forward(std::int64_t N, int F, const T* x, T* y) {
+    const auto prof_scope = prof("swiglu_forward");
     namespace oc = detail::ops_cuda;
     oc::swiglu_fwd_kernel<T><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, y);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   void swiglu_backward(std::int64_t N, int F, const T* x, const T* dy, T* dx) {
+    const auto prof_scope = prof("swiglu_backward");
     namespace oc = detail::ops_cuda;
     oc::swiglu_bwd_kernel<T><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, dy, dx);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   void rope_apply(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, T* qkv, const T* table,
                   bool inverse) {
+    const auto prof_scope = prof("rope_apply");
     if (rot < 2) return;
     namespace oc = detail::ops_cuda;
     oc::rope_kernel<T><<<oc::grid_for(N * heads * (rot / 2)), oc::threads, 0, stream()>>>(N, T_, heads, hd, rot, ld,
@@ -511,6 +537,7 @@ struct cuda_backend {
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   void add(std::int64_t n, const T* a, const T* b, T* y) {
+    const auto prof_scope = prof("add");
     namespace oc = detail::ops_cuda;
     oc::add_kernel<T><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, a, b, y);
     TFM_CUDA_CHECK(cudaGetLastError());
@@ -518,6 +545,7 @@ struct cuda_backend {
   // ---- low-rank adapters (LoRA; host::lora_* for the semantics): dx may alias x in backward ----
   void lora_forward(std::int64_t N, int in, int rows, int r, const T* x, std::int64_t ldx, const T* A, const T* B,
                     double scale, T* t, T* y, std::int64_t ldy) {
+    const auto prof_scope = prof("lora_forward");
     using host::mat;
     using host::mat_mut;
     gemm(1.0f, mat(x, N, in, ldx), mat(A, r, in, in).transposed(), 0.0f, mat_mut(t, N, r, r));
@@ -526,6 +554,7 @@ struct cuda_backend {
   void lora_backward(std::int64_t N, int in, int rows, int r, const T* x, std::int64_t ldx, const T* A, const T* B,
                      const T* t, const T* dy, std::int64_t ldy, double scale, T* dA, T* dB, T* dt, T* dx,
                      std::int64_t lddx, double dx_beta) {
+    const auto prof_scope = prof("lora_backward");
     using host::mat;
     using host::mat_mut;
     const auto dym = mat(dy, N, rows, ldy);
@@ -537,10 +566,12 @@ struct cuda_backend {
   }
   void lora_dropout(std::int64_t N, int in, const T* x, std::int64_t ldx, T* y, std::uint64_t seed,
                     std::uint64_t rng_stream, double p) {
+    const auto prof_scope = prof("lora_dropout");
     lora_dropout_mixed<T>(N, in, x, ldx, y, seed, rng_stream, p);
   }
   void lora_dropout_backward(std::int64_t N, int in, const T* g, T* dx, std::int64_t lddx, std::uint64_t seed,
                              std::uint64_t rng_stream, double p) {
+    const auto prof_scope = prof("lora_dropout_backward");
     lora_dropout_backward_mixed<T, T>(N, in, g, dx, lddx, seed, rng_stream, p);
   }
   // Σ losses and the counted rows (waits for the stream). Targets are validated by the model.
@@ -548,6 +579,7 @@ struct cuda_backend {
   template <class Z = T>
   double xent_forward(std::int64_t N, int V, const Z* z, const std::int32_t* y, int ignore, T* lse, T* losses,
                       std::int64_t& count) {
+    const auto prof_scope = prof("xent_forward");
     count = 0;
     if (N == 0) return 0.0;
     namespace oc = detail::ops_cuda;
@@ -564,6 +596,7 @@ struct cuda_backend {
   template <class Z = T>
   void xent_backward(std::int64_t N, int V, const Z* z, const std::int32_t* y, int ignore, const T* lse, double scale,
                      Z* dz) {
+    const auto prof_scope = prof("xent_backward");
     if (N == 0) return;
     namespace oc = detail::ops_cuda;
     const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
@@ -574,6 +607,7 @@ struct cuda_backend {
   // ---- mixed precision (C = bfloat16 or half over float; the host's semantics, ops_host_mixed.hpp) ----
   template <class C>
   void narrow(std::int64_t n, const T* x, C* y) {
+    const auto prof_scope = prof("narrow");
     if (n == 0) return;
     namespace oc = detail::ops_cuda;
     oc::narrow_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
@@ -581,6 +615,7 @@ struct cuda_backend {
   }
   template <class C>
   void widen(std::int64_t n, const C* x, T* y) {
+    const auto prof_scope = prof("widen");
     if (n == 0) return;
     namespace oc = detail::ops_cuda;
     oc::widen_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
@@ -596,6 +631,7 @@ struct cuda_backend {
   template <class C, class Y>
   void linear_forward_mixed(std::int64_t N, int in, int out, const C* x, const C* W, bool in_out, const C* b, Y* y,
                             T* tile) {
+    const auto prof_scope = prof("linear_forward_mixed");
     using host::mat;
     if constexpr (std::is_same_v<Y, T>) {
       const auto Wm = in_out ? mat(W, in, out, out) : mat(W, out, in, in).transposed();
@@ -606,17 +642,18 @@ struct cuda_backend {
         TFM_CUDA_CHECK(cudaGetLastError());
       }
     } else {
-      tiled_rounded(N, out, y, out, 0.0, b, tile,
-                    [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, T* t, std::int64_t ldt) {
-                      const auto Wm =
-                          in_out ? mat(W + c0, in, cols, out) : mat(W + c0 * in, cols, in, in).transposed();
-                      gemm_c(1.0f, mat(x + r0 * in, rows, in, in), Wm, 0.0f, host::mat_mut(t, rows, cols, ldt));
-                    });
+      const auto Wm = in_out ? mat(W, in, out, out) : mat(W, out, in, in).transposed();
+      gemm_rounded(1.0f, mat(x, N, in, in), Wm, 0.0, b, y, out, tile,
+                   [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, T* t, std::int64_t ldt) {
+                     const auto Wt = in_out ? mat(W + c0, in, cols, out) : mat(W + c0 * in, cols, in, in).transposed();
+                     gemm_c(1.0f, mat(x + r0 * in, rows, in, in), Wt, 0.0f, host::mat_mut(t, rows, cols, ldt));
+                   });
     }
   }
   template <class C, class DX>
   void linear_backward_mixed(std::int64_t N, int in, int out, const C* x, const C* W, bool in_out, const C* dy, DX* dx,
                              double beta, T* dW, T* db, T* tile, T* scratch) {
+    const auto prof_scope = prof("linear_backward_mixed");
     using host::mat;
     using host::mat_mut;
     if (dx) {
@@ -624,13 +661,14 @@ struct cuda_backend {
         const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
         gemm_c(1.0f, mat(dy, N, out, out), Wm, float(beta), mat_mut(dx, N, in, in));
       } else {
-        tiled_rounded(N, in, dx, in, beta, static_cast<const C*>(nullptr), tile,
-                      [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, T* t,
-                          std::int64_t ldt) {
-                        const auto Wm =
-                            in_out ? mat(W + c0 * out, cols, out, out).transposed() : mat(W + c0, out, cols, in);
-                        gemm_c(1.0f, mat(dy + r0 * out, rows, out, out), Wm, 0.0f, mat_mut(t, rows, cols, ldt));
-                      });
+        const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
+        gemm_rounded(1.0f, mat(dy, N, out, out), Wm, beta, static_cast<const C*>(nullptr), dx, in, tile,
+                     [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, T* t,
+                         std::int64_t ldt) {
+                       const auto Wt =
+                           in_out ? mat(W + c0 * out, cols, out, out).transposed() : mat(W + c0, out, cols, in);
+                       gemm_c(1.0f, mat(dy + r0 * out, rows, out, out), Wt, 0.0f, mat_mut(t, rows, cols, ldt));
+                     });
       }
     }
     if (dW) {
@@ -644,51 +682,54 @@ struct cuda_backend {
   template <class C>
   void lora_forward_mixed(std::int64_t N, int in, int rows, int r, const C* x, std::int64_t ldx, const C* A,
                           const C* B, double scale, C* t, C* y, std::int64_t ldy, T* tile) {
+    const auto prof_scope = prof("lora_forward_mixed");
     using host::mat;
     using host::mat_mut;
     const C* none = nullptr;
     // t = rnd(x·Aᵀ); y = rnd(y + scale·t·Bᵀ)
-    tiled_rounded(N, r, t, r, 0.0, none, tile,
-                  [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
-                    gemm_c(1.0f, mat(x + r0 * ldx, nr, in, ldx), mat(A + c0 * in, cols, in, in).transposed(), 0.0f,
-                           mat_mut(tt, nr, cols, ldt));
-                  });
-    tiled_rounded(N, rows, y, ldy, 1.0, none, tile,
-                  [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
-                    gemm_c(float(scale), mat<C>(t + r0 * r, nr, r, r), mat(B + c0 * r, cols, r, r).transposed(), 0.0f,
-                           mat_mut(tt, nr, cols, ldt));
-                  });
+    gemm_rounded(1.0f, mat(x, N, in, ldx), mat(A, r, in, in).transposed(), 0.0, none, t, r, tile,
+                 [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
+                   gemm_c(1.0f, mat(x + r0 * ldx, nr, in, ldx), mat(A + c0 * in, cols, in, in).transposed(), 0.0f,
+                          mat_mut(tt, nr, cols, ldt));
+                 });
+    gemm_rounded(float(scale), mat<C>(t, N, r, r), mat(B, rows, r, r).transposed(), 1.0, none, y, ldy, tile,
+                 [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
+                   gemm_c(float(scale), mat<C>(t + r0 * r, nr, r, r), mat(B + c0 * r, cols, r, r).transposed(), 0.0f,
+                          mat_mut(tt, nr, cols, ldt));
+                 });
   }
   template <class C, class DX>
   void lora_backward_mixed(std::int64_t N, int in, int rows, int r, const C* x, std::int64_t ldx, const C* A,
                            const C* B, const C* t, const C* dy, std::int64_t ldy, double scale, T* dA, T* dB, C* dt,
                            DX* dx, std::int64_t lddx, double dx_beta, T* tile) {
+    const auto prof_scope = prof("lora_backward_mixed");
     using host::mat;
     using host::mat_mut;
     const C* none = nullptr;
     // dB += scale·dyᵀ·t; dt = rnd(scale·dy·B); dA += dtᵀ·x; dx = dx_beta·dx + dt·A (float, or C rounded once)
     gemm_c(float(scale), mat(dy, N, rows, ldy).transposed(), mat(t, N, r, r), 1.0f, mat_mut(dB, rows, r, r));
-    tiled_rounded(N, r, dt, r, 0.0, none, tile,
-                  [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
-                    gemm_c(float(scale), mat(dy + r0 * ldy, nr, rows, ldy), mat(B + c0, rows, cols, r), 0.0f,
-                           mat_mut(tt, nr, cols, ldt));
-                  });
+    gemm_rounded(float(scale), mat(dy, N, rows, ldy), mat(B, rows, r, r), 0.0, none, dt, r, tile,
+                 [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
+                   gemm_c(float(scale), mat(dy + r0 * ldy, nr, rows, ldy), mat(B + c0, rows, cols, r), 0.0f,
+                          mat_mut(tt, nr, cols, ldt));
+                 });
     gemm_c(1.0f, mat<C>(dt, N, r, r).transposed(), mat(x, N, in, ldx), 1.0f, mat_mut(dA, r, in, in));
     if constexpr (std::is_same_v<DX, T>) {
       gemm_c(1.0f, mat<C>(dt, N, r, r), mat(A, r, in, in), float(dx_beta), mat_mut(dx, N, in, lddx));
     } else {
-      tiled_rounded(N, in, dx, lddx, dx_beta, none, tile,
-                    [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt,
-                        std::int64_t ldt) {
-                      gemm_c(1.0f, mat<C>(dt + r0 * r, nr, r, r), mat(A + c0, r, cols, in), 0.0f,
-                             mat_mut(tt, nr, cols, ldt));
-                    });
+      gemm_rounded(1.0f, mat<C>(dt, N, r, r), mat(A, r, in, in), dx_beta, none, dx, lddx, tile,
+                   [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt,
+                       std::int64_t ldt) {
+                     gemm_c(1.0f, mat<C>(dt + r0 * r, nr, r, r), mat(A + c0, r, cols, in), 0.0f,
+                            mat_mut(tt, nr, cols, ldt));
+                   });
     }
   }
   // Inverted dropout with host::dropout_keep's mask: in T (float), each result rounded once to C.
   template <class C>
   void lora_dropout_mixed(std::int64_t N, int in, const C* x, std::int64_t ldx, C* y, std::uint64_t seed,
                           std::uint64_t rng_stream, double p) {
+    const auto prof_scope = prof("lora_dropout_mixed");
     if (N * in == 0) return;
     namespace oc = detail::ops_cuda;
     oc::lora_dropout_kernel<T, C><<<oc::grid_for(N * in), oc::threads, 0, stream()>>>(
@@ -698,6 +739,7 @@ struct cuda_backend {
   template <class C, class DX>
   void lora_dropout_backward_mixed(std::int64_t N, int in, const C* g, DX* dx, std::int64_t lddx, std::uint64_t seed,
                                    std::uint64_t rng_stream, double p) {
+    const auto prof_scope = prof("lora_dropout_backward_mixed");
     if (N * in == 0) return;
     namespace oc = detail::ops_cuda;
     oc::lora_dropout_bwd_kernel<T, C, DX><<<oc::grid_for(N * in), oc::threads, 0, stream()>>>(
@@ -706,24 +748,28 @@ struct cuda_backend {
   }
   template <class C>
   void gelu_forward_mixed(std::int64_t n, const C* x, C* y) {
+    const auto prof_scope = prof("gelu_forward_mixed");
     namespace oc = detail::ops_cuda;
     oc::gelu_fwd_kernel<T, C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
   void gelu_backward_mixed(std::int64_t n, const C* x, const C* dy, C* dx) {
+    const auto prof_scope = prof("gelu_backward_mixed");
     namespace oc = detail::ops_cuda;
     oc::gelu_bwd_kernel<T, C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, dy, dx);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
   void swiglu_forward_mixed(std::int64_t N, int F, const C* x, C* y) {
+    const auto prof_scope = prof("swiglu_forward_mixed");
     namespace oc = detail::ops_cuda;
     oc::swiglu_fwd_kernel<T, C><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, y);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
   void swiglu_backward_mixed(std::int64_t N, int F, const C* x, const C* dy, C* dx) {
+    const auto prof_scope = prof("swiglu_backward_mixed");
     namespace oc = detail::ops_cuda;
     oc::swiglu_bwd_kernel<T, C><<<oc::grid_for(N * F), oc::threads, 0, stream()>>>(N, F, x, dy, dx);
     TFM_CUDA_CHECK(cudaGetLastError());
@@ -731,6 +777,7 @@ struct cuda_backend {
   template <class C>
   void rope_apply_mixed(std::int64_t N, int T_, int heads, int hd, int rot, std::int64_t ld, C* qkv, const T* table,
                         bool inverse) {
+    const auto prof_scope = prof("rope_apply_mixed");
     if (rot < 2) return;
     namespace oc = detail::ops_cuda;
     oc::rope_kernel<T, C><<<oc::grid_for(N * heads * (rot / 2)), oc::threads, 0, stream()>>>(N, T_, heads, hd, rot,
@@ -739,6 +786,7 @@ struct cuda_backend {
   }
   template <class C>
   void add_mixed(std::int64_t n, const T* a, const C* b, T* y) {
+    const auto prof_scope = prof("add_mixed");
     namespace oc = detail::ops_cuda;
     oc::add_kernel<T, C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, a, b, y);
     TFM_CUDA_CHECK(cudaGetLastError());
@@ -751,6 +799,7 @@ struct cuda_backend {
   template <class C>
   void xent_backward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, const T* lse,
                            double scale, C* dz) {
+    const auto prof_scope = prof("xent_backward_mixed");
     xent_backward<C>(N, V, z, y, ignore, lse, scale, dz);
   }
   // Attention with float math from compute-type operands. Flash with bf16 operands: the bf16
@@ -767,6 +816,7 @@ struct cuda_backend {
   template <bool Flash, int HD, class C>
   void attention_forward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,
                                C* o, T* stats, T* wide) {
+    const auto prof_scope = prof("attention_forward_mixed");
     if constexpr (bf16_flash<Flash, C>) {
       attention_flash_forward_bf16(s, m, nv(q), nv(k), nv(v), nv(o), stats, stream());
       return;
@@ -782,6 +832,7 @@ struct cuda_backend {
   template <bool Flash, int HD, class C>
   void attention_backward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,
                                 const C* o, const C* dout, const T* stats, C* dq, C* dk, C* dv, T* scratch, T* wide) {
+    const auto prof_scope = prof("attention_backward_mixed");
     if constexpr (bf16_flash<Flash, C>) {
       // the float copies' room (attention_wide_floats ≥ 2·N·ld_q) holds D and the float dQ
       attention_flash_backward_bf16(s, m, nv(q), nv(k), nv(v), nv(o), nv(dout), stats, nv(dq), nv(dk), nv(dv), wide,
@@ -811,6 +862,7 @@ struct cuda_backend {
   template <bool Flash, int HD>
   void attention_forward(const attention_shape& s, const attention_mask& m, const T* q, const T* k, const T* v, T* o,
                          T* stats) {
+    const auto prof_scope = prof("attention_forward");
     if constexpr (Flash)
       attention_flash_forward_cuda<T, HD>(s, m, q, k, v, o, stats, stream());
     else
@@ -819,6 +871,7 @@ struct cuda_backend {
   template <bool Flash, int HD>
   void attention_backward(const attention_shape& s, const attention_mask& m, const T* q, const T* k, const T* v,
                           const T* o, const T* dout, const T* stats, T* dq, T* dk, T* dv, T* scratch) {
+    const auto prof_scope = prof("attention_backward");
     if constexpr (Flash)
       attention_flash_backward_cuda<T, HD>(s, m, q, k, v, o, dout, stats, dq, dk, dv, scratch, stream());
     else
@@ -829,6 +882,7 @@ struct cuda_backend {
   // db += Σ_rows dy (dy stored as G), deterministic: row chunks into scratch, then summed in order.
   template <class G>
   void bias_grad(std::int64_t N, int out, const G* dy, T* db, T* scratch) {
+    const auto prof_scope = prof("bias_grad");
     if (N == 0) return;
     namespace oc = detail::ops_cuda;
     const std::int64_t chunk = (N + oc::bias_chunks - 1) / oc::bias_chunks;
@@ -851,6 +905,31 @@ struct cuda_backend {
     using math = std::conditional_t<std::is_same_v<C, tfm::bfloat16>, tfm::gemm_math::bf16, tfm::gemm_math::fp16>;
     tfm::detail::gemm_cuda(tfm::gemm_cublaslt<math>{}, alpha, a, b, beta, c, tfm::cuda::stream_view(stream()), st_->lt,
                            "nn::cuda_backend (mixed)");
+  }
+  // out [a.rows, b.cols] (row stride ld, type Y) = rnd(alpha·A·B + bias + beta·out): one cuBLASLt
+  // call with a Y-typed D (fp32 accumulation, bias through the BIAS epilogue, one rounding: the
+  // host's semantics without a float round trip). Where cuBLASLt cannot (no algorithm for the
+  // alignment, the algorithm refused, K = 0), tiled_rounded with `product` (float tiles of
+  // alpha·A·B) computes the same, and the handle counts a fallback.
+  template <class Y, class C, class Product>
+  void gemm_rounded(float alpha, tfm::detail::strided_matrix<const C> a, tfm::detail::strided_matrix<const C> b,
+                    double beta, const C* bias, Y* out, std::int64_t ld, T* tile, Product&& product) {
+    const std::int64_t N = a.rows, M = b.cols;
+    if (N == 0 || M == 0) return;
+    if (a.cols > 0) {
+      using math = std::conditional_t<std::is_same_v<C, tfm::bfloat16>, tfm::gemm_math::bf16, tfm::gemm_math::fp16>;
+      const tfm::detail::strided_matrix<Y> o{out, N, M, ld, 1};
+      const auto sv = tfm::cuda::stream_view(stream());
+      const bool done =
+          bias ? tfm::detail::try_cublaslt_gemm_bias<math>(st_->lt, alpha, a, b, float(beta), o, bias, sv,
+                                                           "nn::cuda_backend (mixed, bias)")
+               : tfm::detail::try_cublaslt_gemm<math>(st_->lt, alpha, a, b, float(beta), o, sv,
+                                                      "nn::cuda_backend (mixed)");
+      if (done) return;
+      st_->lt.count_fallback();
+    }
+    const auto prof_scope = prof("gemm_rounded fallback (float tiles)");
+    tiled_rounded(N, M, out, ld, beta, bias, tile, std::forward<Product>(product));
   }
   // out [N, M] (row stride ld) = rnd(A·B + bias + beta·out), A·B written by product() into float
   // tiles (the host's tile sizes), then rounded once to Y.

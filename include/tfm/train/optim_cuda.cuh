@@ -139,6 +139,15 @@ class cuda_optimizer_base {
   std::size_t trainable() const { return k_; }
   std::int64_t steps_taken() const { return t_; }
   void set_steps_taken(std::int64_t t) { t_ = t; }
+  cudaStream_t stream() const { return stream_; }
+  // Runs every later kernel and copy on s. The model computes on its backend's non-blocking
+  // stream, which the legacy default stream does not wait for: the optimizer must share that
+  // stream (train::trainer binds it) or the caller synchronises between backward and step.
+  void set_stream(cudaStream_t s) {
+    if (s == stream_) return;
+    TFM_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the constructor's fills, the last step
+    stream_ = s;
+  }
 
   template <class T>
   grad_stats grad_norm_impl(std::span<const T> g, double scale) {

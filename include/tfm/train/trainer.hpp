@@ -130,6 +130,9 @@ class trainer {
     expects(train_.seq_len() <= m_.sizes().ctx, "trainer: sequence length ", train_.seq_len(),
             " exceeds the model's context ", m_.sizes().ctx);
     expects(o_.max_bad_steps >= 1, "trainer: max_bad_steps must be at least 1");
+    // A device optimizer runs on the model's stream, so that its gradient norm waits for the
+    // backward and the next forward waits for its update (CUDA: cuda_adamw/cuda_sgd).
+    if constexpr (requires { opt_.set_stream(m_.get_backend().stream()); }) opt_.set_stream(m_.get_backend().stream());
     if (o_.scaling.enabled) {
       const auto& ls = o_.scaling;
       expects(ls.init >= ls.min_scale && ls.min_scale > 0 && ls.growth >= 1 && ls.backoff > 0 && ls.backoff < 1 &&
