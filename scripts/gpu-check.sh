@@ -26,7 +26,8 @@
 #   The staged folder has no absolute paths and needs no CMake on the other side. It must stay
 #   well under the tool's 64 MiB carry limit: the build half fails above 48 MiB.
 # run: nvidia-smi summary, each test (Boost.Test; exit 77 = skipped; a failing test runs once more
-#   with TFM_FLASH_MMA=0, the CUDA-core attention forward), each benchmark with
+#   with TFM_FLASH_MMA=0, the CUDA-core attention kernels, and once under compute-sanitizer's
+#   memcheck where it is installed, SANITIZE=0 to skip), each benchmark with
 #   --benchmark_format=json --benchmark_out=<name>.json --benchmark_min_time=$MIN_TIME (0.2 s),
 #   within a time budget (BUDGET_S, default 450 s, so the whole run stays under 8 minutes on an
 #   H100). Exit status non-zero when a test failed, timed out or was skipped (on the GPU machine a
@@ -200,6 +201,18 @@ do_run() {
       rc=$?
       say "$(printf '  again with TFM_FLASH_MMA=0: %s (exit %d, %d s)' "$([ $rc -eq 0 ] && echo PASS || echo FAIL)" $rc $((SECONDS - t0)))"
       { echo "=== test $name with TFM_FLASH_MMA=0: exit $rc"; cat "$work/$name.no-mma.log"; } >>"$log"
+      # And once under compute-sanitizer's memcheck (where the machine's runtime allows it):
+      # names the kernel and address of an out-of-bounds access. SANITIZE=0 skips this.
+      if [ "${SANITIZE:-1}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+        t0=$SECONDS
+        timeout "${SANITIZE_TIMEOUT_S:-120}" compute-sanitizer --tool memcheck --print-limit 10 \
+          "$build/bin/$name" --color_output=no --report_level=short >"$work/$name.memcheck.log" 2>&1
+        rc=$?
+        say "$(printf '  under compute-sanitizer memcheck: exit %d, %d s' $rc $((SECONDS - t0)))"
+        grep -m 12 -E '^========= (Invalid|Program hit|Error|  at |    by|Address)' "$work/$name.memcheck.log" |
+          sed 's/^/    /' | tee -a "$summary"
+        { echo "=== test $name under compute-sanitizer: exit $rc"; cat "$work/$name.memcheck.log"; } >>"$log"
+      fi
     fi
   done <"$build/manifest.txt"
 
