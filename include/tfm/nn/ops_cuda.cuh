@@ -643,11 +643,7 @@ struct cuda_backend {
       }
     } else {
       const auto Wm = in_out ? mat(W, in, out, out) : mat(W, out, in, in).transposed();
-      gemm_rounded(1.0f, mat(x, N, in, in), Wm, 0.0, b, y, out, tile,
-                   [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, T* t, std::int64_t ldt) {
-                     const auto Wt = in_out ? mat(W + c0, in, cols, out) : mat(W + c0 * in, cols, in, in).transposed();
-                     gemm_c(1.0f, mat(x + r0 * in, rows, in, in), Wt, 0.0f, host::mat_mut(t, rows, cols, ldt));
-                   });
+      gemm_rounded(1.0f, mat(x, N, in, in), Wm, 0.0, b, y, out, tile);
     }
   }
   template <class C, class DX>
@@ -662,13 +658,7 @@ struct cuda_backend {
         gemm_c(1.0f, mat(dy, N, out, out), Wm, float(beta), mat_mut(dx, N, in, in));
       } else {
         const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
-        gemm_rounded(1.0f, mat(dy, N, out, out), Wm, beta, static_cast<const C*>(nullptr), dx, in, tile,
-                     [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, T* t,
-                         std::int64_t ldt) {
-                       const auto Wt =
-                           in_out ? mat(W + c0 * out, cols, out, out).transposed() : mat(W + c0, out, cols, in);
-                       gemm_c(1.0f, mat(dy + r0 * out, rows, out, out), Wt, 0.0f, mat_mut(t, rows, cols, ldt));
-                     });
+        gemm_rounded(1.0f, mat(dy, N, out, out), Wm, beta, static_cast<const C*>(nullptr), dx, in, tile);
       }
     }
     if (dW) {
@@ -687,16 +677,8 @@ struct cuda_backend {
     using host::mat_mut;
     const C* none = nullptr;
     // t = rnd(x·Aᵀ); y = rnd(y + scale·t·Bᵀ)
-    gemm_rounded(1.0f, mat(x, N, in, ldx), mat(A, r, in, in).transposed(), 0.0, none, t, r, tile,
-                 [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
-                   gemm_c(1.0f, mat(x + r0 * ldx, nr, in, ldx), mat(A + c0 * in, cols, in, in).transposed(), 0.0f,
-                          mat_mut(tt, nr, cols, ldt));
-                 });
-    gemm_rounded(float(scale), mat<C>(t, N, r, r), mat(B, rows, r, r).transposed(), 1.0, none, y, ldy, tile,
-                 [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
-                   gemm_c(float(scale), mat<C>(t + r0 * r, nr, r, r), mat(B + c0 * r, cols, r, r).transposed(), 0.0f,
-                          mat_mut(tt, nr, cols, ldt));
-                 });
+    gemm_rounded(1.0f, mat(x, N, in, ldx), mat(A, r, in, in).transposed(), 0.0, none, t, r, tile);
+    gemm_rounded(float(scale), mat<C>(t, N, r, r), mat(B, rows, r, r).transposed(), 1.0, none, y, ldy, tile);
   }
   template <class C, class DX>
   void lora_backward_mixed(std::int64_t N, int in, int rows, int r, const C* x, std::int64_t ldx, const C* A,
@@ -708,21 +690,12 @@ struct cuda_backend {
     const C* none = nullptr;
     // dB += scale·dyᵀ·t; dt = rnd(scale·dy·B); dA += dtᵀ·x; dx = dx_beta·dx + dt·A (float, or C rounded once)
     gemm_c(float(scale), mat(dy, N, rows, ldy).transposed(), mat(t, N, r, r), 1.0f, mat_mut(dB, rows, r, r));
-    gemm_rounded(float(scale), mat(dy, N, rows, ldy), mat(B, rows, r, r), 0.0, none, dt, r, tile,
-                 [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt, std::int64_t ldt) {
-                   gemm_c(float(scale), mat(dy + r0 * ldy, nr, rows, ldy), mat(B + c0, rows, cols, r), 0.0f,
-                          mat_mut(tt, nr, cols, ldt));
-                 });
+    gemm_rounded(float(scale), mat(dy, N, rows, ldy), mat(B, rows, r, r), 0.0, none, dt, r, tile);
     gemm_c(1.0f, mat<C>(dt, N, r, r).transposed(), mat(x, N, in, ldx), 1.0f, mat_mut(dA, r, in, in));
     if constexpr (std::is_same_v<DX, T>) {
       gemm_c(1.0f, mat<C>(dt, N, r, r), mat(A, r, in, in), float(dx_beta), mat_mut(dx, N, in, lddx));
     } else {
-      gemm_rounded(1.0f, mat<C>(dt, N, r, r), mat(A, r, in, in), dx_beta, none, dx, lddx, tile,
-                   [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, T* tt,
-                       std::int64_t ldt) {
-                     gemm_c(1.0f, mat<C>(dt + r0 * r, nr, r, r), mat(A + c0, r, cols, in), 0.0f,
-                            mat_mut(tt, nr, cols, ldt));
-                   });
+      gemm_rounded(1.0f, mat<C>(dt, N, r, r), mat(A, r, in, in), dx_beta, none, dx, lddx, tile);
     }
   }
   // Inverted dropout with host::dropout_keep's mask: in T (float), each result rounded once to C.
@@ -898,52 +871,57 @@ struct cuda_backend {
     tfm::detail::gemm_cuda(tfm::gemm_cublaslt<tfm::gemm_math::fp32>{}, alpha, a, b, beta, c,
                            tfm::cuda::stream_view(stream()), st_->lt, "nn::cuda_backend");
   }
+  // The tensor-core math of compute type C (bf16 or fp16).
+  template <class C>
+  using mixed_math = std::conditional_t<std::is_same_v<C, tfm::bfloat16>, tfm::gemm_math::bf16, tfm::gemm_math::fp16>;
   // Compute-type operands on tensor cores (bf16 / fp16 math), float C.
   template <class C>
   void gemm_c(float alpha, tfm::detail::strided_matrix<const C> a, tfm::detail::strided_matrix<const C> b, float beta,
               tfm::detail::strided_matrix<T> c) {
-    using math = std::conditional_t<std::is_same_v<C, tfm::bfloat16>, tfm::gemm_math::bf16, tfm::gemm_math::fp16>;
-    tfm::detail::gemm_cuda(tfm::gemm_cublaslt<math>{}, alpha, a, b, beta, c, tfm::cuda::stream_view(stream()), st_->lt,
-                           "nn::cuda_backend (mixed)");
+    tfm::detail::gemm_cuda(tfm::gemm_cublaslt<mixed_math<C>>{}, alpha, a, b, beta, c, tfm::cuda::stream_view(stream()),
+                           st_->lt, "nn::cuda_backend (mixed)");
   }
   // out [a.rows, b.cols] (row stride ld, type Y) = rnd(alpha·A·B + bias + beta·out): one cuBLASLt
   // call with a Y-typed D (fp32 accumulation, bias through the BIAS epilogue, one rounding: the
   // host's semantics without a float round trip). Where cuBLASLt cannot (no algorithm for the
-  // alignment, the algorithm refused, K = 0), tiled_rounded with `product` (float tiles of
-  // alpha·A·B) computes the same, and the handle counts a fallback.
-  template <class Y, class C, class Product>
+  // alignment, the algorithm refused, K = 0), tiled_rounded computes the same through float tiles,
+  // and the handle counts a fallback.
+  template <class Y, class C>
   void gemm_rounded(float alpha, tfm::detail::strided_matrix<const C> a, tfm::detail::strided_matrix<const C> b,
-                    double beta, const C* bias, Y* out, std::int64_t ld, T* tile, Product&& product) {
+                    double beta, const C* bias, Y* out, std::int64_t ld, T* tile) {
     const std::int64_t N = a.rows, M = b.cols;
     if (N == 0 || M == 0) return;
     if (a.cols > 0) {
-      using math = std::conditional_t<std::is_same_v<C, tfm::bfloat16>, tfm::gemm_math::bf16, tfm::gemm_math::fp16>;
       const tfm::detail::strided_matrix<Y> o{out, N, M, ld, 1};
       const auto sv = tfm::cuda::stream_view(stream());
-      const bool done =
-          bias ? tfm::detail::try_cublaslt_gemm_bias<math>(st_->lt, alpha, a, b, float(beta), o, bias, sv,
-                                                           "nn::cuda_backend (mixed, bias)")
-               : tfm::detail::try_cublaslt_gemm<math>(st_->lt, alpha, a, b, float(beta), o, sv,
-                                                      "nn::cuda_backend (mixed)");
+      const bool done = bias ? tfm::detail::try_cublaslt_gemm_bias<mixed_math<C>>(st_->lt, alpha, a, b, float(beta), o,
+                                                                                  bias, sv, "nn::cuda_backend (mixed, bias)")
+                             : tfm::detail::try_cublaslt_gemm<mixed_math<C>>(st_->lt, alpha, a, b, float(beta), o, sv,
+                                                                             "nn::cuda_backend (mixed)");
       if (done) return;
       st_->lt.count_fallback();
     }
     const auto prof_scope = prof("gemm_rounded fallback (float tiles)");
-    tiled_rounded(N, M, out, ld, beta, bias, tile, std::forward<Product>(product));
+    tiled_rounded(alpha, a, b, beta, bias, out, ld, tile);
   }
-  // out [N, M] (row stride ld) = rnd(A·B + bias + beta·out), A·B written by product() into float
-  // tiles (the host's tile sizes), then rounded once to Y.
-  template <class Y, class C, class Product>
-  void tiled_rounded(std::int64_t N, std::int64_t M, Y* out, std::int64_t ld, double beta, const C* bias, T* tile,
-                     Product&& product) {
+  // gemm_rounded's float-tile path: tiles of alpha·A·B (the host's tile sizes) through gemm_c,
+  // each rounded once to Y with the bias and beta·out.
+  template <class Y, class C>
+  void tiled_rounded(float alpha, tfm::detail::strided_matrix<const C> a, tfm::detail::strided_matrix<const C> b,
+                     double beta, const C* bias, Y* out, std::int64_t ld, T* tile) {
     namespace oc = detail::ops_cuda;
+    const std::int64_t N = a.rows, M = b.cols;
     const std::int64_t R = std::min(N, host::mixed::tile_rows);
     const std::int64_t CW = host::mixed::tile_cols(R, M);
     for (std::int64_t r0 = 0; r0 < N; r0 += R) {
       const std::int64_t rows = std::min(R, N - r0);
+      const tfm::detail::strided_matrix<const C> ar{a.data + r0 * a.row_stride, rows, a.cols, a.row_stride,
+                                                    a.col_stride};
       for (std::int64_t c0 = 0; c0 < M; c0 += CW) {
         const std::int64_t cols = std::min(CW, M - c0);
-        product(r0, rows, c0, cols, tile, cols);
+        const tfm::detail::strided_matrix<const C> bc{b.data + c0 * b.col_stride, b.rows, cols, b.row_stride,
+                                                      b.col_stride};
+        gemm_c(alpha, ar, bc, 0.0f, host::mat_mut(tile, rows, cols, cols));
         oc::round_tile_kernel<Y, C><<<oc::grid_for(rows * cols), oc::threads, 0, stream()>>>(
             rows, cols, tile, bias ? bias + c0 : nullptr, float(beta), out + r0 * ld + c0, ld);
         TFM_CUDA_CHECK(cudaGetLastError());
