@@ -529,6 +529,29 @@ TFM_DEVICE void mma_v_frags(std::uint32_t (&r)[4], const __nv_bfloat16* Vs, int 
 #endif
 }
 
+// A fragment (16×16, rows r0 .. r0 + 15, cols c0 .. c0 + 15; r0 a multiple of 8, c0 of 16) of a
+// row-major bf16 shared matrix with row stride S. mma_k_frags reads the same four 8×8 blocks as
+// the B fragments of n tiles r0 / 8 and r0 / 8 + 1 ((rows 0-7, k lo), (rows 0-7, k hi), (rows
+// 8-15, k lo), (rows 8-15, k hi)); an A fragment orders rows 8-15 before k hi.
+template <int S>
+TFM_DEVICE void mma_a_frags(std::uint32_t (&r)[4], const __nv_bfloat16* base, int r0, int c0, int lane) {
+  mma_k_frags<S>(r, base, r0 / 8, c0 / 16, lane);
+  const std::uint32_t t = r[1];
+  r[1] = r[2];
+  r[2] = t;
+}
+
+// A fragment of the 16×16 block (rows r0.., cols c0..; r0 a multiple of 8, c0 of 16) of Mᵀ, where
+// M is stored row-major in shared memory with row stride S (A(r, c) = M[c][r]): mma_v_frags's
+// blocks of n tiles r0 / 8, r0 / 8 + 1 and keys c0.., reordered the same way.
+template <int S>
+TFM_DEVICE void mma_at_frags(std::uint32_t (&r)[4], const __nv_bfloat16* m, int r0, int c0, int lane) {
+  mma_v_frags<S>(r, m, r0 / 8, c0 / 16, lane);
+  const std::uint32_t t = r[1];
+  r[1] = r[2];
+  r[2] = t;
+}
+
 template <int HD>
 __global__ void __launch_bounds__(mma_warps * 32)
     flash_fwd_mma_kernel(params p, bool vec, const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
@@ -558,16 +581,8 @@ __global__ void __launch_bounds__(mma_warps * 32)
   cp_async_wait_all();
   __syncthreads();
   std::uint32_t qf[KD][4];
-  {
-    const __nv_bfloat16* qs = Ks + (warp * 16 + gr) * S + 2 * tq;
 #pragma unroll
-    for (int kk = 0; kk < KD; ++kk) {
-      qf[kk][0] = lds32(qs + kk * 16);
-      qf[kk][1] = lds32(qs + 8 * S + kk * 16);
-      qf[kk][2] = lds32(qs + kk * 16 + 8);
-      qf[kk][3] = lds32(qs + 8 * S + kk * 16 + 8);
-    }
-  }
+  for (int kk = 0; kk < KD; ++kk) mma_a_frags<S>(qf[kk], Ks, warp * 16, kk * 16, lane);
 
   float o[NO][4];
 #pragma unroll
@@ -711,38 +726,6 @@ template <int HD>
 constexpr std::size_t bwd_mma_smem_bytes() {
   return sizeof(__nv_bfloat16) * (4 * std::size_t(mma_bn) * (HD + 8) + std::size_t(mma_bn) * mma_ds_stride) +
          sizeof(float) * 2 * std::size_t(mma_bm);
-}
-
-// A fragment (16×16, rows r0 .. r0 + 15, cols c0 .. c0 + 15) of a row-major bf16 shared matrix
-// with row stride S: matrix m = lane / 8 covers rows r0 + 8(m % 2), cols c0 + 8(m / 2).
-template <int S>
-TFM_DEVICE void mma_a_frags(std::uint32_t (&r)[4], const __nv_bfloat16* base, int r0, int c0, int lane) {
-#if TFM_FLASH_MMA_LDMATRIX
-  ldsm_x4<false>(r, base + (r0 + ((lane >> 3) & 1) * 8 + (lane & 7)) * S + c0 + (lane >> 4) * 8);
-#else
-  const __nv_bfloat16* p = base + (r0 + (lane >> 2)) * S + c0 + 2 * (lane & 3);
-  r[0] = lds32(p);
-  r[1] = lds32(p + 8 * S);
-  r[2] = lds32(p + 8);
-  r[3] = lds32(p + 8 * S + 8);
-#endif
-}
-
-// A fragment of the 16×16 block (rows r0.., cols c0..) of Mᵀ, where M is stored row-major in
-// shared memory with row stride S (A(r, c) = M[c][r]).
-template <int S>
-TFM_DEVICE void mma_at_frags(std::uint32_t (&r)[4], const __nv_bfloat16* m, int r0, int c0, int lane) {
-#if TFM_FLASH_MMA_LDMATRIX
-  // matrix q = lane / 8: A rows r0 + 8(q % 2), cols c0 + 8(q / 2) = M rows c0 + 8(q / 2), cols r0 + 8(q % 2)
-  ldsm_x4<true>(r, m + (c0 + (lane >> 4) * 8 + (lane & 7)) * S + r0 + ((lane >> 3) & 1) * 8);
-#else
-  const unsigned short* p = reinterpret_cast<const unsigned short*>(m) + (c0 + 2 * (lane & 3)) * S + r0 + (lane >> 2);
-  auto pair = [](const unsigned short* x) { return std::uint32_t(x[0]) | (std::uint32_t(x[S]) << 16); };
-  r[0] = pair(p);
-  r[1] = pair(p + 8);
-  r[2] = pair(p + 8 * S);
-  r[3] = pair(p + 8 * S + 8);
-#endif
 }
 
 template <int HD>
