@@ -96,6 +96,12 @@ struct cfg_in_out : cfg_gpt2<P, Kernel> {
 };
 
 // The fixtures' sizes (tools/make_model_fixtures.py).
+// Config Base with LoRA adapters Policy (nn::lora).
+template <class Base, class Policy>
+struct with_lora : Base {
+  using lora = Policy;
+};
+
 inline nn::dims fixture_dims(int kv_heads, bool swiglu) {
   nn::dims d;
   d.vocab = 61;

@@ -33,37 +33,25 @@ namespace {
 
 // ---- configs ----
 template <class P>
-struct gpt2_lora : cfg_gpt2<P> {
-  using lora = lo::adapters<lo::qkv | lo::o | lo::up | lo::down, 3>;
-};
+using gpt2_lora = with_lora<cfg_gpt2<P>, lo::adapters<lo::qkv | lo::o | lo::up | lo::down, 3>>;
 template <class P>
-struct llama_lora : cfg_llama<P> {
-  using lora = lo::adapters<lo::q | lo::k | lo::v | lo::o | lo::gate | lo::up | lo::down, 3>;
-};
+using llama_lora = with_lora<cfg_llama<P>, lo::adapters<lo::q | lo::k | lo::v | lo::o | lo::gate | lo::up | lo::down, 3>>;
 struct rs_policy : lo::adapters<lo::q | lo::v | lo::down, 4> {
   static constexpr double alpha = 5.0;
   static constexpr bool rslora = true;
 };
 template <class P>
-struct llama_rslora : cfg_llama<P> {
-  using lora = rs_policy;
-};
+using llama_rslora = with_lora<cfg_llama<P>, rs_policy>;
 // q and v on GPT-2's fused c_attn: no PEFT names (tfm's own), in_out layout.
 template <class P>
-struct in_out_lora : cfg_in_out<P> {
-  using lora = lo::adapters<lo::q | lo::v | lo::o | lo::up | lo::down, 2>;
-};
+using in_out_lora = with_lora<cfg_in_out<P>, lo::adapters<lo::q | lo::v | lo::o | lo::up | lo::down, 2>>;
 struct drop_policy : lo::adapters<lo::q | lo::k | lo::v | lo::o | lo::gate | lo::up | lo::down, 2> {
   static constexpr double dropout = 0.3;
 };
 template <class P>
-struct llama_dropout : cfg_llama<P> {
-  using lora = drop_policy;
-};
+using llama_dropout = with_lora<cfg_llama<P>, drop_policy>;
 template <class P>
-struct llama_nodrop : cfg_llama<P> {
-  using lora = lo::adapters<lo::q | lo::k | lo::v | lo::o | lo::gate | lo::up | lo::down, 2>;
-};
+using llama_nodrop = with_lora<cfg_llama<P>, lo::adapters<lo::q | lo::k | lo::v | lo::o | lo::gate | lo::up | lo::down, 2>>;
 
 nn::dims small_dims(int kv) { return nn::dims{23, 12, 16, 2, 4, kv, 24}; }
 
@@ -378,9 +366,7 @@ std::vector<std::uint32_t> pattern_tokens(std::size_t n, std::uint32_t mult) {
 nn::dims tiny_dims() { return nn::dims{16, 16, 16, 2, 2, 2, 32}; }
 
 template <class P>
-struct tiny_lora : cfg_gpt2<P> {
-  using lora = lo::adapters<lo::qkv | lo::o | lo::up | lo::down, 4>;
-};
+using tiny_lora = with_lora<cfg_gpt2<P>, lo::adapters<lo::qkv | lo::o | lo::up | lo::down, 4>>;
 struct tiny_drop_policy : lo::adapters<lo::qkv | lo::o | lo::up | lo::down, 4> {
   static constexpr double dropout = 0.1;
 };
@@ -481,13 +467,9 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(adapter_files)
 
 template <class P>
-struct llama_qv : cfg_llama<P> {
-  using lora = lo::adapters<lo::q | lo::v, 2>;
-};
+using llama_qv = with_lora<cfg_llama<P>, lo::adapters<lo::q | lo::v, 2>>;
 template <class P>
-struct llama_qv_r4 : cfg_llama<P> {
-  using lora = lo::adapters<lo::q | lo::v, 4>;
-};
+using llama_qv_r4 = with_lora<cfg_llama<P>, lo::adapters<lo::q | lo::v, 4>>;
 
 BOOST_AUTO_TEST_CASE(round_trip_with_peft_names) {
   temp_dir d;

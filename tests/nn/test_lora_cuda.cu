@@ -44,25 +44,15 @@ struct qkv_up_policy : lo::adapters<lo::qkv | lo::up, 4> {
 };
 
 template <class P>
-struct llama_lora : cfg_llama<P> {
-  using lora = qvod_policy;
-};
+using llama_lora = with_lora<cfg_llama<P>, qvod_policy>;
 template <class P>
-struct llama_lora_dropout : cfg_llama<P> {
-  using lora = qvod_drop_policy;
-};
+using llama_lora_dropout = with_lora<cfg_llama<P>, qvod_drop_policy>;
 template <class P>
-struct in_out_lora : cfg_in_out<P> {
-  using lora = qvod_policy;
-};
+using in_out_lora = with_lora<cfg_in_out<P>, qvod_policy>;
 template <class P>
-struct in_out_lora_dropout : cfg_in_out<P> {
-  using lora = qvod_drop_policy;
-};
+using in_out_lora_dropout = with_lora<cfg_in_out<P>, qvod_drop_policy>;
 template <class P>
-struct gpt2_qkv_up : cfg_gpt2<P> {
-  using lora = qkv_up_policy;
-};
+using gpt2_qkv_up = with_lora<cfg_gpt2<P>, qkv_up_policy>;
 
 using tolerances = step_tolerances;
 constexpr tolerances fp32_tol{1e-4, 1e-5, 1e-3};

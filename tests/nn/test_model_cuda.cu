@@ -203,6 +203,11 @@ std::vector<double> heads_of(const std::vector<F>& x, std::int64_t rows, int wid
 }
 
 float bf_round(float x) { return __bfloat162float(__float2bfloat16(x)); }
+std::vector<float> to_float(const std::vector<__nv_bfloat16>& x) {
+  std::vector<float> r(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) r[i] = __bfloat162float(x[i]);
+  return r;
+}
 
 template <int HD>
 void attention_case(const attn_case& c) {
@@ -289,23 +294,18 @@ void attention_case(const attn_case& c) {
     const __nv_bfloat16* bq = b_qkv.data() + qoff;
     const __nv_bfloat16* bk = b_qkv.data() + koff;
     const __nv_bfloat16* bv = b_qkv.data() + voff;
-    auto to_f = [](const std::vector<__nv_bfloat16>& x) {
-      std::vector<float> r(x.size());
-      for (std::size_t i = 0; i < x.size(); ++i) r[i] = __bfloat162float(x[i]);
-      return r;
-    };
     // the CUDA-core kernels (fp32 arithmetic throughout)
     nn::attention_flash_forward_bf16_simt(s, m, bq, bk, bv, b_out.data(), d_lse.data(), st.get());
     nn::attention_flash_backward_bf16_simt(s, m, bq, bk, bv, b_out.data(), b_dout.data(), d_lse.data(),
                                            b_dqkv.data() + qoff, b_dqkv.data() + koff, b_dqkv.data() + voff,
                                            d_scr.data(), st.get());
     st.synchronize();
-    const double eo = rel_error(to_f(to_host(b_out)), out_ref);
+    const double eo = rel_error(to_float(to_host(b_out)), out_ref);
     const double el = rel_error(to_host(d_lse), lse_ref);
     BOOST_TEST(eo <= 2e-2, what << " bf16 flash: out error " << eo);
     BOOST_TEST(el <= 1e-3, what << " bf16 flash: lse error " << el);
     // dO·O uses the bf16-rounded O: D differs from the reference by ~2^-8 relative.
-    check_grads("bf16 flash", to_f(to_host(b_dqkv)), 2e-2);
+    check_grads("bf16 flash", to_float(to_host(b_dqkv)), 2e-2);
     // the defaults (tensor-core kernels for hd 64 / 128): P and dS are rounded to bf16 before
     // their products as well
     TFM_CUDA_CHECK(cudaMemsetAsync(b_dqkv.data(), 0xff, b_dqkv.bytes(), st.get()));
@@ -314,7 +314,7 @@ void attention_case(const attn_case& c) {
                                       b_dqkv.data() + qoff, b_dqkv.data() + koff, b_dqkv.data() + voff, d_scr.data(),
                                       st.get());
     st.synchronize();
-    check_grads("bf16 flash (default kernels)", to_f(to_host(b_dqkv)), 3e-2);
+    check_grads("bf16 flash (default kernels)", to_float(to_host(b_dqkv)), 3e-2);
   }
 }
 
@@ -354,11 +354,6 @@ void attention_mma_case(const attn_case& c, int pad) {
   nn::attention_flash_forward_bf16_mma(s, m, bq, bk, bv, o_mma.data(), l_mma.data(), st.get());
   nn::attention_flash_forward_bf16_simt(s, m, bq, bk, bv, o_simt.data(), l_simt.data(), st.get());
   st.synchronize();
-  auto to_f = [](const std::vector<__nv_bfloat16>& x) {
-    std::vector<float> r(x.size());
-    for (std::size_t i = 0; i < x.size(); ++i) r[i] = __bfloat162float(x[i]);
-    return r;
-  };
   auto lse_diff = [](const std::vector<float>& got, const auto& want) {
     double d = 0;
     for (std::size_t i = 0; i < want.size(); ++i) {
@@ -368,7 +363,7 @@ void attention_mma_case(const attn_case& c, int pad) {
     }
     return d;
   };
-  const auto om = to_f(to_host(o_mma)), os = to_f(to_host(o_simt));
+  const auto om = to_float(to_host(o_mma)), os = to_float(to_host(o_simt));
   const auto lm = to_host(l_mma), ls = to_host(l_simt);
   const double eo = rel_error(om, out_ref), el = lse_diff(lm, lse_ref);
   const double eos = rel_error(om, os), els = lse_diff(lm, ls);
@@ -433,12 +428,7 @@ void attention_mma_backward_case(const attn_case& c, int pad) {
                                          g_simt.data() + qoff, g_simt.data() + koff, g_simt.data() + voff,
                                          d_scr.data(), st.get());
   st.synchronize();
-  auto to_f = [](const std::vector<__nv_bfloat16>& x) {
-    std::vector<float> r(x.size());
-    for (std::size_t i = 0; i < x.size(); ++i) r[i] = __bfloat162float(x[i]);
-    return r;
-  };
-  const auto gm = to_f(to_host(g_mma)), gs = to_f(to_host(g_simt));
+  const auto gm = to_float(to_host(g_mma)), gs = to_float(to_host(g_simt));
   const struct {
     const char* name;
     std::int64_t off;
@@ -659,16 +649,22 @@ BOOST_AUTO_TEST_CASE(attention_hd128) {
   for (auto const& c : mask_cases(4, 1, 128)) attention_case<128>(c);
   for (auto const& c : mask_cases(4, 2, 128)) attention_case<0>(c);  // dynamic head size, same kernels
 }
-BOOST_AUTO_TEST_CASE(attention_bf16_mma_forward) {
+// The tensor-core kernels' cases, f(case, pad): hd 64 and 128, T 1..257 (partial tiles), causal or
+// not, windows, ALiBi, GQA and MHA; then token strides that rule out 16-byte loads.
+template <class F>
+void for_each_mma_case(F&& f) {
   for (int hd : {64, 128})
     for (int T : {1, 17, 64, 100, 257})
       for (bool causal : {false, true})
         for (int window : {0, 16})
           for (bool alibi : {false, true})
-            for (int kv : {4, 2}) attention_mma_case({2, T, 4, kv, hd, causal, window, alibi}, 0);
-  // token strides that rule out 16-byte loads
-  attention_mma_case({2, 100, 4, 2, 64, true, 0, false}, 2);
-  attention_mma_case({2, 257, 4, 4, 128, false, 16, true}, 2);
+            for (int kv : {4, 2}) f(attn_case{2, T, 4, kv, hd, causal, window, alibi}, 0);
+  f(attn_case{2, 100, 4, 2, 64, true, 0, false}, 2);
+  f(attn_case{2, 257, 4, 4, 128, false, 16, true}, 2);
+}
+
+BOOST_AUTO_TEST_CASE(attention_bf16_mma_forward) {
+  for_each_mma_case(attention_mma_case);
   // mma rejects other head sizes
   const nn::attention_shape s{1, 8, 2, 2, 32, 6 * 32, 6 * 32, 6 * 32};
   BOOST_CHECK_THROW(nn::attention_flash_forward_bf16_mma(s, nn::attention_mask{}, nullptr, nullptr, nullptr, nullptr,
@@ -676,14 +672,7 @@ BOOST_AUTO_TEST_CASE(attention_bf16_mma_forward) {
                     tfm::invalid_argument);
 }
 BOOST_AUTO_TEST_CASE(attention_bf16_mma_backward) {
-  for (int hd : {64, 128})
-    for (int T : {1, 17, 64, 100, 257})
-      for (bool causal : {false, true})
-        for (int window : {0, 16})
-          for (bool alibi : {false, true})
-            for (int kv : {4, 2}) attention_mma_backward_case({2, T, 4, kv, hd, causal, window, alibi}, 0);
-  attention_mma_backward_case({2, 100, 4, 2, 64, true, 0, false}, 2);
-  attention_mma_backward_case({2, 257, 4, 4, 128, false, 16, true}, 2);
+  for_each_mma_case(attention_mma_backward_case);
   attention_mma_backward_case({1, 200, 4, 1, 64, true, 0, false}, 0);  // MQA
   const nn::attention_shape s{1, 8, 2, 2, 32, 6 * 32, 6 * 32, 6 * 32};
   BOOST_CHECK_THROW(nn::attention_flash_backward_bf16_mma(s, nn::attention_mask{}, nullptr, nullptr, nullptr, nullptr,

@@ -32,18 +32,14 @@ std::vector<std::uint32_t> pattern(std::size_t n) {
   return v;
 }
 
-template <class Space, class Opt, class Cfg = cfg>
-std::vector<float> run(std::int64_t steps, const fs::path& out = {}, std::int64_t stop = -1, bool resume = false) {
-  nn::model<Cfg, Space> m(dims);
-  m.init(5);
-  Opt opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}), {.beta1 = 0.9, .beta2 = 0.99});
+// Trains m with opt for `steps` steps on the pattern corpus (batches of 4 × 16 tokens, warm-up +
+// cosine 3e-3 → 3e-4); o gives the other options. Returns all the weights afterwards.
+template <class M, class Opt>
+std::vector<float> train_on_pattern(M& m, Opt& opt, std::int64_t steps, tr::train_options o, bool resume = false) {
   auto c = tr::token_corpus::from_tokens(pattern(4000), 4000, 16);
   tr::batch_source train(c, tr::split{0, 3600}, 16, tr::sampling::random_windows, 3);
-  tr::train_options o;
   o.batch = 4;
   o.steps = steps;
-  o.out_dir = out;
-  o.stop_after = stop;
   o.show_progress = false;
   tr::trainer t(m, opt, tr::warmup_cosine{3e-3, 3e-4, 2, steps}, train, o);
   if (resume) t.resume();
@@ -51,30 +47,32 @@ std::vector<float> run(std::int64_t steps, const fs::path& out = {}, std::int64_
   return m.parameters_to_host();
 }
 
+template <class Space, class Opt, class Cfg = cfg>
+std::vector<float> run(std::int64_t steps, const fs::path& out = {}, std::int64_t stop = -1, bool resume = false) {
+  nn::model<Cfg, Space> m(dims);
+  m.init(5);
+  Opt opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}), {.beta1 = 0.9, .beta2 = 0.99});
+  tr::train_options o;
+  o.out_dir = out;
+  o.stop_after = stop;
+  return train_on_pattern(m, opt, steps, o, resume);
+}
+
 // LoRA fine-tune (nn::lora adapters on q, v, o and down, rank 4): the trainer drives the adapter
 // tail (trainable_parameters(), gradients()); returns all the weights after `steps` steps.
 struct lora_policy : nn::lora::adapters<nn::lora::q | nn::lora::v | nn::lora::o | nn::lora::down, 4> {
   static constexpr double dropout = 0.1;
 };
-struct lora_cfg : cfg {
-  using lora = lora_policy;
-};
+using lora_cfg = tfm::test::with_lora<cfg, lora_policy>;
 template <class Space, class Opt>
 std::vector<float> run_lora(std::int64_t steps, std::size_t* trainable = nullptr) {
   nn::model<lora_cfg, Space> m(dims);
   m.init(5);
   if (trainable) *trainable = m.num_trainable();
   Opt opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.0}), {.beta1 = 0.9, .beta2 = 0.99});
-  auto c = tr::token_corpus::from_tokens(pattern(4000), 4000, 16);
-  tr::batch_source train(c, tr::split{0, 3600}, 16, tr::sampling::random_windows, 3);
   tr::train_options o;
-  o.batch = 4;
-  o.steps = steps;
-  o.show_progress = false;
   o.dropout_seed = 1234;
-  tr::trainer t(m, opt, tr::warmup_cosine{3e-3, 3e-4, 2, steps}, train, o);
-  t.run();
-  return m.parameters_to_host();
+  return train_on_pattern(m, opt, steps, o);
 }
 
 double worst_diff(const std::vector<float>& a, const std::vector<float>& b) {
