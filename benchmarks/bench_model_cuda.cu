@@ -46,6 +46,23 @@ __global__ void fill_normal(N* p, std::size_t n, std::uint64_t seed) {
   }
 }
 
+// One body() per benchmark iteration, timed with CUDA events on `s` (GPU time, UseManualTime).
+template <class Body>
+void time_on_stream(benchmark::State& state, cudaStream_t s, Body&& body) {
+  cu::event start, stop;
+  for (auto _ : state) {
+    start.record(s);
+    body();
+    stop.record(s);
+    stop.synchronize();
+    state.SetIterationTime(double(cu::event::elapsed_ms(start, stop)) * 1e-3);
+  }
+}
+void count_tokens(benchmark::State& state, std::int64_t per_iteration) {
+  state.counters["tokens_per_s"] =
+      benchmark::Counter(double(per_iteration) * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
 // args: causal, B, H, hd, T. Mma (bf16): the tensor-core kernels, else the SIMT ones.
 template <class E, bool Backward, bool Mma = false>
 void BM_flash(benchmark::State& state) {
@@ -89,17 +106,12 @@ void BM_flash(benchmark::State& state) {
   fwd();
   if (Backward) bwd();  // warm-up
   st.synchronize();
-  cu::event start, stop;
-  for (auto _ : state) {
-    start.record(st);
+  time_on_stream(state, st.get(), [&] {
     if (Backward)
       bwd();
     else
       fwd();
-    stop.record(st);
-    stop.synchronize();
-    state.SetIterationTime(double(cu::event::elapsed_ms(start, stop)) * 1e-3);
-  }
+  });
   double flops = 4.0 * B * H * double(T) * T * hd;
   if (Backward) flops *= 2.5;
   if (causal) flops *= 0.5;
@@ -126,93 +138,39 @@ void random_batch(int V, std::size_t n, std::vector<std::int32_t>& tok, std::vec
   }
 }
 
-// args: B, T
-template <class Cfg>
-void BM_gpt2_small_step(benchmark::State& state) {
-  const int B = int(state.range(0)), T = int(state.range(1));
-  nn::model<Cfg, tfm::space::cuda> m;
-  m.init(42);
-  const int V = m.sizes().vocab;
-  std::vector<std::int32_t> tok, tgt;
-  random_batch(V, std::size_t(B) * T, tok, tgt);
-  m.forward(tok.data(), tgt.data(), B, T);  // warm-up (plans the arena, cuBLASLt plans)
-  m.zero_grad();
-  m.backward();
-  auto& be = m.get_backend();
-  be.synchronize();
-  cu::event start, stop;
-  for (auto _ : state) {
-    start.record(be.stream());
-    m.forward(tok.data(), tgt.data(), B, T);  // waits for the loss (one device→host copy)
-    m.zero_grad();
-    m.backward();
-    stop.record(be.stream());
-    stop.synchronize();
-    state.SetIterationTime(double(cu::event::elapsed_ms(start, stop)) * 1e-3);
-  }
-  state.counters["tokens_per_s"] =
-      benchmark::Counter(double(B) * T * double(state.iterations()), benchmark::Counter::kIsRate);
-}
-
-// args: B, T. The forward alone (with targets: logits and loss), for the split of a step's time.
-template <class Cfg>
-void BM_gpt2_small_fwd(benchmark::State& state) {
-  const int B = int(state.range(0)), T = int(state.range(1));
-  nn::model<Cfg, tfm::space::cuda> m;
-  m.init(42);
-  const int V = m.sizes().vocab;
-  std::vector<std::int32_t> tok, tgt;
-  random_batch(V, std::size_t(B) * T, tok, tgt);
-  m.forward(tok.data(), tgt.data(), B, T);  // warm-up
-  auto& be = m.get_backend();
-  be.synchronize();
-  cu::event start, stop;
-  for (auto _ : state) {
-    start.record(be.stream());
-    m.forward(tok.data(), tgt.data(), B, T);
-    stop.record(be.stream());
-    stop.synchronize();
-    state.SetIterationTime(double(cu::event::elapsed_ms(start, stop)) * 1e-3);
-  }
-  state.counters["tokens_per_s"] =
-      benchmark::Counter(double(B) * T * double(state.iterations()), benchmark::Counter::kIsRate);
-}
-
-// args: B, T. One forward + backward with the backend's per-operation profiler on
+// args: B, T. forward: the forward alone (logits and loss), for the split of a step's time;
+// step: forward + backward; profile: a step with the backend's per-operation profiler on
 // (TFM_CUDA_PROFILE=1, backend/cuda/profile.hpp): counters "ms:<op>" per step and a table on
-// stdout, most time first. The profiler's events add a little time; the step's own time is
-// BM_gpt2_small_step's.
-template <class Cfg>
-void BM_gpt2_small_profile(benchmark::State& state) {
+// stdout, most time first (the profiler's events add a little time; the step's own time is
+// the step row's).
+enum class gpt2_run { forward, step, profile };
+template <class Cfg, gpt2_run Run>
+void BM_gpt2_small(benchmark::State& state) {
   const int B = int(state.range(0)), T = int(state.range(1));
-  setenv("TFM_CUDA_PROFILE", "1", 1);
+  if (Run == gpt2_run::profile) setenv("TFM_CUDA_PROFILE", "1", 1);
   nn::model<Cfg, tfm::space::cuda> m;
-  unsetenv("TFM_CUDA_PROFILE");
+  if (Run == gpt2_run::profile) unsetenv("TFM_CUDA_PROFILE");
   m.init(42);
-  const int V = m.sizes().vocab;
   std::vector<std::int32_t> tok, tgt;
-  random_batch(V, std::size_t(B) * T, tok, tgt);
-  auto& be = m.get_backend();
-  m.forward(tok.data(), tgt.data(), B, T);  // warm-up
-  m.zero_grad();
-  m.backward();
-  (void)be.profile();
-  std::int64_t steps = 0;
-  cu::event start, stop;
-  for (auto _ : state) {
-    start.record(be.stream());
-    m.forward(tok.data(), tgt.data(), B, T);
+  random_batch(m.sizes().vocab, std::size_t(B) * T, tok, tgt);
+  auto run = [&] {
+    m.forward(tok.data(), tgt.data(), B, T);  // waits for the loss (one device→host copy)
+    if (Run == gpt2_run::forward) return;
     m.zero_grad();
     m.backward();
-    stop.record(be.stream());
-    stop.synchronize();
-    state.SetIterationTime(double(cu::event::elapsed_ms(start, stop)) * 1e-3);
-    ++steps;
-  }
+  };
+  run();  // warm-up (plans the arena, cuBLASLt plans)
+  auto& be = m.get_backend();
+  be.synchronize();
+  (void)be.profile();
+  time_on_stream(state, be.stream(), run);
+  count_tokens(state, std::int64_t(B) * T);
+  if (Run != gpt2_run::profile) return;
+  const auto steps = double(state.iterations());
   double total = 0;
-  std::printf("\nper-operation GPU time, B=%d T=%d, per step (%lld steps):\n", B, T, static_cast<long long>(steps));
+  std::printf("\nper-operation GPU time, B=%d T=%d, per step (%.0f steps):\n", B, T, steps);
   for (auto const& e : be.profile()) {
-    const double ms = e.ms / double(steps);
+    const double ms = e.ms / steps;
     total += ms;
     std::printf("  %-30s %6d calls %9.3f ms\n", e.name.c_str(), int(e.calls / steps), ms);
     state.counters["ms:" + e.name] = ms;
@@ -246,17 +204,11 @@ void BM_gpt2_small_train(benchmark::State& state) {
   t.train_step();  // warm-up (arena, cuBLASLt plans)
   auto& be = m.get_backend();
   be.synchronize();
-  cu::event start, stop;
-  for (auto _ : state) {
-    start.record(be.stream());
+  time_on_stream(state, be.stream(), [&] {
     const double loss = t.train_step();  // ends after the update was queued
-    stop.record(be.stream());
-    stop.synchronize();
-    state.SetIterationTime(double(cu::event::elapsed_ms(start, stop)) * 1e-3);
     if (!std::isfinite(loss)) state.SkipWithError("non-finite loss");
-  }
-  state.counters["tokens_per_s"] =
-      benchmark::Counter(double(B) * T * double(state.iterations()), benchmark::Counter::kIsRate);
+  });
+  count_tokens(state, std::int64_t(B) * T);
 }
 
 void flash_args(benchmark::internal::Benchmark* b) {
@@ -275,10 +227,10 @@ BENCHMARK(BM_flash<float, true>)->Name("BM_flash_bwd/f32")->Apply(flash_args);
 void gpt2_args(benchmark::internal::Benchmark* b) {
   b->Args({16, 1024})->ArgNames({"B", "T"})->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(5);
 }
-BENCHMARK(BM_gpt2_small_step<gpt2_flash>)->Name("BM_gpt2_small_step/f32")->Apply(gpt2_args);
-BENCHMARK(BM_gpt2_small_step<gpt2_flash_bf16>)->Name("BM_gpt2_small_step/bf16")->Apply(gpt2_args);
-BENCHMARK(BM_gpt2_small_fwd<gpt2_flash_bf16>)->Name("BM_gpt2_small_fwd/bf16")->Apply(gpt2_args);
-BENCHMARK(BM_gpt2_small_profile<gpt2_flash_bf16>)
+BENCHMARK(BM_gpt2_small<gpt2_flash, gpt2_run::step>)->Name("BM_gpt2_small_step/f32")->Apply(gpt2_args);
+BENCHMARK(BM_gpt2_small<gpt2_flash_bf16, gpt2_run::step>)->Name("BM_gpt2_small_step/bf16")->Apply(gpt2_args);
+BENCHMARK(BM_gpt2_small<gpt2_flash_bf16, gpt2_run::forward>)->Name("BM_gpt2_small_fwd/bf16")->Apply(gpt2_args);
+BENCHMARK(BM_gpt2_small<gpt2_flash_bf16, gpt2_run::profile>)
     ->Name("BM_gpt2_small_profile/bf16")
     ->Apply(gpt2_args)
     ->Iterations(3);
