@@ -482,6 +482,7 @@ TFM_GEMM_KERNEL_SUITE(scalar)
 TFM_GEMM_KERNEL_SUITE(avx2)
 TFM_GEMM_KERNEL_SUITE(avx512)
 TFM_GEMM_KERNEL_SUITE(avx512_bf16)
+TFM_GEMM_KERNEL_SUITE(amx_bf16)
 
 BOOST_AUTO_TEST_SUITE(gemm_host)
 
@@ -553,7 +554,7 @@ BOOST_AUTO_TEST_CASE(thread_count_query_and_override) {
   BOOST_TEST_MESSAGE("host GEMM: default kernel " << tfm::host::isa_name(tfm::host::native_isa)
                                                   << ", " << def << " thread(s), OpenMP "
                                                   << (tfm::host::has_openmp() ? "on" : "off"));
-  for (isa i : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16}) {
+  for (isa i : {isa::scalar, isa::avx2, isa::avx512, isa::avx512_bf16, isa::amx_bf16}) {
     if (!tfm::host::isa_compiled(i) || !tfm::host::cpu_supports(i))
       BOOST_TEST_MESSAGE("SKIP: kernel_"
                          << tfm::host::isa_name(i) << " tests ("

@@ -8,6 +8,10 @@
     !defined(__CUDACC__)
 #include <cpuid.h>
 #endif
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__linux__) && !defined(__CUDACC__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "tfm/core/config.hpp"
 
@@ -29,6 +33,10 @@
 #define TFM_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
 #define TFM_TARGET_AVX512_BF16 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")))
+// AVX512_BF16 plus the AMX tile unit with bf16 dot products; check cpu_supports(isa::amx_bf16),
+// which also asks the OS for the tile state, before running it.
+#define TFM_TARGET_AMX_BF16 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,amx-tile,amx-bf16")))
 #endif
 
 // Keeps a micro-kernel a function of its own: inlined into the blocked driver, GCC 12 ran out
@@ -49,11 +57,15 @@ enum class isa {
   avx2,         // AVX2 + FMA
   avx512,       // AVX-512 F, BW, VL, DQ
   avx512_bf16,  // avx512 + AVX512_BF16 (vdpbf16ps)
+  amx_bf16,     // avx512_bf16 + AMX-TILE and AMX-BF16 (tdpbf16ps), with the OS's leave to use them
 };
 
 // The level this translation unit is compiled for (-march, -mavx2 ...): the default kernels.
 inline constexpr isa native_isa =
 #if TFM_HOST_X86_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
+    defined(__AVX512DQ__) && defined(__AVX512BF16__) && defined(__AMX_TILE__) && defined(__AMX_BF16__)
+    isa::amx_bf16;
+#elif TFM_HOST_X86_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
     defined(__AVX512DQ__) && defined(__AVX512BF16__)
     isa::avx512_bf16;
 #elif TFM_HOST_X86_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) && \
@@ -71,13 +83,40 @@ constexpr std::string_view isa_name(isa i) {
     case isa::avx2: return "avx2";
     case isa::avx512: return "avx512";
     case isa::avx512_bf16: return "avx512_bf16";
+    case isa::amx_bf16: return "amx_bf16";
   }
   return "?";
 }
 
 // Whether kernels for `i` are compiled into this translation unit (x86 with GCC/Clang: all of
-// them, through `target` attributes; elsewhere only the portable ones).
-constexpr bool isa_compiled(isa i) { return i == isa::scalar || TFM_HOST_X86_SIMD; }
+// them, through `target` attributes, AMX on x86-64 only; elsewhere only the portable ones).
+constexpr bool isa_compiled([[maybe_unused]] isa i) {
+#if TFM_HOST_X86_SIMD && defined(__x86_64__)
+  return true;
+#else
+  return i == isa::scalar || (TFM_HOST_X86_SIMD && i != isa::amx_bf16);
+#endif
+}
+
+// Whether this process may use the AMX tiles with bf16 dot products: the CPU has AMX-TILE and
+// AMX-BF16 (CPUID leaf 7, EDX bits 24 and 22) and Linux grants the process the tile data state
+// (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, Linux 5.16 and later). Asked once per
+// process; the grant covers every thread.
+inline bool amx_tiles_enabled() {
+#if TFM_HOST_X86_SIMD && defined(__linux__) && defined(SYS_arch_prctl)
+  static const bool enabled = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+    if ((edx & (1u << 24)) == 0 || (edx & (1u << 22)) == 0) return false;
+    constexpr long arch_req_xcomp_perm = 0x1023;
+    constexpr long xfeature_xtiledata = 18;
+    return syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
+  }();
+  return enabled;
+#else
+  return false;
+#endif
+}
 
 // Whether the running CPU (and OS) can execute code for `i`.
 inline bool cpu_supports(isa i) {
@@ -89,6 +128,7 @@ inline bool cpu_supports(isa i) {
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
     case isa::avx512_bf16: return cpu_supports(isa::avx512) && __builtin_cpu_supports("avx512bf16");
+    case isa::amx_bf16: return cpu_supports(isa::avx512_bf16) && amx_tiles_enabled();
   }
   return false;
 #else

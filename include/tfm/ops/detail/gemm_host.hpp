@@ -23,6 +23,7 @@
 #include "tfm/backend/host/threading.hpp"
 #include "tfm/core/config.hpp"
 #include "tfm/core/error.hpp"
+#include "tfm/ops/detail/gemm_host_amx.hpp"
 #include "tfm/ops/detail/gemm_host_avx2.hpp"
 #include "tfm/ops/detail/gemm_host_avx512.hpp"
 #include "tfm/ops/detail/gemm_host_pack.hpp"
@@ -365,6 +366,14 @@ template <host::isa Isa, gemm_block_sizes Blocks, host_gemm_input T>
 void gemm_blocked_dispatch(float alpha, strided_matrix<const T> a, strided_matrix<const T> b,
                            float beta, strided_matrix<float> c) {
   static_assert(host::isa_compiled(Isa), "this host GEMM kernel is not compiled for this target");
+  if constexpr (Isa == host::isa::amx_bf16 && std::same_as<T, bfloat16>) {
+    // The default kernel of an AMX build: where the OS does not grant the tile state (or a tool
+    // such as valgrind hides AMX), the AVX512_BF16 kernel runs instead.
+    if (!host::cpu_supports(Isa)) {
+      gemm_blocked_dispatch<host::isa::avx512_bf16, Blocks>(alpha, a, b, beta, c);
+      return;
+    }
+  }
   if constexpr (host::isa_compiled(Isa)) {
     using kernel = gemm_host_kernel<Isa, T>;
     // The kernels store rows of C with vector stores: a column-major C is the row-major C^T of

@@ -67,5 +67,12 @@ struct gemm_host_tuning<host::isa::avx512_bf16> {
   static constexpr gemm_block_sizes blocks{.mc = 264, .kc = 384, .nc = 4096, .mp = 1056};
 };
 
+// AMX kernel (32×32 tile, K in steps of 32), measured on 2 cores of an Intel Xeon (Emerald
+// Rapids, 48 KiB L1d, 2 MiB L2 per core) in bench_gemm_host: see the figures below.
+template <>
+struct gemm_host_tuning<host::isa::amx_bf16> {
+  static constexpr gemm_block_sizes blocks{.mc = 256, .kc = 768, .nc = 4096, .mp = 1024};
+};
+
 }  // namespace detail
 }  // namespace tfm
