@@ -171,12 +171,15 @@ int tour_gemm(const options& o) {
 int main(int argc, char** argv) {
   const options o = parse(argc, argv);
   if (o.threads > 0) tfm::host::set_num_threads(o.threads);
-  std::printf("tfm %d.%d.%d — host kernels for %s (this CPU runs: avx2 %s, avx512 %s, avx512_bf16 %s)\n",
+  std::printf(
+      "tfm %d.%d.%d — host kernels for %s (this CPU runs: avx2 %s, avx512 %s, avx512_bf16 %s, "
+      "amx_bf16 %s)\n",
               tfm::version.major, tfm::version.minor, tfm::version.patch,
               std::string(tfm::host::isa_name(tfm::host::native_isa)).c_str(),
               tfm::host::cpu_supports(tfm::host::isa::avx2) ? "yes" : "no",
               tfm::host::cpu_supports(tfm::host::isa::avx512) ? "yes" : "no",
-              tfm::host::cpu_supports(tfm::host::isa::avx512_bf16) ? "yes" : "no");
+              tfm::host::cpu_supports(tfm::host::isa::avx512_bf16) ? "yes" : "no",
+              tfm::host::cpu_supports(tfm::host::isa::amx_bf16) ? "yes" : "no");
   try {
     tour_formats();
     tour_layout();

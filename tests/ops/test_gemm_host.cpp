@@ -13,12 +13,14 @@
 #include "support/test_main.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -527,6 +529,54 @@ BOOST_AUTO_TEST_CASE(default_blocked_f16) {
       {64, 200, 77, layout::row_major, layout::col_major, layout::row_major, 1.0f, 1.0f});
   check_against_ref<tfm::gemm_blocked, tfm::half>(
       {33, 17, 129, layout::sub_view, layout::padded_row, layout::padded_row, 0.5f, -1.0f});
+}
+
+// The call model code makes with bf16 compute: the default kernel (AMX where the CPU and OS allow
+// it, else the best of the others), over the layouts of a linear layer's three products.
+BOOST_AUTO_TEST_CASE(default_blocked_bf16) {
+  BOOST_TEST_MESSAGE("bf16 GEMMs run the "
+                     << (tfm::host::native_isa == isa::amx_bf16 &&
+                                 !tfm::host::cpu_supports(isa::amx_bf16)
+                             ? "avx512_bf16 kernel (AMX unavailable or switched off)"
+                             : std::string(tfm::host::isa_name(tfm::host::native_isa)) +
+                                   " kernel"));
+  for (auto [la, lb] : all_transposes) {
+    check_against_ref<tfm::gemm_blocked, tfm::bfloat16>({256, 200, 300, la, lb});
+    check_against_ref<tfm::gemm_blocked, tfm::bfloat16>(
+        {70, 33, 97, la, lb, layout::row_major, 1.0f, 1.0f});
+  }
+  check_against_ref<tfm::gemm_blocked, tfm::bfloat16>(
+      {33, 17, 129, layout::sub_view, layout::padded_col, layout::padded_col, 0.5f, -1.0f});
+}
+
+// TFM_HOST_AMX=0 (the test_gemm_host_without_amx run) switches the AMX kernel off.
+BOOST_AUTO_TEST_CASE(amx_switch_is_honoured) {
+  const char* e = std::getenv("TFM_HOST_AMX");
+  if (e != nullptr && std::string_view(e) == "0") {
+    BOOST_TEST(!tfm::host::cpu_supports(isa::amx_bf16));
+  } else {
+    BOOST_TEST_MESSAGE("AMX: " << (tfm::host::cpu_supports(isa::amx_bf16) ? "available" : "not available"));
+    BOOST_TEST((!tfm::host::cpu_supports(isa::amx_bf16) || tfm::host::cpu_supports(isa::avx512_bf16)));
+  }
+}
+
+// tdpbf16ps treats bf16 subnormal inputs as zero (docs of gemm_host_amx.hpp; vdpbf16ps does the
+// same): a product of a subnormal and a large value, which gemm_ref keeps, does not contribute.
+BOOST_AUTO_TEST_CASE(amx_ignores_subnormal_inputs,
+                     *boost::unit_test::precondition(kernel_runs<isa::amx_bf16>)) {
+  const tfm::bfloat16 tiny = tfm::bfloat16::from_bits(0x0040);  // 2^-127, subnormal
+  BOOST_REQUIRE(float(tiny) > 0.0f && float(tiny) < std::numeric_limits<float>::min());
+  std::vector<tfm::bfloat16> a(32 * 32, tiny), b(32 * 32, tfm::bfloat16(1024.0f));
+  a[0] = tfm::bfloat16(1.0f);  // row 0 also gets one normal product
+  std::vector<float> c(32 * 32, -1.0f), ref(32 * 32, -1.0f);
+  const strided_matrix<const tfm::bfloat16> A{a.data(), 32, 32, 32, 1}, B{b.data(), 32, 32, 32, 1};
+  tfm::detail::gemm_host(tuned<isa::amx_bf16>{}, 1.0f, A, B, 0.0f,
+                         strided_matrix<float>{c.data(), 32, 32, 32, 1});
+  tfm::detail::gemm_host(tfm::gemm_ref{}, 1.0f, A, B, 0.0f,
+                         strided_matrix<float>{ref.data(), 32, 32, 32, 1});
+  BOOST_TEST(c[0] == 1024.0f);
+  BOOST_TEST(c[32] == 0.0f);
+  BOOST_TEST(ref[32] == 32.0f * 1024.0f * float(tiny));
 }
 
 BOOST_AUTO_TEST_CASE(shape_mismatch_throws) {

@@ -2,6 +2,7 @@
 // this translation unit was compiled for (it picks the default kernels at compile time) and
 // whether the running CPU can execute each (tests use it to skip kernels the CPU lacks).
 #pragma once
+#include <cstdlib>
 #include <string_view>
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
@@ -101,10 +102,13 @@ constexpr bool isa_compiled([[maybe_unused]] isa i) {
 // Whether this process may use the AMX tiles with bf16 dot products: the CPU has AMX-TILE and
 // AMX-BF16 (CPUID leaf 7, EDX bits 24 and 22) and Linux grants the process the tile data state
 // (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, Linux 5.16 and later). Asked once per
-// process; the grant covers every thread.
+// process; the grant covers every thread. Setting the environment variable TFM_HOST_AMX=0 turns
+// AMX off for the process (the bf16 GEMMs then run the AVX512_BF16 kernel).
 inline bool amx_tiles_enabled() {
 #if TFM_HOST_X86_SIMD && defined(__linux__) && defined(SYS_arch_prctl)
   static const bool enabled = [] {
+    if (const char* e = std::getenv("TFM_HOST_AMX"); e != nullptr && std::string_view(e) == "0")
+      return false;
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
     if ((edx & (1u << 24)) == 0 || (edx & (1u << 22)) == 0) return false;

@@ -17,7 +17,8 @@
 //
 // Numerics: products of bf16 are exact in fp32 and tdpbf16ps adds them in fp32, round to nearest
 // even, but it treats bf16 subnormal inputs as zero and flushes subnormal results: values below
-// 2^-126 in magnitude do not contribute (the other host kernels keep them).
+// 2^-126 in magnitude do not contribute (as with vdpbf16ps in the AVX512_BF16 kernel; the fp32
+// kernels and gemm_ref keep them).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -59,38 +60,6 @@ TFM_TARGET_AMX_BF16 inline void amx_configure_thread() {
   static const amx_tile_config config{};
   _tile_loadconfig(&config);
   configured = true;
-}
-
-// 16×16 transpose of 32-bit elements: r[i] holds row i on entry and column i on return.
-TFM_TARGET_AMX_BF16 inline void transpose_16x16_epi32(__m512i (&r)[16]) {
-  // (The zero-masked forms with a full mask are the plain instructions; GCC 12 warns about the
-  // undefined source operand of the plain intrinsics.)
-  constexpr __mmask16 all16 = 0xFFFF;
-  constexpr __mmask8 all8 = 0xFF;
-  __m512i t[16], u[16];
-  for (int g = 0; g < 4; ++g) {
-    t[4 * g + 0] = _mm512_maskz_unpacklo_epi32(all16, r[4 * g], r[4 * g + 1]);
-    t[4 * g + 1] = _mm512_maskz_unpackhi_epi32(all16, r[4 * g], r[4 * g + 1]);
-    t[4 * g + 2] = _mm512_maskz_unpacklo_epi32(all16, r[4 * g + 2], r[4 * g + 3]);
-    t[4 * g + 3] = _mm512_maskz_unpackhi_epi32(all16, r[4 * g + 2], r[4 * g + 3]);
-  }
-  // u[4g + m], 128-bit lane L: column 4L + m of rows 4g .. 4g + 3.
-  for (int g = 0; g < 4; ++g) {
-    u[4 * g + 0] = _mm512_maskz_unpacklo_epi64(all8, t[4 * g], t[4 * g + 2]);
-    u[4 * g + 1] = _mm512_maskz_unpackhi_epi64(all8, t[4 * g], t[4 * g + 2]);
-    u[4 * g + 2] = _mm512_maskz_unpacklo_epi64(all8, t[4 * g + 1], t[4 * g + 3]);
-    u[4 * g + 3] = _mm512_maskz_unpackhi_epi64(all8, t[4 * g + 1], t[4 * g + 3]);
-  }
-  for (int m = 0; m < 4; ++m) {
-    const __m512i v = _mm512_maskz_shuffle_i32x4(all16, u[m], u[4 + m], 0x44);       // u_m L0 L1, u_4+m L0 L1
-    const __m512i w = _mm512_maskz_shuffle_i32x4(all16, u[m], u[4 + m], 0xEE);       // ... L2 L3
-    const __m512i x = _mm512_maskz_shuffle_i32x4(all16, u[8 + m], u[12 + m], 0x44);
-    const __m512i y = _mm512_maskz_shuffle_i32x4(all16, u[8 + m], u[12 + m], 0xEE);
-    r[m] = _mm512_maskz_shuffle_i32x4(all16, v, x, 0x88);       // lane 0 of u_m, u_4+m, u_8+m, u_12+m
-    r[4 + m] = _mm512_maskz_shuffle_i32x4(all16, v, x, 0xDD);   // lane 1
-    r[8 + m] = _mm512_maskz_shuffle_i32x4(all16, w, y, 0x88);   // lane 2
-    r[12 + m] = _mm512_maskz_shuffle_i32x4(all16, w, y, 0xDD);  // lane 3
-  }
 }
 
 // Word indices that interleave two 32-element vectors x, y: pairs (x[i], y[i]) for i < 16 (lo)
