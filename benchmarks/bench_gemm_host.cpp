@@ -158,6 +158,15 @@ void register_all() {
 #endif
     }
   }
+#if TFM_HOST_X86_SIMD
+  // Where bf16 runs on AMX by default: the AVX512_BF16 kernel beside it, for what the tiles buy.
+  if (tfm::host::cpu_supports(isa::amx_bf16)) {
+    for (gemm_shape s : gpt2_shapes) {
+      add("blocked_avx512_bf16", "bf16", transpose::nn,
+          bm_tfm<tfm::basic_gemm_blocked<isa::avx512_bf16>, tfm::bfloat16>, s);
+    }
+  }
+#endif
   // fp16 is widened to fp32 while packing (F16C on AVX2), like bf16 without AVX512_BF16.
   for (gemm_shape s : gpt2_shapes) {
     add("blocked", "f16", transpose::nn, bm_tfm<tfm::gemm_blocked, tfm::half>, s);
