@@ -62,24 +62,6 @@ TFM_TARGET_AMX_BF16 inline void amx_configure_thread() {
   configured = true;
 }
 
-// Word indices that interleave two 32-element vectors x, y: pairs (x[i], y[i]) for i < 16 (lo)
-// or 16 ≤ i < 32 (hi).
-TFM_TARGET_AMX_BF16 inline __m512i amx_interleave_index(int first) {
-  alignas(64) std::uint16_t idx[32];
-  for (int i = 0; i < 16; ++i) {
-    idx[2 * i] = static_cast<std::uint16_t>(first + i);
-    idx[2 * i + 1] = static_cast<std::uint16_t>(32 + first + i);
-  }
-  return _mm512_load_si512(idx);
-}
-
-// Up to 32 bf16 at p (n of them, the rest zero).
-TFM_TARGET_AMX_BF16 inline __m512i amx_load_bf16(const bfloat16* p, std::int64_t n) {
-  if (n <= 0) return _mm512_setzero_si512();
-  const __mmask32 mask = n >= 32 ? ~__mmask32{0} : (__mmask32{1} << n) - 1;
-  return _mm512_maskz_loadu_epi16(mask, p);
-}
-
 template <class T>
 struct gemm_host_kernel<host::isa::amx_bf16, T> : gemm_host_kernel<host::isa::avx512, T> {};
 
@@ -113,16 +95,16 @@ struct gemm_host_kernel<host::isa::amx_bf16, bfloat16> {
       const std::int64_t width = kk - k0 < amx_k ? kk - k0 : amx_k;
       if (a.col_stride == 1) {  // rows are contiguous: copy 32 K values per row
         for (int i = 0; i < mr; ++i) {
-          const __m512i v = i < rows ? amx_load_bf16(&a(i, k0), width) : _mm512_setzero_si512();
+          const __m512i v = i < rows ? bf16_load_masked(&a(i, k0), width) : _mm512_setzero_si512();
           _mm512_store_si512(step + i * amx_k, v);
         }
       } else if (a.row_stride == 1) {  // columns are contiguous: transpose K pairs
-        const __m512i lo_idx = amx_interleave_index(0), hi_idx = amx_interleave_index(16);
+        const __m512i lo_idx = bf16_interleave_index(0), hi_idx = bf16_interleave_index(16);
         __m512i lo[16], hi[16];  // lo[q]: dwords (A(i, 2q), A(i, 2q + 1)) for i < 16; hi: i ≥ 16
         for (int q = 0; q < 16; ++q) {
           const __m512i c0 =
-              2 * q < width ? amx_load_bf16(&a(0, k0 + 2 * q), rows) : _mm512_setzero_si512();
-          const __m512i c1 = 2 * q + 1 < width ? amx_load_bf16(&a(0, k0 + 2 * q + 1), rows)
+              2 * q < width ? bf16_load_masked(&a(0, k0 + 2 * q), rows) : _mm512_setzero_si512();
+          const __m512i c1 = 2 * q + 1 < width ? bf16_load_masked(&a(0, k0 + 2 * q + 1), rows)
                                                : _mm512_setzero_si512();
           lo[q] = _mm512_permutex2var_epi16(c0, lo_idx, c1);
           hi[q] = _mm512_permutex2var_epi16(c0, hi_idx, c1);
@@ -149,11 +131,11 @@ struct gemm_host_kernel<host::isa::amx_bf16, bfloat16> {
       std::uint16_t* step = dst + (k0 / amx_k) * amx_step;
       const std::int64_t width = kk - k0 < amx_k ? kk - k0 : amx_k;
       if (b.col_stride == 1) {  // rows are contiguous: interleave row pairs
-        const __m512i lo_idx = amx_interleave_index(0), hi_idx = amx_interleave_index(16);
+        const __m512i lo_idx = bf16_interleave_index(0), hi_idx = bf16_interleave_index(16);
         for (int q = 0; q < 16; ++q) {
           const __m512i r0 =
-              2 * q < width ? amx_load_bf16(&b(k0 + 2 * q, 0), cols) : _mm512_setzero_si512();
-          const __m512i r1 = 2 * q + 1 < width ? amx_load_bf16(&b(k0 + 2 * q + 1, 0), cols)
+              2 * q < width ? bf16_load_masked(&b(k0 + 2 * q, 0), cols) : _mm512_setzero_si512();
+          const __m512i r1 = 2 * q + 1 < width ? bf16_load_masked(&b(k0 + 2 * q + 1, 0), cols)
                                                : _mm512_setzero_si512();
           _mm512_store_si512(step + q * 32, _mm512_permutex2var_epi16(r0, lo_idx, r1));
           _mm512_store_si512(step + amx_half_step + q * 32,
@@ -164,7 +146,7 @@ struct gemm_host_kernel<host::isa::amx_bf16, bfloat16> {
           __m512i r[16];  // r[j]: the 16 K pairs of column 16h + j
           for (int j = 0; j < 16; ++j) {
             const int col = 16 * h + j;
-            r[j] = col < cols ? amx_load_bf16(&b(k0, col), width) : _mm512_setzero_si512();
+            r[j] = col < cols ? bf16_load_masked(&b(k0, col), width) : _mm512_setzero_si512();
           }
           transpose_16x16_epi32(r);
           for (int q = 0; q < 16; ++q) _mm512_store_si512(step + h * amx_half_step + q * 32, r[q]);

@@ -225,6 +225,24 @@ template <>
 struct gemm_host_kernel<host::isa::avx512_bf16, half>
     : gemm_host_kernel<host::isa::avx512, half> {};
 
+// Up to 32 bf16 at p (n of them, the rest zero).
+TFM_TARGET_AVX512 inline __m512i bf16_load_masked(const bfloat16* p, std::int64_t n) {
+  if (n <= 0) return _mm512_setzero_si512();
+  const __mmask32 mask = n >= 32 ? ~__mmask32{0} : (__mmask32{1} << n) - 1;
+  return _mm512_maskz_loadu_epi16(mask, p);
+}
+
+// Word indices that interleave two 32-element vectors x, y: pairs (x[i], y[i]) for
+// first ≤ i < first + 16.
+TFM_TARGET_AVX512 inline __m512i bf16_interleave_index(int first) {
+  alignas(64) std::uint16_t idx[32];
+  for (int i = 0; i < 16; ++i) {
+    idx[2 * i] = static_cast<std::uint16_t>(first + i);
+    idx[2 * i + 1] = static_cast<std::uint16_t>(32 + first + i);
+  }
+  return _mm512_load_si512(idx);
+}
+
 // acc = A panel (12 × 2·kp bf16, K paired) · B panel (2·kp × 32, K paired), then the C update.
 TFM_TARGET_AVX512_BF16 TFM_HOST_NOINLINE inline void gemm_micro_avx512_bf16_12x32(
     std::int64_t kp, const std::uint16_t* TFM_RESTRICT a, const std::uint16_t* TFM_RESTRICT b,
@@ -271,8 +289,33 @@ struct gemm_host_kernel<host::isa::avx512_bf16, bfloat16> {
         b, panel_stride,
         [dst](strided_matrix<const bfloat16> p, std::int64_t at) { pack_b_panel(p, dst + at); });
   }
-  // One A panel (r ≤ 12 rows × kc) with K paired.
-  static void pack_a_panel(strided_matrix<const bfloat16> a, std::uint16_t* TFM_RESTRICT dst) {
+  // One A panel (r ≤ 12 rows × kc) with K paired: rows or columns with unit stride through
+  // AVX-512 (a 16×16 transpose of K pairs, or interleaving column pairs), others element-wise.
+  TFM_TARGET_AVX512_BF16 static void pack_a_panel(strided_matrix<const bfloat16> a,
+                                                  std::uint16_t* TFM_RESTRICT dst) {
+    const std::int64_t kc = a.cols;
+    if (a.col_stride == 1) {
+      for (std::int64_t k0 = 0; k0 < kc; k0 += 32) {
+        const std::int64_t width = kc - k0 < 32 ? kc - k0 : 32;
+        __m512i r[16];  // r[i]: the 16 K pairs of row i
+        for (int i = 0; i < 16; ++i)
+          r[i] = i < a.rows ? bf16_load_masked(&a(i, k0), width) : _mm512_setzero_si512();
+        transpose_16x16_epi32(r);  // r[q]: pair q of rows 0 .. 15
+        for (std::int64_t q = 0; q < (width + 1) / 2; ++q)
+          _mm512_mask_storeu_epi32(dst + (k0 / 2 + q) * mr * 2, 0x0FFF, r[q]);
+      }
+      return;
+    }
+    if (a.row_stride == 1) {
+      const __m512i lo_idx = bf16_interleave_index(0);
+      for (std::int64_t k = 0; k < kc; k += 2) {
+        const __m512i c0 = bf16_load_masked(&a(0, k), a.rows);
+        const __m512i c1 = k + 1 < kc ? bf16_load_masked(&a(0, k + 1), a.rows) : _mm512_setzero_si512();
+        _mm512_mask_storeu_epi32(dst + (k / 2) * mr * 2, 0x0FFF,
+                                 _mm512_permutex2var_epi16(c0, lo_idx, c1));
+      }
+      return;
+    }
     const std::int64_t kp = (a.cols + 1) / 2;
     for (std::int64_t k2 = 0; k2 < kp; ++k2) {
       for (int i = 0; i < mr; ++i) {
@@ -283,8 +326,37 @@ struct gemm_host_kernel<host::isa::avx512_bf16, bfloat16> {
       }
     }
   }
-  // One B panel (kc × c ≤ 32 columns) with K paired.
-  static void pack_b_panel(strided_matrix<const bfloat16> b, std::uint16_t* TFM_RESTRICT dst) {
+  // One B panel (kc × c ≤ 32 columns) with K paired: rows or columns with unit stride through
+  // AVX-512 (interleaving row pairs, or a 16×16 transpose of K pairs), others element-wise.
+  TFM_TARGET_AVX512_BF16 static void pack_b_panel(strided_matrix<const bfloat16> b,
+                                                  std::uint16_t* TFM_RESTRICT dst) {
+    const std::int64_t kc = b.rows;
+    if (b.col_stride == 1) {
+      const __m512i lo_idx = bf16_interleave_index(0), hi_idx = bf16_interleave_index(16);
+      for (std::int64_t k = 0; k < kc; k += 2) {
+        const __m512i r0 = bf16_load_masked(&b(k, 0), b.cols);
+        const __m512i r1 = k + 1 < kc ? bf16_load_masked(&b(k + 1, 0), b.cols) : _mm512_setzero_si512();
+        std::uint16_t* row = dst + (k / 2) * nr * 2;
+        _mm512_storeu_si512(row, _mm512_permutex2var_epi16(r0, lo_idx, r1));
+        _mm512_storeu_si512(row + 32, _mm512_permutex2var_epi16(r0, hi_idx, r1));
+      }
+      return;
+    }
+    if (b.row_stride == 1) {
+      for (std::int64_t k0 = 0; k0 < kc; k0 += 32) {
+        const std::int64_t width = kc - k0 < 32 ? kc - k0 : 32;
+        for (int h = 0; h < 2; ++h) {
+          __m512i r[16];  // r[j]: the 16 K pairs of column 16h + j
+          for (int j = 0; j < 16; ++j)
+            r[j] = 16 * h + j < b.cols ? bf16_load_masked(&b(k0, 16 * h + j), width)
+                                       : _mm512_setzero_si512();
+          transpose_16x16_epi32(r);  // r[q]: pair q of columns 16h .. 16h + 15
+          for (std::int64_t q = 0; q < (width + 1) / 2; ++q)
+            _mm512_storeu_si512(dst + (k0 / 2 + q) * nr * 2 + 32 * h, r[q]);
+        }
+      }
+      return;
+    }
     const std::int64_t kp = (b.rows + 1) / 2;
     for (std::int64_t k2 = 0; k2 < kp; ++k2) {
       for (int j = 0; j < nr; ++j) {
