@@ -53,11 +53,14 @@ struct gemm_host_tuning<host::isa::avx2> {
   static constexpr gemm_block_sizes blocks{.mc = 264, .kc = 384, .nc = 4080, .mp = 1056};
 };
 
-// AVX-512 kernel (12×32 tile). Not measured: no AVX-512 machine was available. kc = 192 keeps
-// the B sliver (kc·32·4 = 24 KiB) within a 32 KiB L1d; mc = 264 as for AVX2.
+// AVX-512 kernel (12×32 tile), measured on 2 cores of an Intel Xeon (Emerald Rapids, 48 KiB L1d,
+// 2 MiB L2), best of 3 in bench_gemm_host: kc = 384 against 192 took 256×768×768 from 2.02 to
+// 1.33 ms and 1024³ from 11.1 to 10.1 ms, and the 4-layer d=256 model step (whose K = 256 head
+// products no longer run as two passes over a 2048×50257 C) from 1352 to 1209 ms. The B sliver
+// (kc·32·4 = 48 KiB) then fills L1d; mc = 264 as for AVX2.
 template <>
 struct gemm_host_tuning<host::isa::avx512> {
-  static constexpr gemm_block_sizes blocks{.mc = 264, .kc = 192, .nc = 4096, .mp = 1056};
+  static constexpr gemm_block_sizes blocks{.mc = 264, .kc = 384, .nc = 4096, .mp = 1056};
 };
 
 // AVX512_BF16 kernel (12×32 tile over K pairs): bf16 panels are half the bytes of fp32 ones,
@@ -67,8 +70,9 @@ struct gemm_host_tuning<host::isa::avx512_bf16> {
   static constexpr gemm_block_sizes blocks{.mc = 264, .kc = 384, .nc = 4096, .mp = 1056};
 };
 
-// AMX kernel (32×32 tile, K in steps of 32), measured on 2 cores of an Intel Xeon (Emerald
-// Rapids, 48 KiB L1d, 2 MiB L2 per core) in bench_gemm_host: see the figures below.
+// AMX kernel (32×32 tile, K in steps of 32), on the same Xeon: (mc, kc) = (256, 768), (256, 384),
+// (128, 768), (512, 1536) and (64, 768) were within the machine's noise of each other over the
+// GPT-2 shapes (bf16 256×768×768 0.36–0.50 ms); (256, 768) holds a whole K = 768 in one block.
 template <>
 struct gemm_host_tuning<host::isa::amx_bf16> {
   static constexpr gemm_block_sizes blocks{.mc = 256, .kc = 768, .nc = 4096, .mp = 1024};
