@@ -1,5 +1,6 @@
 // benchmarks/bench_gemm_host.cpp — host GEMM (tfm::detail::gemm_host) on the shapes of GPT-2
-// small (M = 256 tokens: QKV, attention out, MLP up, MLP down; and 1024³), against OpenBLAS's
+// small (M = 256 tokens: QKV, attention out, MLP up, MLP down; and 1024³) and of a GPT-2-vocabulary
+// LM head (2048 tokens, d = 256), against OpenBLAS's
 // cblas_sgemm / cblas_sbgemm in the same binary when the build found OpenBLAS.
 //
 // Names: BM_gemm/<variant>/<dtype>/<trans>/M/N/K, trans NN, NT (B stored N×K) or TN (A stored
@@ -38,6 +39,13 @@ constexpr gemm_shape gpt2_shapes[] = {
 constexpr gemm_shape ref_shapes[] = {{64, 64, 64}, {128, 128, 128}};
 
 enum class transpose { nn, nt, tn };
+
+// The LM head of a model with GPT-2's vocabulary, 2048 tokens and d = 256 (bench_model's
+// L4_d256): logits = x·Wᵀ (NT), dx = dlogits·W (NN), dW = dlogitsᵀ·x (TN).
+struct head_product {
+  gemm_shape shape;
+  transpose t;
+};
 constexpr const char* transpose_name(transpose t) {
   return t == transpose::nn ? "NN" : t == transpose::nt ? "NT" : "TN";
 }
@@ -167,6 +175,14 @@ void register_all() {
     }
   }
 #endif
+  // The LM head products, each in the layout the model runs it in (C alone is 412 MB).
+  const head_product head[] = {{{2048, 50257, 256}, transpose::nt},
+                               {{2048, 256, 50257}, transpose::nn},
+                               {{50257, 256, 2048}, transpose::tn}};
+  for (const head_product& h : head) {
+    add("blocked", "f32", h.t, bm_tfm<tfm::gemm_blocked, float>, h.shape);
+    add("blocked", "bf16", h.t, bm_tfm<tfm::gemm_blocked, tfm::bfloat16>, h.shape);
+  }
   // fp16 is widened to fp32 while packing (F16C on AVX2), like bf16 without AVX512_BF16.
   for (gemm_shape s : gpt2_shapes) {
     add("blocked", "f16", transpose::nn, bm_tfm<tfm::gemm_blocked, tfm::half>, s);
