@@ -29,20 +29,23 @@ namespace nn = tfm::nn;
 namespace tr = tfm::train;
 
 // The architectures this program offers, as types: GPT-2 or Llama style, each with the naive
-// attention kernel (fastest at short contexts) or the flash-tiled one (O(T) memory).
-template <class Kernel>
+// attention kernel (fastest at short contexts) or the flash-tiled one (O(T) memory), computing
+// in fp32 or in bf16 over fp32 master weights (bf16 GEMMs run on AMX where the CPU has it).
+template <class Kernel, class Precision>
 struct gpt2_arch : nn::presets::gpt2<nn::dynamic_sizes> {
   using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, Kernel>;
+  using precision = Precision;
 };
-template <class Kernel>
+template <class Kernel, class Precision>
 struct llama_arch : nn::presets::llama<nn::dynamic_sizes> {
   using attention = nn::attn::config<nn::attn::gqa<nn::dynamic>, nn::attn::causal, Kernel>;
+  using precision = Precision;
 };
 template <class A>
 inline constexpr bool is_llama = std::is_base_of_v<nn::presets::llama<nn::dynamic_sizes>, A>;
 
 struct options {
-  std::string arch = "gpt2", attention = "auto";
+  std::string arch = "gpt2", attention = "auto", precision = "fp32";
   std::string text;                       // byte-level tokens from a text file
   std::vector<std::string> shards, val_shards;
   double val_fraction = 0.1;
@@ -72,6 +75,8 @@ void usage() {
       "model (architecture chosen in code: gpt2 = GPT-2, llama = RMSNorm/RoPE/SwiGLU/GQA):\n"
       "  --arch gpt2|llama      (default gpt2)\n"
       "  --attention naive|flash|auto  attention kernel (auto: naive up to a context of 256, else flash)\n"
+      "  --precision fp32|bf16  compute type (bf16: bf16 matrix multiplies and activations over fp32\n"
+      "                         master weights and optimizer state; fp32 is the default)\n"
       "  --vocab N              (default: the data's vocabulary)\n"
       "  --ctx N --d-model N --layers N --heads N --kv-heads N --d-ff N\n"
       "                         (defaults 64, 128, 4, 4, heads, 4·d_model (gpt2) or 8/3·d_model (llama))\n"
@@ -112,6 +117,7 @@ options parse(int argc, char** argv) {
   tfm::examples::cli args(argc, argv, "tfm_pretrain", usage);
   while (args.next()) {
     if (args.is("--arch")) o.arch = args.value();
+    else if (args.is("--precision")) o.precision = args.value();
     else if (args.is("--attention")) o.attention = args.value();
     else if (args.is("--text")) o.text = args.value();
     else if (args.is("--shards")) o.shards = split_commas(args.value());
@@ -228,8 +234,8 @@ int run(const options& o) {
   if (!o.init_from.empty()) tr::load_pretrained(m, o.init_from);
   tr::batch_source train(corpus, trs, o.ctx, tr::sampling::random_windows, o.seed, "train");
   tr::batch_source val(val_corpus ? *val_corpus : corpus, vas, o.ctx, tr::sampling::sequential, 0, "validation");
-  std::fprintf(stderr, "model: %s (%s attention), %s, %.2fM parameters; data: %s, %llu train / %llu validation tokens\n",
-               o.arch.c_str(), nn::config_traits<Arch>::flash ? "flash" : "naive", d.to_string().c_str(), double(m.num_parameters()) / 1e6, corpus.name().c_str(),
+  std::fprintf(stderr, "model: %s (%s attention, %s), %s, %.2fM parameters; data: %s, %llu train / %llu validation tokens\n",
+               o.arch.c_str(), nn::config_traits<Arch>::flash ? "flash" : "naive", o.precision.c_str(), d.to_string().c_str(), double(m.num_parameters()) / 1e6, corpus.name().c_str(),
                static_cast<unsigned long long>(trs.size()), static_cast<unsigned long long>(vas.size()));
 
   const auto groups = tr::decay_groups(m.parameter_table(), {.weight_decay = o.wd, .embeddings = o.decay_embeddings});
@@ -268,9 +274,18 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "tfm_pretrain: --attention must be naive, flash or auto, not '%s'\n", o.attention.c_str());
       return 2;
     }
-    if (o.arch == "gpt2") return flash ? run<gpt2_arch<nn::attn::flash>>(o) : run<gpt2_arch<nn::attn::naive>>(o);
-    if (o.arch == "llama") return flash ? run<llama_arch<nn::attn::flash>>(o) : run<llama_arch<nn::attn::naive>>(o);
-    std::fprintf(stderr, "tfm_pretrain: --arch must be gpt2 or llama, not '%s'\n", o.arch.c_str());
+    if (o.arch != "gpt2" && o.arch != "llama") {
+      std::fprintf(stderr, "tfm_pretrain: --arch must be gpt2 or llama, not '%s'\n", o.arch.c_str());
+      return 2;
+    }
+    const auto with_precision = [&]<class P>() {
+      if (o.arch == "gpt2")
+        return flash ? run<gpt2_arch<nn::attn::flash, P>>(o) : run<gpt2_arch<nn::attn::naive, P>>(o);
+      return flash ? run<llama_arch<nn::attn::flash, P>>(o) : run<llama_arch<nn::attn::naive, P>>(o);
+    };
+    if (o.precision == "fp32") return with_precision.template operator()<nn::precision_fp32>();
+    if (o.precision == "bf16") return with_precision.template operator()<nn::precision_bf16>();
+    std::fprintf(stderr, "tfm_pretrain: --precision must be fp32 or bf16, not '%s'\n", o.precision.c_str());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tfm_pretrain: %s\n", e.what());

@@ -21,3 +21,20 @@ if(TFM_TEXT_ENABLED)
     endif()
   endif()
 endif()
+
+# tfm_pretrain end to end on a text file of the repository (byte-level), in both precisions, and
+# a wrong --precision rejected by name.
+if(TFM_TEXT_ENABLED AND TFM_BUILD_EXAMPLES)
+  foreach(_p fp32 bf16)
+    add_test(NAME test_pretrain_example_${_p}
+             COMMAND tfm_pretrain --text "${PROJECT_SOURCE_DIR}/README.md" --precision ${_p} --layers 1
+                     --heads 2 --d-model 32 --ctx 16 --batch 4 --steps 12 --warmup 2 --eval-every 6
+                     --eval-batches 2 --threads 2 --out "${CMAKE_CURRENT_BINARY_DIR}/pretrain_${_p}")
+    set_tests_properties(test_pretrain_example_${_p} PROPERTIES LABELS unit
+      PASS_REGULAR_EXPRESSION "validation: loss [0-9]+\\.[0-9]+, perplexity")
+  endforeach()
+  add_test(NAME test_pretrain_example_bad_precision
+           COMMAND tfm_pretrain --text "${PROJECT_SOURCE_DIR}/README.md" --precision fp64)
+  set_tests_properties(test_pretrain_example_bad_precision PROPERTIES LABELS unit
+    PASS_REGULAR_EXPRESSION "--precision must be fp32 or bf16, not 'fp64'")
+endif()
