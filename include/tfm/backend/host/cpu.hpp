@@ -36,8 +36,9 @@
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")))
 // AVX512_BF16 plus the AMX tile unit with bf16 dot products; check cpu_supports(isa::amx_bf16),
 // which also asks the OS for the tile state, before running it.
-#define TFM_TARGET_AMX_BF16 \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,amx-tile,amx-bf16")))
+#define TFM_TARGET_AMX_BF16                                                                 \
+  __attribute__((target(                                                                    \
+      "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma,amx-tile,amx-bf16")))
 #endif
 
 // Keeps a micro-kernel a function of its own: inlined into the blocked driver, GCC 12 ran out
@@ -63,8 +64,9 @@ enum class isa {
 
 // The level this translation unit is compiled for (-march, -mavx2 ...): the default kernels.
 inline constexpr isa native_isa =
-#if TFM_HOST_X86_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
-    defined(__AVX512DQ__) && defined(__AVX512BF16__) && defined(__AMX_TILE__) && defined(__AMX_BF16__)
+#if TFM_HOST_X86_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) &&    \
+    defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__AVX512BF16__) && \
+    defined(__AMX_TILE__) && defined(__AMX_BF16__)
     isa::amx_bf16;
 #elif TFM_HOST_X86_SIMD && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
     defined(__AVX512DQ__) && defined(__AVX512BF16__)

@@ -10,7 +10,8 @@
 // Packed layouts, K in steps of 32 (k_group; zero padded):
 //   A panel (32 rows): element (i, k) at (k/32)·1024 + i·32 + k%32
 //                      (a step is 32 rows of 32 bf16: A tiles at +0 and +512, row pitch 64 B);
-//   B panel (32 cols): element (k, j) at (k/32)·1024 + (j/16)·512 + ((k%32)/2)·32 + (j%16)·2 + k%2
+//   B panel (32 cols): element (k, j) at
+//                      (k/32)·1024 + (j/16)·512 + ((k%32)/2)·32 + (j%16)·2 + k%2
 //                      (a step is two B tiles in the pair-interleaved layout tdpbf16ps reads).
 // Packing reads rows or columns with AVX-512 where one stride is 1 (a 16×16 transpose of K pairs
 // for the layouts that need it) and falls back to element loops for other strides.
@@ -66,25 +67,15 @@ template <class T>
 struct gemm_host_kernel<host::isa::amx_bf16, T> : gemm_host_kernel<host::isa::avx512, T> {};
 
 template <>
-struct gemm_host_kernel<host::isa::amx_bf16, bfloat16> {
+struct gemm_host_kernel<host::isa::amx_bf16, bfloat16>
+    : gemm_panelwise_packing<gemm_host_kernel<host::isa::amx_bf16, bfloat16>, bfloat16,
+                             std::uint16_t> {
   using packed_type = std::uint16_t;  // bf16 bits
   static constexpr int mr = amx_mr;
   static constexpr int nr = amx_nr;
   static constexpr int k_group = amx_k;
   static constexpr gemm_block_sizes blocks = gemm_host_tuning<host::isa::amx_bf16>::blocks;
 
-  static void pack_a(strided_matrix<const bfloat16> a, std::uint16_t* dst,
-                     std::int64_t panel_stride) {
-    gemm_pack_a_panels<mr>(
-        a, panel_stride,
-        [dst](strided_matrix<const bfloat16> p, std::int64_t at) { pack_a_panel(p, dst + at); });
-  }
-  static void pack_b(strided_matrix<const bfloat16> b, std::uint16_t* dst,
-                     std::int64_t panel_stride) {
-    gemm_pack_b_panels<nr>(
-        b, panel_stride,
-        [dst](strided_matrix<const bfloat16> p, std::int64_t at) { pack_b_panel(p, dst + at); });
-  }
 
   // One A panel: a.rows ≤ 32 rows × a.cols (= kk) columns.
   TFM_TARGET_AMX_BF16 static void pack_a_panel(strided_matrix<const bfloat16> a,

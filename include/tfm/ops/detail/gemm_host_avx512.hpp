@@ -77,11 +77,12 @@ TFM_TARGET_AVX512 inline void transpose_16x16_epi32(__m512i (&r)[16]) {
     u[4 * g + 3] = _mm512_maskz_unpackhi_epi64(all8, t[4 * g + 1], t[4 * g + 3]);
   }
   for (int m = 0; m < 4; ++m) {
-    const __m512i v = _mm512_maskz_shuffle_i32x4(all16, u[m], u[4 + m], 0x44);       // u_m L0 L1, u_4+m L0 L1
-    const __m512i w = _mm512_maskz_shuffle_i32x4(all16, u[m], u[4 + m], 0xEE);       // ... L2 L3
+    // v: lanes 0, 1 of u_m and of u_4+m; w: lanes 2, 3 of them; x, y: the same of u_8+m, u_12+m.
+    const __m512i v = _mm512_maskz_shuffle_i32x4(all16, u[m], u[4 + m], 0x44);
+    const __m512i w = _mm512_maskz_shuffle_i32x4(all16, u[m], u[4 + m], 0xEE);
     const __m512i x = _mm512_maskz_shuffle_i32x4(all16, u[8 + m], u[12 + m], 0x44);
     const __m512i y = _mm512_maskz_shuffle_i32x4(all16, u[8 + m], u[12 + m], 0xEE);
-    r[m] = _mm512_maskz_shuffle_i32x4(all16, v, x, 0x88);       // lane 0 of u_m, u_4+m, u_8+m, u_12+m
+    r[m] = _mm512_maskz_shuffle_i32x4(all16, v, x, 0x88);       // lane 0 of u_m .. u_12+m
     r[4 + m] = _mm512_maskz_shuffle_i32x4(all16, v, x, 0xDD);   // lane 1
     r[8 + m] = _mm512_maskz_shuffle_i32x4(all16, w, y, 0x88);   // lane 2
     r[12 + m] = _mm512_maskz_shuffle_i32x4(all16, w, y, 0xDD);  // lane 3
@@ -270,25 +271,15 @@ TFM_TARGET_AVX512_BF16 TFM_HOST_NOINLINE inline void gemm_micro_avx512_bf16_12x3
 }
 
 template <>
-struct gemm_host_kernel<host::isa::avx512_bf16, bfloat16> {
+struct gemm_host_kernel<host::isa::avx512_bf16, bfloat16>
+    : gemm_panelwise_packing<gemm_host_kernel<host::isa::avx512_bf16, bfloat16>, bfloat16,
+                             std::uint16_t> {
   using packed_type = std::uint16_t;  // bf16 bits
   static constexpr int mr = 12;
   static constexpr int nr = 32;
   static constexpr int k_group = 2;
   static constexpr gemm_block_sizes blocks = gemm_host_tuning<host::isa::avx512_bf16>::blocks;
 
-  static void pack_a(strided_matrix<const bfloat16> a, std::uint16_t* dst,
-                     std::int64_t panel_stride) {
-    gemm_pack_a_panels<mr>(
-        a, panel_stride,
-        [dst](strided_matrix<const bfloat16> p, std::int64_t at) { pack_a_panel(p, dst + at); });
-  }
-  static void pack_b(strided_matrix<const bfloat16> b, std::uint16_t* dst,
-                     std::int64_t panel_stride) {
-    gemm_pack_b_panels<nr>(
-        b, panel_stride,
-        [dst](strided_matrix<const bfloat16> p, std::int64_t at) { pack_b_panel(p, dst + at); });
-  }
   // One A panel (r ≤ 12 rows × kc) with K paired: rows or columns with unit stride through
   // AVX-512 (a 16×16 transpose of K pairs, or interleaving column pairs), others element-wise.
   TFM_TARGET_AVX512_BF16 static void pack_a_panel(strided_matrix<const bfloat16> a,
@@ -310,7 +301,8 @@ struct gemm_host_kernel<host::isa::avx512_bf16, bfloat16> {
       const __m512i lo_idx = bf16_interleave_index(0);
       for (std::int64_t k = 0; k < kc; k += 2) {
         const __m512i c0 = bf16_load_masked(&a(0, k), a.rows);
-        const __m512i c1 = k + 1 < kc ? bf16_load_masked(&a(0, k + 1), a.rows) : _mm512_setzero_si512();
+        const __m512i c1 =
+            k + 1 < kc ? bf16_load_masked(&a(0, k + 1), a.rows) : _mm512_setzero_si512();
         _mm512_mask_storeu_epi32(dst + (k / 2) * mr * 2, 0x0FFF,
                                  _mm512_permutex2var_epi16(c0, lo_idx, c1));
       }
@@ -335,7 +327,8 @@ struct gemm_host_kernel<host::isa::avx512_bf16, bfloat16> {
       const __m512i lo_idx = bf16_interleave_index(0), hi_idx = bf16_interleave_index(16);
       for (std::int64_t k = 0; k < kc; k += 2) {
         const __m512i r0 = bf16_load_masked(&b(k, 0), b.cols);
-        const __m512i r1 = k + 1 < kc ? bf16_load_masked(&b(k + 1, 0), b.cols) : _mm512_setzero_si512();
+        const __m512i r1 =
+            k + 1 < kc ? bf16_load_masked(&b(k + 1, 0), b.cols) : _mm512_setzero_si512();
         std::uint16_t* row = dst + (k / 2) * nr * 2;
         _mm512_storeu_si512(row, _mm512_permutex2var_epi16(r0, lo_idx, r1));
         _mm512_storeu_si512(row + 32, _mm512_permutex2var_epi16(r0, hi_idx, r1));

@@ -126,6 +126,22 @@ void gemm_pack_b_panels(strided_matrix<const T> b, std::int64_t panel_stride,
   }
 }
 
+// pack_a / pack_b of a micro-kernel that packs one panel at a time with its own
+// Kernel::pack_a_panel / pack_b_panel (derive from this, CRTP).
+template <class Kernel, class T, class Packed>
+struct gemm_panelwise_packing {
+  static void pack_a(strided_matrix<const T> a, Packed* dst, std::int64_t panel_stride) {
+    gemm_pack_a_panels<Kernel::mr>(
+        a, panel_stride,
+        [dst](strided_matrix<const T> p, std::int64_t at) { Kernel::pack_a_panel(p, dst + at); });
+  }
+  static void pack_b(strided_matrix<const T> b, Packed* dst, std::int64_t panel_stride) {
+    gemm_pack_b_panels<Kernel::nr>(
+        b, panel_stride,
+        [dst](strided_matrix<const T> p, std::int64_t at) { Kernel::pack_b_panel(p, dst + at); });
+  }
+};
+
 // The micro-kernel of one instruction set for input type T. Specialisations provide:
 //   using packed_type;               element type of packed panels
 //   static constexpr int mr, nr;     register tile
