@@ -31,6 +31,10 @@
 #include "tfm/core/error.hpp"
 #include "tfm/ops/detail/gemm_host.hpp"
 
+#if TFM_HOST_X86_SIMD && defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace {
 
 using tfm::detail::strided_matrix;
@@ -578,6 +582,30 @@ BOOST_AUTO_TEST_CASE(amx_ignores_subnormal_inputs,
   BOOST_TEST(c[32] == 0.0f);
   BOOST_TEST(ref[32] == 32.0f * 1024.0f * float(tiny));
 }
+
+#if TFM_HOST_X86_SIMD && defined(__x86_64__)
+// Another library's tile configuration (here: 4 rows of 16 bytes per tile) left on the thread
+// must not reach the AMX kernel: it loads its own at the start of every GEMM.
+// (Static and constant-initialised: GCC 12 may move stores to a local array past the ldtilecfg
+// that reads it.)
+__attribute__((target("amx-tile"))) void load_foreign_tile_config() {
+  alignas(64) static const std::uint8_t cfg[64] = {
+      1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,           // palette 1
+      16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0, 16, 0,   // 16 bytes per row, tiles 0-7
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,           //
+      4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0};          // 4 rows
+  _tile_loadconfig(cfg);
+}
+
+BOOST_AUTO_TEST_CASE(amx_loads_its_own_tile_config,
+                     *boost::unit_test::precondition(kernel_runs<isa::amx_bf16>)) {
+  tfm::host::scoped_num_threads t(1);  // the GEMM runs on this thread
+  load_foreign_tile_config();
+  check_against_ref<tuned<isa::amx_bf16>, tfm::bfloat16>({70, 65, 100});
+  load_foreign_tile_config();
+  check_against_ref<tfm::gemm_blocked, tfm::bfloat16>({33, 40, 64, layout::col_major});
+}
+#endif
 
 BOOST_AUTO_TEST_CASE(shape_mismatch_throws) {
   std::vector<float> buf(64, 0.0f);

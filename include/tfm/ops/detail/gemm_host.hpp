@@ -257,6 +257,7 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
   tasks.reset(threads, n_items, supers * k_blocks);
 
   host::parallel(threads, [&](int tid, int team) {
+    if constexpr (requires { Kernel::prepare_thread(); }) Kernel::prepare_thread();
     for (std::int64_t s = 0; s < supers; ++s) {
       const std::int64_t is = s % m_supers, js = s / m_supers;
       const std::int64_t m0 = is * ms_max, ms = std::min(ms_max, m - m0);

@@ -5,7 +5,7 @@
 // Register tile: 32×32 of C in four accumulator tiles (tmm0..3), fed per 32-deep K step by two A
 // tiles (rows 0..15 and 16..31, tmm4/5) and two B tiles (columns 0..15 and 16..31, tmm6/7):
 // four tile loads per four tdpbf16ps. Every tile is 16 rows × 64 bytes, so one configuration
-// serves all eight; it is loaded once per thread.
+// serves all eight; each thread loads it at the start of each GEMM (prepare_thread).
 //
 // Packed layouts, K in steps of 32 (k_group; zero padded):
 //   A panel (32 rows): element (i, k) at (k/32)·1024 + i·32 + k%32
@@ -52,15 +52,13 @@ struct alignas(64) amx_tile_config {
   std::uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
 };
 
-// Loads the configuration on the calling thread the first time it runs a kernel. (Tile state is
-// per thread and survives context switches; nothing else in tfm reconfigures the tiles. A caller
-// that uses AMX itself between tfm GEMMs must restore this configuration.)
+// Loads the tile configuration on the calling thread. The blocked driver calls it (as
+// Kernel::prepare_thread) on every thread of every GEMM before the first micro-kernel, so a
+// configuration that other code on the thread left behind (another library's AMX kernels) never
+// reaches ours; ldtilecfg once per thread per GEMM costs nothing measurable.
 TFM_TARGET_AMX_BF16 inline void amx_configure_thread() {
-  thread_local bool configured = false;
-  if (configured) return;
   static const amx_tile_config config{};
   _tile_loadconfig(&config);
-  configured = true;
 }
 
 template <class T>
@@ -151,6 +149,8 @@ struct gemm_host_kernel<host::isa::amx_bf16, bfloat16>
     }
   }
 
+  static void prepare_thread() { amx_configure_thread(); }
+
   static void run(std::int64_t kc, const std::uint16_t* a, const std::uint16_t* b,
                   const gemm_tile_out& out) {
     micro(kc, a, b, out);
@@ -162,7 +162,6 @@ struct gemm_host_kernel<host::isa::amx_bf16, bfloat16>
                                                           const std::uint16_t* TFM_RESTRICT a,
                                                           const std::uint16_t* TFM_RESTRICT b,
                                                           const gemm_tile_out& out) {
-    amx_configure_thread();
     const bool direct = out.col_stride == 1 && out.m == mr && out.n == nr && out.alpha == 1.0f &&
                         (out.beta == 0.0f || out.beta == 1.0f);
     const std::int64_t c_pitch = out.row_stride * std::int64_t(sizeof(float));

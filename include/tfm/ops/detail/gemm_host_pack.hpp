@@ -157,6 +157,8 @@ struct gemm_panelwise_packing {
 //   k_group): dst then points at the slab's first row inside the first panel.
 //   static void run(std::int64_t kc, const packed_type* a_panel, const packed_type* b_panel,
 //                   const gemm_tile_out& out);
+//   optionally: static void prepare_thread();  run by each thread of a GEMM before its first
+//                   micro-kernel call (the AMX kernel loads its tile configuration there)
 // Panels start on 64-byte boundaries.
 template <host::isa Isa, class T>
 struct gemm_host_kernel;
