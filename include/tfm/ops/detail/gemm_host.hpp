@@ -360,6 +360,7 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
       // The next super-block packs over these slots: wait until every thread is done.
       if (team > 1 && s + 1 < supers) host::barrier();
     }
+    if constexpr (requires { Kernel::finish_thread(); }) Kernel::finish_thread();
   });
 }
 

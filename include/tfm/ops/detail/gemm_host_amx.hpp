@@ -5,7 +5,8 @@
 // Register tile: 32×32 of C in four accumulator tiles (tmm0..3), fed per 32-deep K step by two A
 // tiles (rows 0..15 and 16..31, tmm4/5) and two B tiles (columns 0..15 and 16..31, tmm6/7):
 // four tile loads per four tdpbf16ps. Every tile is 16 rows × 64 bytes, so one configuration
-// serves all eight; each thread loads it at the start of each GEMM (prepare_thread).
+// serves all eight; each thread loads it at the start of each GEMM (prepare_thread) and releases
+// the tiles at the end (finish_thread).
 //
 // Packed layouts, K in steps of 32 (k_group; zero padded):
 //   A panel (32 rows): element (i, k) at (k/32)·1024 + i·32 + k%32
@@ -150,6 +151,9 @@ struct gemm_host_kernel<host::isa::amx_bf16, bfloat16>
   }
 
   static void prepare_thread() { amx_configure_thread(); }
+  // Back to the tiles' initial state once the thread's share of the GEMM is done: the OS then
+  // need not save and restore 8 KiB of tile data at each context switch in between.
+  TFM_TARGET_AMX_BF16 static void finish_thread() { _tile_release(); }
 
   static void run(std::int64_t kc, const std::uint16_t* a, const std::uint16_t* b,
                   const gemm_tile_out& out) {

@@ -158,7 +158,8 @@ struct gemm_panelwise_packing {
 //   static void run(std::int64_t kc, const packed_type* a_panel, const packed_type* b_panel,
 //                   const gemm_tile_out& out);
 //   optionally: static void prepare_thread();  run by each thread of a GEMM before its first
-//                   micro-kernel call (the AMX kernel loads its tile configuration there)
+//                   micro-kernel call (the AMX kernel loads its tile configuration there), and
+//               static void finish_thread();   after its last (the AMX kernel releases the tiles)
 // Panels start on 64-byte boundaries.
 template <host::isa Isa, class T>
 struct gemm_host_kernel;
