@@ -23,7 +23,6 @@
 // kernels and gemm_ref keep them).
 #pragma once
 #include <cstdint>
-#include <cstring>
 
 #include "tfm/backend/host/cpu.hpp"
 #include "tfm/core/config.hpp"
