@@ -233,6 +233,12 @@ BOOST_AUTO_TEST_CASE(flash_matches_naive_float) {
   flash_vs_naive<float>(1, 200, 4, 2, 32, mk(true, 40), true, 1e-5);
   flash_vs_naive<float>(1, 200, 4, 4, 8, mk(false, 70, true), false, 1e-5);
   flash_vs_naive<float>(1, 200, 4, 2, 64, mk(true, 0, true), true, 1e-5);
+  // the head sizes with AVX-512 tile products (32, 64, 128): tile edges, GQA, separate q/k/v
+  for (int Tn : {1, 63, 130}) {
+    flash_vs_naive<float>(1, Tn, 2, 1, 128, mk(true), true, 1e-5);
+    flash_vs_naive<float>(2, Tn, 4, 2, 64, mk(false), false, 1e-5);
+    flash_vs_naive<float>(1, Tn, 2, 2, 32, mk(true, 17), true, 1e-5);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(causality_invariant) {

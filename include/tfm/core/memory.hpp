@@ -18,6 +18,9 @@
 #if TFM_HAS_CUDA
 #include "tfm/backend/cuda/runtime.hpp"
 #endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace tfm {
 
@@ -49,18 +52,31 @@ inline std::size_t checked_bytes(std::size_t count, std::size_t elem, const char
 template <memory_space S>
 struct allocator;
 
+// Host allocations of at least huge_bytes are aligned to 2 MiB and, on Linux, offered to
+// transparent huge pages (madvise; most distributions enable THP only where asked). Parameters,
+// gradients, optimizer state and activations are then mapped with 512× fewer TLB entries: a GEMM
+// packing rows of a 2048×50257 logit gradient touches a new 4 KiB page with every row otherwise.
 template <>
 struct allocator<space::host> {
+  static constexpr std::size_t huge_bytes = std::size_t{4} << 20;
+  static constexpr std::size_t huge_alignment = std::size_t{2} << 20;
+  static constexpr std::size_t alignment_for(std::size_t bytes) {
+    return bytes >= huge_bytes ? huge_alignment : space::host::alignment;
+  }
   static void* allocate(std::size_t bytes) {
     if (bytes == 0) return nullptr;
-    void* p = ::operator new(bytes, std::align_val_t{space::host::alignment}, std::nothrow);
+    void* p = ::operator new(bytes, std::align_val_t{alignment_for(bytes)}, std::nothrow);
     if (!p)
       throw out_of_memory(detail::concat("host allocation of ", bytes, " bytes (",
                                          static_cast<double>(bytes) / (1 << 20), " MiB) failed"));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (bytes >= huge_bytes) (void)::madvise(p, bytes, MADV_HUGEPAGE);  // advice: failure is harmless
+#endif
     return p;
   }
-  static void deallocate(void* p) noexcept {
-    if (p) ::operator delete(p, std::align_val_t{space::host::alignment});
+  // bytes: what allocate was asked for (it picks the alignment)
+  static void deallocate(void* p, std::size_t bytes) noexcept {
+    if (p) ::operator delete(p, std::align_val_t{alignment_for(bytes)});
   }
 };
 
@@ -68,7 +84,7 @@ struct allocator<space::host> {
 template <>
 struct allocator<space::cuda> {
   static void* allocate(std::size_t bytes) { return bytes ? cuda::allocate(bytes) : nullptr; }
-  static void deallocate(void* p) noexcept {
+  static void deallocate(void* p, std::size_t) noexcept {
     if (p) cuda::deallocate(p);
   }
 };
@@ -104,7 +120,7 @@ class buffer {
   ~buffer() { reset(); }
 
   void reset() noexcept {
-    detail::allocator<S>::deallocate(data_);
+    detail::allocator<S>::deallocate(data_, size_ * sizeof(T));
     data_ = nullptr;
     size_ = 0;
   }

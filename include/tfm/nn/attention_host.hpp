@@ -30,8 +30,13 @@
 #include <type_traits>
 #include <vector>
 
+#include "tfm/backend/host/cpu.hpp"
 #include "tfm/backend/host/threading.hpp"
 #include "tfm/core/error.hpp"
+
+#if TFM_HOST_X86_SIMD
+#include <immintrin.h>
+#endif
 
 namespace tfm::nn {
 
@@ -204,6 +209,73 @@ inline void rows_times_kt(const T* q, std::int64_t ldq, int nr, const T* kt, int
   }
 }
 
+// ---- the fp32 AVX-512 tile products of the flash kernels ----
+// C[m × 16·NV] (+)= A[m × k] · B[k × 16·NV]: A(i, p) at a[i·ars + p·acs] (any strides, so Pᵀ and
+// dSᵀ need no copy), row p of B at b + p·ldb (16·NV contiguous floats), row i of C at c + i·ldc.
+// Rows of C are register blocks (MR rows × NV vectors) over the whole k: the axpy form loaded and
+// stored a row of C per multiply-add and ran the tiles at ~40 GFLOP/s.
+#if TFM_HOST_X86_SIMD
+template <int NV>
+TFM_TARGET_AVX512 inline void tile_gemm_avx512(int m, int k, const float* a, std::int64_t ars, std::int64_t acs,
+                                               const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
+                                               bool accumulate) {
+  constexpr int MR = NV <= 4 ? 4 : 2;  // ≤ 25 of the 32 zmm registers
+  const auto rows = [&]<int R>(int i) {
+    __m512 acc[R][NV];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v)
+        acc[r][v] = accumulate ? _mm512_loadu_ps(c + (i + r) * ldc + 16 * v) : _mm512_setzero_ps();
+    const float* ai = a + i * ars;
+    for (int p = 0; p < k; ++p) {
+      const float* bp = b + p * ldb;
+      __m512 bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(bp + 16 * v);
+      for (int r = 0; r < R; ++r) {
+        const __m512 x = _mm512_set1_ps(ai[r * ars + p * acs]);
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, bv[v], acc[r][v]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v) _mm512_storeu_ps(c + (i + r) * ldc + 16 * v, acc[r][v]);
+  };
+  int i = 0;
+  for (; i + MR <= m; i += MR) rows.template operator()<MR>(i);
+  for (; i < m; ++i) rows.template operator()<1>(i);
+}
+#endif
+
+// Whether the flash kernels of T and HeadDim use tile_gemm_avx512 (fp32, head size 32, 64 or 128,
+// a CPU with AVX-512).
+template <class T, int HeadDim>
+inline bool tile_gemm_fast() {
+#if TFM_HOST_X86_SIMD
+  if constexpr (std::is_same_v<T, float> && (HeadDim == 32 || HeadDim == 64 || HeadDim == 128)) {
+    static const bool ok = tfm::host::cpu_supports(tfm::host::isa::avx512);
+    return ok;
+  }
+#endif
+  return false;
+}
+
+// C (+)= A·B for the flash kernels, N a head size or flash_bc: the AVX-512 kernel for fp32 (called
+// where tile_gemm_fast() holds), plain loops otherwise.
+template <int N, class T>
+inline void tile_gemm(int m, int k, const T* a, std::int64_t ars, std::int64_t acs, const T* b, std::int64_t ldb,
+                      T* c, std::int64_t ldc, bool accumulate) {
+#if TFM_HOST_X86_SIMD
+  if constexpr (std::is_same_v<T, float> && N % 16 == 0 && N <= 128) {
+    tile_gemm_avx512<N / 16>(m, k, a, ars, acs, b, ldb, c, ldc, accumulate);
+    return;
+  }
+#endif
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < N; ++j) {
+      T sum = accumulate ? c[i * ldc + j] : T(0);
+      for (int p = 0; p < k; ++p) sum += a[i * ars + p * acs] * b[p * ldb + j];
+      c[i * ldc + j] = sum;
+    }
+}
+
 // With a run-time head size (HeadDim == 0) that has a specialised kernel (32, 64, 128), calls
 // f(std::integral_constant<int, hd>) and returns true; otherwise returns false.
 template <int HeadDim, class F>
@@ -369,6 +441,7 @@ void attention_flash_forward(const attention_shape& s, const attention_mask& m, 
   const int qtiles = (Tn + BR - 1) / BR;
   const std::int64_t tasks = std::int64_t(B) * H * qtiles;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
+  const bool fast = da::tile_gemm_fast<T, HeadDim>();
 
 #pragma omp parallel num_threads(nthreads)
   {
@@ -399,12 +472,19 @@ void attention_flash_forward(const attention_shape& s, const attention_mask& m, 
       for (int j0 = jbeg; j0 < jend; j0 += BC) {
         const int j1 = std::min(jend, j0 + BC), nc = j1 - j0;
         da::load_transposed<T, HeadDim>(kb + std::int64_t(j0) * s.ld_k, s.ld_k, nc, hd, kt);
-        da::rows_times_kt<T, HeadDim>(qb, s.ld_q, nr, kt, hd, S);
+        if (fast)
+          da::tile_gemm<BC>(nr, hd, qb, s.ld_q, 1, kt, BC, S, BC, false);
+        else
+          da::rows_times_kt<T, HeadDim>(qb, s.ld_q, nr, kt, hd, S);
         for (int r = 0; r < nr; ++r) {
           const int i = i0 + r;
           const int cl = std::max(bd.lo(i), j0) - j0, ch = std::min(bd.hi(i), j1) - j0;
-          if (ch <= cl) continue;  // no key of this tile for this row
           T* sr = S + r * BC;
+          if (fast) {  // P·V below runs over the whole tile: masked entries count 0
+            for (int c = 0; c < std::min(cl, nc); ++c) sr[c] = T(0);
+            for (int c = std::max(ch, 0); c < nc; ++c) sr[c] = T(0);
+          }
+          if (ch <= cl) continue;  // no key of this tile for this row
           T mx = ninf;
           for (int c = cl; c < ch; ++c) {
             sr[c] = sr[c] * scale - slope * T(std::abs(i - (j0 + c)));
@@ -420,9 +500,12 @@ void attention_flash_forward(const attention_shape& s, const attention_mask& m, 
           T* ar = acc + r * hd;
           if (alpha != T(1))
             for (int d = 0; d < hd; ++d) ar[d] *= alpha;
-          for (int c = cl; c < ch; ++c)
-            da::axpy<T, HeadDim>(sr[c], vb + std::int64_t(j0 + c) * s.ld_v, ar, hd);
+          if (!fast)
+            for (int c = cl; c < ch; ++c)
+              da::axpy<T, HeadDim>(sr[c], vb + std::int64_t(j0 + c) * s.ld_v, ar, hd);
         }
+        if (fast)
+          da::tile_gemm<HeadDim>(nr, nc, S, BC, 1, vb + std::int64_t(j0) * s.ld_v, s.ld_v, acc, hd, true);
       }
       T* ob = out + (std::int64_t(b) * Tn + i0) * ldo + std::int64_t(h) * hd;
       T* lb = lse + (std::int64_t(b) * H + h) * Tn + i0;
@@ -463,6 +546,7 @@ void attention_flash_backward(const attention_shape& s, const attention_mask& m,
   const std::int64_t ldo = std::int64_t(H) * hd;
   [[maybe_unused]] const int nthreads = tfm::host::num_threads();
   T* Dall = scratch;  // [B][H][T]
+  const bool fast = da::tile_gemm_fast<T, HeadDim>();
 
   // D_i = rowsum(dO ∘ O)
   const std::int64_t rows = std::int64_t(B) * Tn;
@@ -484,8 +568,13 @@ void attention_flash_backward(const attention_shape& s, const attention_mask& m,
     const T* dob = dout + (std::int64_t(b) * Tn + i0) * ldo + std::int64_t(h) * hd;
     const T* lb = lse + (std::int64_t(b) * H + h) * Tn + i0;
     const T* Db = Dall + (std::int64_t(b) * H + h) * Tn + i0;
-    da::rows_times_kt<T, HeadDim>(qb, s.ld_q, nr, kt, hd, P);
-    da::rows_times_kt<T, HeadDim>(dob, ldo, nr, vt, hd, dS);  // dP
+    if (fast) {
+      da::tile_gemm<BC>(nr, hd, qb, s.ld_q, 1, kt, BC, P, BC, false);
+      da::tile_gemm<BC>(nr, hd, dob, ldo, 1, vt, BC, dS, BC, false);  // dP
+    } else {
+      da::rows_times_kt<T, HeadDim>(qb, s.ld_q, nr, kt, hd, P);
+      da::rows_times_kt<T, HeadDim>(dob, ldo, nr, vt, hd, dS);  // dP
+    }
     for (int r = 0; r < nr; ++r) {
       const int i = i0 + r;
       const int cl = std::max(bd.lo(i), j0) - j0, ch = std::min(bd.hi(i), j0 + nc) - j0;
@@ -538,6 +627,11 @@ void attention_flash_backward(const attention_shape& s, const attention_mask& m,
         for (int i0 = ibeg; i0 < iend; i0 += BR) {
           const int nr = std::min(iend, i0 + BR) - i0;
           tile(b, h, i0, nr, j0, nc, kt, vt, P, dS);
+          if (fast) {  // dVᵀ += Pᵀ·dO, dKᵀ += dSᵀ·Q over the tile (masked entries are 0)
+            da::tile_gemm<HeadDim>(nc, nr, P, 1, BC, dob + std::int64_t(i0) * ldo, ldo, dvt, hd, true);
+            da::tile_gemm<HeadDim>(nc, nr, dS, 1, BC, qb + std::int64_t(i0) * s.ld_q, s.ld_q, dkt, hd, true);
+            continue;
+          }
           for (int r = 0; r < nr; ++r) {
             const T* qr = qb + std::int64_t(i0 + r) * s.ld_q;
             const T* dor = dob + std::int64_t(i0 + r) * ldo;
@@ -584,6 +678,10 @@ void attention_flash_backward(const attention_shape& s, const attention_mask& m,
         da::load_transposed<T, HeadDim>(kb + std::int64_t(j0) * s.ld_k, s.ld_k, nc, hd, kt);
         da::load_transposed<T, HeadDim>(vb + std::int64_t(j0) * s.ld_v, s.ld_v, nc, hd, vt);
         tile(b, h, i0, nr, j0, nc, kt, vt, P, dS);
+        if (fast) {  // dQ += dS·K
+          da::tile_gemm<HeadDim>(nr, nc, dS, BC, 1, kb + std::int64_t(j0) * s.ld_k, s.ld_k, dqt, hd, true);
+          continue;
+        }
         for (int r = 0; r < nr; ++r) {
           const T* dr = dS + r * BC;
           T* dqr = dqt + r * hd;

@@ -1,5 +1,5 @@
 // tfm/backend/host/simd.hpp — small x86 SIMD building blocks shared by host kernels: loads that
-// widen bf16 to fp32 and an 8×8 fp32 transpose. Each is compiled for the instruction set in its
+// widen bf16 to fp32, an 8×8 fp32 transpose and exp of 8 or 16 floats. Each is compiled for the instruction set in its
 // name (TFM_TARGET_*), so callers must check host::cpu_supports first.
 #pragma once
 #include <cstdint>
@@ -100,6 +100,50 @@ TFM_TARGET_AVX2 inline float hmax8(__m256 v) {
 }
 
 }  // namespace avx2
+
+namespace avx512 {
+
+// exp of 16 floats: avx2::exp8's clamp, reduction and polynomial, so each lane equals the AVX2
+// result bit for bit.
+// (The zero-masked forms with a full mask are the plain instructions: GCC 12 warns about the
+// undefined pass-through operand inside the plain intrinsics.)
+inline constexpr __mmask16 all16 = 0xFFFF;
+TFM_TARGET_AVX512 inline __m512 exp16(__m512 x) {
+  x = _mm512_maskz_min_ps(all16, _mm512_maskz_max_ps(all16, x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+  const __m512 n = _mm512_maskz_roundscale_ps(all16, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f),
+                                    _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x));
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  const __m512i e = _mm512_maskz_slli_epi32(all16, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all16, n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+// Horizontal sum / max of 16 floats, lane by lane in order (GCC 12's _mm512_reduce_* warn about
+// an uninitialised operand inside the intrinsic).
+TFM_TARGET_AVX512 inline float hsum16(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  float s = t[0];
+  for (int i = 1; i < 16; ++i) s += t[i];
+  return s;
+}
+TFM_TARGET_AVX512 inline float hmax16(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  float s = t[0];
+  for (int i = 1; i < 16; ++i) s = t[i] > s ? t[i] : s;
+  return s;
+}
+
+}  // namespace avx512
 #pragma GCC diagnostic pop
 #endif  // TFM_HOST_X86_SIMD
 
