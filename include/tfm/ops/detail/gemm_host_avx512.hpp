@@ -39,11 +39,6 @@ TFM_TARGET_AVX512 TFM_ALWAYS_INLINE void gemm_prefetch_c_12x32(const gemm_tile_o
   }
 }
 
-// Software prefetch for reading (always inlined, as above).
-TFM_ALWAYS_INLINE void gemm_prefetch_read(const void* p) { __builtin_prefetch(p, 0, 3); }
-// How far ahead the packing of a row-major A asks for lines: 8 lines.
-inline constexpr std::int64_t gemm_pack_prefetch_floats = 128;
-
 // The C update from 12×32 zmm accumulators (acc[i][h] holds columns 16h .. 16h + 15 of row i).
 TFM_TARGET_AVX512 inline void gemm_store_avx512_12x32(__m512 (&acc)[12][2],
                                                       const gemm_tile_out& out) {
@@ -122,10 +117,6 @@ TFM_TARGET_AVX512 inline void gemm_pack_a_panel_avx512(strided_matrix<const floa
   for (std::int64_t k0 = 0; k0 < kc; k0 += 16) {
     const int w = static_cast<int>(kc - k0 < 16 ? kc - k0 : 16);
     const __mmask16 mask = static_cast<__mmask16>((1u << w) - 1);
-    // the rows of a large A are far apart (dz of an LM head: 201 KB): the hardware prefetcher
-    // does not follow 12 short streams, so the lines 8 ahead are asked for here
-    if (k0 + gemm_pack_prefetch_floats < kc)
-      for (int i = 0; i < a.rows; ++i) gemm_prefetch_read(&a(i, k0 + gemm_pack_prefetch_floats));
     __m512i r[16];
     for (int i = 0; i < 16; ++i)
       r[i] = i < a.rows ? _mm512_castps_si512(_mm512_maskz_loadu_ps(mask, &a(i, k0)))
@@ -148,9 +139,6 @@ TFM_TARGET_AVX512 inline void gemm_pack_a_columns_avx512(strided_matrix<const fl
   const __mmask16 full = 0x0FFF, last = static_cast<__mmask16>((1u << tail) - 1);
   for (std::int64_t k = 0; k < a.cols; ++k) {
     const float* col = a.data + k * a.col_stride;
-    // columns are far apart (dzᵀ of an LM head: 201 KB): the column 2 ahead is asked for here
-    if (k + 2 < a.cols)
-      for (std::int64_t i = 0; i < a.rows; i += 16) gemm_prefetch_read(col + 2 * a.col_stride + i);
     for (std::int64_t p = 0; p < panels; ++p) {
       const __mmask16 m = p + 1 < panels ? full : last;
       _mm512_mask_storeu_ps(dst + p * panel_stride + k * mr, full,
