@@ -23,6 +23,16 @@ inline float bf16_bits_to_float(std::uint16_t bits) {
 }
 
 #if TFM_HOST_X86_SIMD
+// The constants of avx2::exp8 and avx512::exp16 (one definition, so the two agree lane for lane):
+// the input clamp, log2(e), ln 2 split into a head exact in float and a tail, and the Taylor
+// coefficients 1/7! … 1/1!, 1/0! in Horner order.
+namespace exp_poly {
+inline constexpr float lo = -87.3f, hi = 88.3f;
+inline constexpr float log2e = 1.44269504088896341f;
+inline constexpr float ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187045e-06f;
+inline constexpr float coef[8] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+}  // namespace exp_poly
+
 // The helpers pass vectors by value only to code compiled for AVX2 as well.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -68,19 +78,13 @@ TFM_TARGET_AVX2 inline void transpose8x8(__m256 r[8]) {
 // exp of 8 floats: x = n·ln2 + r, degree-7 polynomial in r (relative error ~1e-7); inputs are
 // clamped to [-87.3, 88.3], so exp of very negative arguments is ~1e-38 rather than 0.
 TFM_TARGET_AVX2 inline __m256 exp8(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+  namespace c = exp_poly;
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(c::lo)), _mm256_set1_ps(c::hi));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(c::log2e)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f),
-                                    _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x));
-  __m256 p = _mm256_set1_ps(1.0f / 5040);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(c::ln2_lo), _mm256_fnmadd_ps(n, _mm256_set1_ps(c::ln2_hi), x));
+  __m256 p = _mm256_set1_ps(c::coef[0]);
+  for (int i = 1; i < 8; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c::coef[i]));
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
@@ -103,38 +107,26 @@ TFM_TARGET_AVX2 inline float hmax8(__m256 v) {
 
 namespace avx512 {
 
-// exp of 16 floats: avx2::exp8's clamp, reduction and polynomial, so each lane equals the AVX2
-// result bit for bit.
+// exp of 16 floats: avx2::exp8's steps over exp_poly, so each lane equals the AVX2 result bit for
+// bit.
 // (The zero-masked forms with a full mask are the plain instructions: GCC 12 warns about the
 // undefined pass-through operand inside the plain intrinsics.)
 inline constexpr __mmask16 all16 = 0xFFFF;
 TFM_TARGET_AVX512 inline __m512 exp16(__m512 x) {
-  x = _mm512_maskz_min_ps(all16, _mm512_maskz_max_ps(all16, x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-  const __m512 n = _mm512_maskz_roundscale_ps(all16, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+  namespace c = exp_poly;
+  x = _mm512_maskz_min_ps(all16, _mm512_maskz_max_ps(all16, x, _mm512_set1_ps(c::lo)), _mm512_set1_ps(c::hi));
+  const __m512 n = _mm512_maskz_roundscale_ps(all16, _mm512_mul_ps(x, _mm512_set1_ps(c::log2e)),
                                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f),
-                                    _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x));
-  __m512 p = _mm512_set1_ps(1.0f / 5040);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  const __m512i e = _mm512_maskz_slli_epi32(all16, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all16, n), _mm512_set1_epi32(127)), 23);
+  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(c::ln2_lo), _mm512_fnmadd_ps(n, _mm512_set1_ps(c::ln2_hi), x));
+  __m512 p = _mm512_set1_ps(c::coef[0]);
+  for (int i = 1; i < 8; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c::coef[i]));
+  const __m512i e =
+      _mm512_maskz_slli_epi32(all16, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(all16, n), _mm512_set1_epi32(127)), 23);
   return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
-// Horizontal sum / max of 16 floats, lane by lane in order (GCC 12's _mm512_reduce_* warn about
-// an uninitialised operand inside the intrinsic).
-TFM_TARGET_AVX512 inline float hsum16(__m512 v) {
-  alignas(64) float t[16];
-  _mm512_store_ps(t, v);
-  float s = t[0];
-  for (int i = 1; i < 16; ++i) s += t[i];
-  return s;
-}
+// Horizontal max of 16 floats (GCC 12's _mm512_reduce_max_ps warns about an uninitialised operand
+// inside the intrinsic).
 TFM_TARGET_AVX512 inline float hmax16(__m512 v) {
   alignas(64) float t[16];
   _mm512_store_ps(t, v);
