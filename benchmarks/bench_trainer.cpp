@@ -1,10 +1,13 @@
 // benchmarks/bench_trainer.cpp — what the trainer adds to forward+backward. Each iteration is one
 // optimizer step split into its parts, timed separately in the same loop:
-//   fwd_bwd_ms     batch assembly + forward + backward (what the model benchmark measures)
+//   fwd_bwd_ms     batch assembly + forward + backward (what the model benchmark measures), of
+//                  every micro-batch of the step (accum of them, gradients accumulated)
 //   optimizer_ms   global gradient norm + clipping factor + AdamW over every parameter
+//   norm_ms        the gradient-norm part of optimizer_ms (adamw_ms: the rest)
 //   overhead_pct   100 · optimizer_ms / fwd_bwd_ms  (the target: at most 5)
 // Models: the tinyshakespeare configuration (0.8M parameters, B=12, T=64), the 4-layer d=256
-// model with GPT-2's vocabulary at B=8, T=256 (16M parameters), GPT-2 small at B=4, T=64 (124M).
+// model with GPT-2's vocabulary at B=8, T=256 (16M parameters), GPT-2 small at B=4, T=64 (124M),
+// with one micro-batch per step and with two (512 tokens per optimizer step).
 // BM_lora_memory: GPT-2 small fully trained vs LoRA (q, v, rank 8): the memory of parameters,
 // gradients and AdamW state, the trainable parameter count, and one forward + backward + AdamW
 // step per iteration at B=1, T=64.
@@ -30,7 +33,7 @@ struct gpt2_flash : nn::presets::gpt2<nn::dynamic_sizes> {
 struct gpt2_naive : nn::presets::gpt2<nn::dynamic_sizes> {};
 
 template <class Cfg>
-void BM_step_breakdown(benchmark::State& state, nn::dims d, int B, int T) {
+void BM_step_breakdown(benchmark::State& state, nn::dims d, int B, int T, int accum = 1) {
   nn::model<Cfg> m(d);
   m.init(1);
   tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
@@ -41,27 +44,33 @@ void BM_step_breakdown(benchmark::State& state, nn::dims d, int B, int T) {
   tr::batch_source src(corpus, tr::split{0, corpus.size()}, T, tr::sampling::random_windows, 1);
   std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(tok.size());
   using clock = std::chrono::steady_clock;
-  double fb = 0, op = 0;
+  double fb = 0, op = 0, nm = 0;
   std::int64_t n = 0;
   for (auto _ : state) {
     const auto t0 = clock::now();
     m.zero_grad();
-    src.next(B, tok, tgt);
-    m.forward(tok.data(), tgt.data(), B, T);
-    m.backward();
+    for (int k = 0; k < accum; ++k) {
+      src.next(B, tok, tgt);
+      m.forward(tok.data(), tgt.data(), B, T);
+      m.backward();
+    }
     const auto t1 = clock::now();
-    const auto gs = tr::global_grad_norm<float>(m.gradients(), opt.groups());
-    opt.step(m.parameters(), m.gradients(), 1e-4, tr::clip_factor(gs.norm, 1.0));
+    const auto gs = tr::global_grad_norm<float>(m.gradients(), opt.groups(), 1.0 / accum);
+    const auto tn = clock::now();
+    opt.step(m.parameters(), m.gradients(), 1e-4, tr::clip_factor(gs.norm, 1.0) / accum);
     const auto t2 = clock::now();
     fb += std::chrono::duration<double>(t1 - t0).count();
     op += std::chrono::duration<double>(t2 - t1).count();
+    nm += std::chrono::duration<double>(tn - t1).count();
     ++n;
   }
   state.counters["fwd_bwd_ms"] = 1e3 * fb / double(n);
   state.counters["optimizer_ms"] = 1e3 * op / double(n);
+  state.counters["norm_ms"] = 1e3 * nm / double(n);
+  state.counters["adamw_ms"] = 1e3 * (op - nm) / double(n);
   state.counters["overhead_pct"] = 100.0 * op / fb;
   state.counters["params_M"] = double(m.num_parameters()) / 1e6;
-  state.counters["tokens_per_s"] = benchmark::Counter(double(B) * T, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens_per_s"] = benchmark::Counter(double(B) * T * accum, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = tfm::host::num_threads();
 }
 
@@ -72,6 +81,10 @@ void BM_step_shakespeare_naive(benchmark::State& s) {
 void BM_step_L4_d256(benchmark::State& s) { BM_step_breakdown<gpt2_flash>(s, {50257, 256, 256, 4, 4, 4, 1024}, 8, 256); }
 void BM_step_gpt2_small(benchmark::State& s) {
   BM_step_breakdown<gpt2_naive>(s, {50257, 1024, 768, 12, 12, 12, 3072}, 4, 64);
+}
+// the same with two micro-batches accumulated per optimizer step (512 tokens per step)
+void BM_step_gpt2_small_accum2(benchmark::State& s) {
+  BM_step_breakdown<gpt2_naive>(s, {50257, 1024, 768, 12, 12, 12, 3072}, 4, 64, 2);
 }
 struct gpt2_lora_qv : gpt2_naive {
   using lora = nn::lora::adapters<nn::lora::q | nn::lora::v, 8>;
@@ -113,6 +126,7 @@ BENCHMARK(BM_step_shakespeare)->Name("BM_step/shakespeare_L4_d128_B12_T64_flash"
 BENCHMARK(BM_step_shakespeare_naive)->Name("BM_step/shakespeare_L4_d128_B12_T64_naive")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_step_L4_d256)->Name("BM_step/L4_d256_V50257_B8_T256_flash")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_step_gpt2_small)->Name("BM_step/gpt2_small_B4_T64_naive")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_step_gpt2_small_accum2)->Name("BM_step/gpt2_small_B4_T64_accum2_naive")->Unit(benchmark::kMillisecond);
 
 // The memory-bandwidth floor under the optimizer of GPT-2 small (124.4M fp32 parameters):
 //   BM_optimizer/adamw          tfm's AdamW step alone (reads p, g, m, v; writes p, m, v)
