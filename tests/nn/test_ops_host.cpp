@@ -1,7 +1,7 @@
 // The host softmax cross-entropy (nn/ops_host.hpp) against float64 references: every SIMD row
 // kernel this CPU runs (AVX2, AVX-512) and the dispatching entry points, over vocabulary sizes
 // that exercise the vector loops, their two-accumulator unrolling and the scalar tails (1 … 50257,
-// GPT-2's), with large and equal logits and ignored targets.
+// GPT-2's), with large and equal logits and ignored targets; and host::zero_fill.
 #define TFM_TEST_MODULE test_ops_host
 #include "support/test_main.hpp"
 
@@ -11,6 +11,8 @@
 #include <random>
 #include <vector>
 
+#include "tfm/backend/host/threading.hpp"
+#include "tfm/backend/host/zero.hpp"
 #include "tfm/nn/ops_host.hpp"
 
 namespace host = tfm::nn::host;
@@ -158,4 +160,31 @@ BOOST_AUTO_TEST_CASE(xent_forward_backward) {
         BOOST_TEST(std::abs(dz[i] - want) <= 2e-6 * scale + 2e-6 * std::abs(want), "V=" << V << " row " << n << " j=" << j);
       }
   }
+}
+
+// host::zero_fill (what zero_grad runs): sizes below and above the thread split (1 MiB) and the
+// streaming-store threshold (128 MiB), unaligned starts and odd lengths; the bytes around the
+// range keep their values.
+BOOST_AUTO_TEST_CASE(zero_fill_clears_exactly_the_range) {
+  for (int threads : {1, 2}) {
+    tfm::host::scoped_num_threads nt(threads);
+    for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(63), std::size_t(1) << 20,
+                          (std::size_t(1) << 20) + 5, (std::size_t(128) << 20) + 77}) {
+      for (std::size_t off : {std::size_t(0), std::size_t(3)}) {
+        std::vector<unsigned char> buf(n + 128, 0xA5);
+        tfm::host::zero_fill(buf.data() + 64 + off, n);
+        std::size_t wrong = 0;
+        for (std::size_t i = 0; i < buf.size(); ++i) {
+          const bool inside = i >= 64 + off && i < 64 + off + n;
+          wrong += buf[i] != (inside ? 0 : 0xA5);
+        }
+        BOOST_TEST(wrong == 0u, "n " << n << " offset " << off << " threads " << threads);
+      }
+    }
+  }
+  std::vector<float> f(300001, 1.5f);
+  tfm::host::zero_fill(f.data() + 1, f.size() - 2);
+  BOOST_TEST(f.front() == 1.5f);
+  BOOST_TEST(f.back() == 1.5f);
+  BOOST_TEST(std::count(f.begin() + 1, f.end() - 1, 0.0f) == std::ptrdiff_t(f.size() - 2));
 }

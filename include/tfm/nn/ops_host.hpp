@@ -17,6 +17,7 @@
 
 #include "tfm/backend/host/cpu.hpp"
 #include "tfm/backend/host/simd.hpp"
+#include "tfm/backend/host/zero.hpp"
 #include "tfm/core/dtype.hpp"
 #include "tfm/core/error.hpp"
 #include "tfm/core/memory.hpp"
@@ -646,7 +647,7 @@ struct host_backend {
   using buffer_t = tfm::buffer<U, space>;
 
   // memory
-  void zero(T* p, std::size_t n) { std::fill(p, p + n, T(0)); }
+  void zero(T* p, std::size_t n) { tfm::host::zero_fill(p, n); }
   void copy(T* dst, const T* src, std::size_t n) { std::copy(src, src + n, dst); }
   template <class U>
   void upload(U* dst, const U* host_src, std::size_t n) { std::copy(host_src, host_src + n, dst); }
@@ -723,7 +724,7 @@ struct host_backend {
   template <class C>
   void narrow(std::int64_t n, const T* x, C* y) { host::mixed::narrow(n, x, y); }
   template <class C>
-  void zero_compute(C* p, std::size_t n) { std::fill(p, p + n, C(0.0f)); }
+  void zero_compute(C* p, std::size_t n) { tfm::host::zero_fill(p, n); }
   std::size_t mixed_tile_floats(std::int64_t N, std::int64_t width) const {
     return host::mixed::linear_scratch_floats(N, width);
   }
