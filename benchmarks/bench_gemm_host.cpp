@@ -7,6 +7,12 @@
 // K×M), all row-major. Threads: tfm::host::num_threads() (OMP_NUM_THREADS), and OpenBLAS is set
 // to the same count. Quick smoke run (Google Benchmark 1.7 takes plain seconds):
 //   bench_gemm_host --benchmark_min_time=0.01
+//
+// OpenBLAS picks its kernels from the CPU model. A release older than the CPU falls back to old
+// ones without saying so: Debian 12's 0.3.21 runs its SSE3 "Prescott" kernels on an Emerald
+// Rapids Xeon (about 30 GFLOP/s instead of 160–190). The context line `openblas_core` shows what
+// it chose; OPENBLAS_CORETYPE (e.g. Cooperlake or SkylakeX) overrides it for a fair comparison:
+//   OPENBLAS_CORETYPE=Cooperlake OMP_NUM_THREADS=2 bench_gemm_host --benchmark_filter='f32/NN/(256|1024)/'
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -206,6 +212,9 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("tfm_isa", std::string(tfm::host::isa_name(tfm::host::native_isa)));
   benchmark::AddCustomContext("tfm_threads", std::to_string(tfm::host::num_threads()));
+#ifdef TFM_BENCH_OPENBLAS
+  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
+#endif
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
