@@ -249,10 +249,8 @@ TFM_TARGET_AVX512 inline void tile_gemm_avx512(int m, int k, const float* a, std
 template <class T, int HeadDim>
 inline bool tile_gemm_fast() {
 #if TFM_HOST_X86_SIMD
-  if constexpr (std::is_same_v<T, float> && (HeadDim == 32 || HeadDim == 64 || HeadDim == 128)) {
-    static const bool ok = tfm::host::cpu_supports(tfm::host::isa::avx512);
-    return ok;
-  }
+  if constexpr (std::is_same_v<T, float> && (HeadDim == 32 || HeadDim == 64 || HeadDim == 128))
+    return tfm::host::cpu_runs<tfm::host::isa::avx512>();
 #endif
   return false;
 }

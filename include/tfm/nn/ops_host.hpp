@@ -455,22 +455,8 @@ TFM_TARGET_AVX512 inline void scaled_exp_avx512(const float* r, int V, float l, 
   for (; j < V; ++j) d[j] = s * nn::detail::attn::exp_t<float>(r[j] - l);
 }
 #endif
-inline bool use_avx512() {
-#if TFM_HOST_X86_SIMD
-  static const bool ok = tfm::host::cpu_supports(tfm::host::isa::avx512);
-  return ok;
-#else
-  return false;
-#endif
-}
-inline bool use_avx2() {
-#if TFM_HOST_X86_SIMD
-  static const bool ok = tfm::host::cpu_supports(tfm::host::isa::avx2);
-  return ok;
-#else
-  return false;
-#endif
-}
+inline bool use_avx512() { return tfm::host::cpu_runs<tfm::host::isa::avx512>(); }
+inline bool use_avx2() { return tfm::host::cpu_runs<tfm::host::isa::avx2>(); }
 
 template <class T>
 T row_max(const T* r, int V) {

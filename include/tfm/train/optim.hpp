@@ -162,15 +162,6 @@ struct grad_stats {
 };
 
 namespace detail {
-inline bool optim_avx512() {
-#if TFM_HOST_X86_SIMD
-  static const bool ok = tfm::host::cpu_supports(tfm::host::isa::avx512);
-  return ok;
-#else
-  return false;
-#endif
-}
-
 #if TFM_HOST_X86_SIMD
 // Σ x² over x[0, n) in double, n a multiple of 128, read as 8 interleaved sub-streams (one per
 // eighth of the array). One sequential stream per thread keeps too few cache misses in flight:
@@ -206,7 +197,7 @@ double sum_squares(const T* x, std::size_t n) {
   std::size_t i = 0;
 #if TFM_HOST_X86_SIMD
   if constexpr (std::is_same_v<T, float>) {
-    if (n >= 4096 && optim_avx512()) {
+    if (n >= 4096 && tfm::host::cpu_runs<tfm::host::isa::avx512>()) {
       i = n / 128 * 128;
       s = sum_squares_avx512(x, i);
     }
@@ -358,7 +349,7 @@ class adamw : public detail::host_optimizer<adamw<T, S>, T> {
       std::size_t i = b;
 #if TFM_HOST_X86_SIMD
       if constexpr (std::is_same_v<T, float> && std::is_same_v<S, float>) {
-        if (detail::optim_avx512()) {
+        if (tfm::host::cpu_runs<tfm::host::isa::avx512>()) {
           const std::size_t n16 = (e - b) / 16 * 16;
           detail::adamw_avx512(p + b, g + b, m + b, v + b, n16, {b1, b2, c1, c2, gs, decay, step_size, inv_bc2_sqrt, eps});
           i += n16;

@@ -142,6 +142,14 @@ inline bool cpu_supports(isa i) {
 #endif
 }
 
+// cpu_supports(I), asked once per process: for kernels that pick their instruction set on every
+// call.
+template <isa I>
+inline bool cpu_runs() {
+  static const bool ok = cpu_supports(I);
+  return ok;
+}
+
 // Whether the CPU converts fp16 in hardware (F16C). Every AVX2 CPU we know of has it, but
 // cpu_supports(isa::avx2) does not promise it. CPUID leaf 1, ECX bit 29, asked once per process
 // (Clang 14's __builtin_cpu_supports does not know "f16c").

@@ -1,6 +1,6 @@
 // tfm/backend/host/simd.hpp — small x86 SIMD building blocks shared by host kernels: loads that
-// widen bf16 to fp32, an 8×8 fp32 transpose and exp of 8 or 16 floats. Each is compiled for the instruction set in its
-// name (TFM_TARGET_*), so callers must check host::cpu_supports first.
+// widen bf16 to fp32, an 8×8 fp32 transpose and exp of 8 or 16 floats. Each is compiled for the
+// instruction set in its name (TFM_TARGET_*), so callers must check host::cpu_supports first.
 #pragma once
 #include <cstdint>
 #include <cstring>

@@ -49,12 +49,11 @@ inline void zero_stream_sse2(unsigned char* p, std::size_t n) {
 }
 #endif
 
-// Zero bytes [p, p + n), the way zero_fill picks for an array of `total` bytes.
-inline void zero_bytes(unsigned char* p, std::size_t n, std::size_t total) {
+// Zero bytes [p, p + n), with streaming stores where the CPU has them if `stream`.
+inline void zero_bytes(unsigned char* p, std::size_t n, [[maybe_unused]] bool stream) {
 #if TFM_HOST_X86_SIMD
-  if (total >= zero_stream_min_bytes) {
-    static const bool avx512 = cpu_supports(isa::avx512);
-    if (avx512)
+  if (stream) {
+    if (cpu_runs<isa::avx512>())
       zero_stream_avx512(p, n);
     else
       zero_stream_sse2(p, n);
@@ -62,7 +61,6 @@ inline void zero_bytes(unsigned char* p, std::size_t n, std::size_t total) {
     return;
   }
 #endif
-  (void)total;
   std::memset(p, 0, n);
 }
 }  // namespace detail
@@ -75,12 +73,13 @@ void zero_fill(T* p, std::size_t n) {
   if (n == 0) return;
   auto* bytes = reinterpret_cast<unsigned char*>(p);
   const std::size_t total = n * sizeof(T);
+  const bool stream = total >= detail::zero_stream_min_bytes;
   const int want = total < detail::zero_parallel_min_bytes ? 1 : num_threads();
-  if (want == 1) return detail::zero_bytes(bytes, total, total);
+  if (want == 1) return detail::zero_bytes(bytes, total, stream);
   parallel(want, [&](int t, int nt) {
     const std::size_t chunk = (total + std::size_t(nt) - 1) / std::size_t(nt);
     const std::size_t b = std::min(total, chunk * std::size_t(t)), e = std::min(total, b + chunk);
-    if (b < e) detail::zero_bytes(bytes + b, e - b, total);
+    if (b < e) detail::zero_bytes(bytes + b, e - b, stream);
   });
 }
 
