@@ -71,7 +71,7 @@ void BM_step_breakdown(benchmark::State& state, nn::dims d, int B, int T, int ac
   state.counters["norm_ms"] = 1e3 * nm / double(n);
   state.counters["adamw_ms"] = 1e3 * (op - nm) / double(n);
   state.counters["overhead_pct"] = 100.0 * op / fb;
-  state.counters["params_M"] = double(m.num_parameters()) / 1e6;
+  state.counters["params_M"] = double(m.num_weights()) / 1e6;
   state.counters["tokens_per_s"] = benchmark::Counter(double(B) * T * accum, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = tfm::host::num_threads();
 }

@@ -85,6 +85,15 @@ template <class P, class Kernel = nn::attn::naive>
 struct cfg_untied : cfg_gpt2<P, Kernel> {
   static constexpr bool tied = false;
 };
+// The output head padded to a multiple of 16 rows (vocabulary 23 → 32), tied and untied.
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_padded : cfg_gpt2<P, Kernel> {
+  static constexpr int vocab_multiple = 16;
+};
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_llama_padded : cfg_llama<P, Kernel> {
+  static constexpr int vocab_multiple = 16;
+};
 template <class P, class Kernel = nn::attn::naive>
 struct cfg_rmsnorm_gelu : cfg_gpt2<P, Kernel> {
   using norm = nn::norms::rmsnorm;

@@ -608,6 +608,8 @@ BOOST_AUTO_TEST_CASE(golden_mixed_bf16_fp16) {
   run_fixture<cfg_llama<tfm::bfloat16, nn::attn::flash>>("llama", 4e-2, 1e-1, 5e-3);
   run_fixture<cfg_post_norm<tfm::half, nn::attn::naive>>("post_norm", 1e-2, 2e-2, 1e-3);
   run_fixture<cfg_rope_half<tfm::half, nn::attn::flash>>("rope_half", 1e-2, 2e-2, 1e-3);
+  // a padded, untied head (vocabulary 61 → 64: logits rows 64 apart, zero padding gradients)
+  run_fixture<cfg_llama_padded<tfm::bfloat16, nn::attn::flash>>("llama", 4e-2, 1e-1, 5e-3);
 }
 BOOST_AUTO_TEST_CASE(mixed_vs_host_bf16_hd64) {
   cuda_vs_host_mixed<rcfg_gpt2_bf16, 4, nn::attn::mha, nn::attn::causal>("bf16 hd64 causal", 1.0);

@@ -41,6 +41,13 @@ BOOST_AUTO_TEST_CASE(alibi) { all_kinds<cfg_alibi>("alibi"); }
 BOOST_AUTO_TEST_CASE(post_norm) { all_kinds<cfg_post_norm>("post_norm"); }
 BOOST_AUTO_TEST_CASE(untied) { all_kinds<cfg_untied>("untied"); }
 BOOST_AUTO_TEST_CASE(rmsnorm_gelu) { all_kinds<cfg_rmsnorm_gelu>("rmsnorm_gelu"); }
+// The output head padded to a multiple of 16 rows (vocabulary 61 → 64): the same PyTorch
+// results, tied (gpt2) and untied (llama).
+BOOST_AUTO_TEST_CASE(padded_vocabulary) {
+  run_fixture<cfg_padded<float, nn::attn::flash>>("gpt2", 1e-5, 1e-4);
+  run_fixture<cfg_llama_padded<float, nn::attn::naive>>("llama", 1e-5, 1e-4);
+}
+
 // The transposed weight layout, loaded from the gpt2 fixture.
 BOOST_AUTO_TEST_CASE(in_out_layout) {
   run_fixture<cfg_in_out<float>>("gpt2", 1e-5, 1e-4);

@@ -90,6 +90,8 @@ BOOST_AUTO_TEST_CASE(post_norm) { check_gradients<cfg_post_norm<double>>(4); }
 BOOST_AUTO_TEST_CASE(untied) { check_gradients<cfg_untied<double>>(4); }
 BOOST_AUTO_TEST_CASE(rmsnorm_gelu) { check_gradients<cfg_rmsnorm_gelu<double>>(4); }
 BOOST_AUTO_TEST_CASE(in_out_layout) { check_gradients<cfg_in_out<double>>(4); }
+BOOST_AUTO_TEST_CASE(padded_vocab) { check_gradients<cfg_padded<double>>(4); }
+BOOST_AUTO_TEST_CASE(padded_vocab_untied) { check_gradients<cfg_llama_padded<double>>(2); }
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(flash_kernel)
@@ -156,6 +158,60 @@ struct cfg_window_wide : base_gpt2<P> {
 BOOST_AUTO_TEST_CASE(gqa_full_equals_mha) { check_same_logits<cfg_gqa4<double>, cfg_gpt2<double>>(4); }
 BOOST_AUTO_TEST_CASE(window_at_least_T_equals_full) {
   check_same_logits<cfg_window_wide<double>, cfg_gpt2<double, nn::attn::flash>>(4);
+}
+
+// A padded head (vocab_multiple) is the same model: with the same weights (copied by name, the
+// arenas differ), the same loss, logits and gradients; the padded rows of the weights and of
+// their gradients stay zero, the logits' rows are vocab_padded() apart.
+template <class Padded, class Plain>
+void check_padding(int kv) {
+  nn::model<Padded> a(small_dims(kv));
+  nn::model<Plain> b(small_dims(kv));
+  BOOST_TEST(a.vocab_padded() == 32);
+  BOOST_TEST(b.vocab_padded() == 23);
+  BOOST_TEST(a.num_weights() == b.num_weights());
+  BOOST_TEST(a.num_parameters() >= b.num_parameters() + (32 - 23) * 16);
+  randomize(a, 21);
+  for (auto const& p : a.parameter_table()) {
+    auto src = a.param(p.name);
+    auto dst = b.param(p.name);
+    std::copy(src.begin(), src.end(), dst.begin());
+  }
+  const int B = 2, T = 7;
+  auto tok = random_tokens(B * T, 23, 6);
+  auto tgt = random_tokens(B * T, 23, 7);
+  tgt[4] = nn::ignore_index;
+  const double la = a.forward(tok.data(), tgt.data(), B, T);
+  const double lb = b.forward(tok.data(), tgt.data(), B, T);
+  BOOST_TEST(std::abs(la - lb) <= 1e-13 * std::abs(lb));
+  BOOST_TEST(a.logits().size() == std::size_t(B * T * 32));
+  const auto za = a.logits_to_host(), zb = b.logits_to_host();
+  BOOST_TEST_REQUIRE(za.size() == zb.size());
+  for (std::size_t i = 0; i < za.size(); ++i) BOOST_TEST(std::abs(za[i] - zb[i]) <= 1e-13 * (1 + std::abs(zb[i])));
+  for (int r = 0; r < B * T; ++r)  // zero weight rows: zero logits in the padding
+    for (int j = 23; j < 32; ++j) BOOST_TEST(a.logits()[std::size_t(r * 32 + j)] == 0.0);
+  a.zero_grad();
+  b.zero_grad();
+  a.backward();
+  b.backward();
+  for (auto const& p : a.parameter_table()) {
+    auto ga = a.grad(p.name);
+    auto gb = b.grad(p.name);
+    double worst = 0;
+    for (std::size_t i = 0; i < ga.size(); ++i)
+      worst = std::max(worst, std::abs(ga[i] - gb[i]) / (1e-12 + std::abs(gb[i])));
+    BOOST_TEST(worst <= 1e-10, p.name << ": worst relative difference " << worst);
+  }
+  const auto& head = a.info(a.has("lm_head.weight") ? "lm_head.weight" : "wte");
+  const std::size_t pad_begin = head.offset + head.size, pad_end = head.offset + std::size_t(32 * 16);
+  for (std::size_t i = pad_begin; i < pad_end; ++i) {
+    BOOST_TEST(a.parameters()[i] == 0.0);
+    BOOST_TEST(a.gradients()[i] == 0.0);
+  }
+}
+BOOST_AUTO_TEST_CASE(padded_vocabulary_is_the_same_model) {
+  check_padding<cfg_padded<double>, cfg_gpt2<double>>(4);
+  check_padding<cfg_llama_padded<double, nn::attn::flash>, cfg_llama<double, nn::attn::flash>>(2);
 }
 
 // RoPE: q·k after rotation depends only on the position difference.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -124,7 +125,7 @@ BOOST_AUTO_TEST_CASE(xent_forward_backward) {
     y[3] = ignore;
     std::vector<float> lse(N), losses(N);
     std::int64_t count = 0;
-    const double total = host::xent_forward<float>(N, V, z.data(), y.data(), ignore, lse.data(),
+    const double total = host::xent_forward<float>(N, V, V, z.data(), y.data(), ignore, lse.data(),
                                                     losses.data(), count);
     BOOST_TEST(count == N - 1);
     double total_ref = 0;
@@ -148,7 +149,7 @@ BOOST_AUTO_TEST_CASE(xent_forward_backward) {
 
     const double scale = 1.0 / double(count);
     std::vector<float> dz = z;
-    host::xent_backward<float>(N, V, dz.data(), y.data(), ignore, lse.data(), scale, dz.data());
+    host::xent_backward<float>(N, V, V, dz.data(), y.data(), ignore, lse.data(), scale, dz.data());
     for (int n = 0; n < N; ++n)
       for (int j = 0; j < V; ++j) {
         const std::size_t i = std::size_t(n) * V + std::size_t(j);
@@ -160,6 +161,50 @@ BOOST_AUTO_TEST_CASE(xent_forward_backward) {
         BOOST_TEST(std::abs(dz[i] - want) <= 2e-6 * scale + 2e-6 * std::abs(want), "V=" << V << " row " << n << " j=" << j);
       }
   }
+}
+
+// A padded vocabulary (rows ld > V apart, as a config with vocab_multiple lays out the logits):
+// the padding columns hold NaN and huge values that must not be read; forward gives bit for bit
+// the unpadded results, backward the unpadded gradient and zeros in the padding.
+BOOST_AUTO_TEST_CASE(xent_padded_rows_match_the_unpadded_ones) {
+  for (int V : vocab_sizes) {
+    for (std::int64_t ld : {std::int64_t(V) + 1, (std::int64_t(V) + 63) / 64 * 64 + 64}) {
+      const int N = 5;
+      std::vector<float> z, zp(std::size_t(N * ld));
+      for (int n = 0; n < N; ++n) {
+        const auto r = make_row(V, 4.0f, 0.0f, unsigned(V * 17 + n));
+        z.insert(z.end(), r.begin(), r.end());
+        std::copy(r.begin(), r.end(), zp.begin() + n * ld);
+        for (std::int64_t j = V; j < ld; ++j)
+          zp[std::size_t(n * ld + j)] = j % 2 ? std::numeric_limits<float>::quiet_NaN() : 1e30f;
+      }
+      std::vector<std::int32_t> y(N);
+      for (int n = 0; n < N; ++n) y[std::size_t(n)] = (n * 104729 + 3) % V;
+      y[1] = ignore;
+      std::vector<float> lse(N), losses(N), lse_p(N), losses_p(N);
+      std::int64_t count = 0, count_p = 0;
+      const double total = host::xent_forward<float>(N, V, V, z.data(), y.data(), ignore, lse.data(), losses.data(), count);
+      const double total_p =
+          host::xent_forward<float>(N, V, ld, zp.data(), y.data(), ignore, lse_p.data(), losses_p.data(), count_p);
+      BOOST_TEST(total_p == total, "V=" << V << " ld=" << ld);
+      BOOST_TEST(count_p == count);
+      BOOST_TEST(lse_p == lse, boost::test_tools::per_element());
+      BOOST_TEST(losses_p == losses, boost::test_tools::per_element());
+      host::xent_backward<float>(N, V, V, z.data(), y.data(), ignore, lse.data(), 0.25, z.data());
+      host::xent_backward<float>(N, V, ld, zp.data(), y.data(), ignore, lse_p.data(), 0.25, zp.data());
+      for (int n = 0; n < N; ++n) {
+        for (int j = 0; j < V; ++j)
+          BOOST_TEST(zp[std::size_t(n * ld + j)] == z[std::size_t(n * V + j)], "V=" << V << " row " << n << " j=" << j);
+        for (std::int64_t j = V; j < ld; ++j)
+          BOOST_TEST(zp[std::size_t(n * ld + j)] == 0.0f, "V=" << V << " ld=" << ld << " padding column " << j);
+      }
+    }
+  }
+  std::vector<float> z(8), l(2), lo(2);
+  std::vector<std::int32_t> y(2, 0);
+  std::int64_t c = 0;
+  BOOST_CHECK_THROW(host::xent_forward<float>(2, 4, 3, z.data(), y.data(), ignore, l.data(), lo.data(), c),
+                    tfm::invalid_argument);
 }
 
 // host::zero_fill (what zero_grad runs): sizes below and above the thread split (1 MiB) and the

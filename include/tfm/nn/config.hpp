@@ -215,6 +215,14 @@ constexpr bool lora_ok(lora_check what) {
     return false;
   }
 }
+// Cfg::vocab_multiple when the config declares one, else 1 (no padding).
+template <class C>
+constexpr int vocab_multiple_of() {
+  if constexpr (requires { C::vocab_multiple; })
+    return int(C::vocab_multiple);
+  else
+    return 1;
+}
 template <class T>
 inline constexpr bool one_of_kernels = std::is_same_v<T, nn::attn::naive> || std::is_same_v<T, nn::attn::flash>;
 }  // namespace detail
@@ -250,6 +258,13 @@ struct config_traits {
   static constexpr bool alibi = std::is_same_v<position, pos::alibi>;
   using lora_policy = typename detail::lora_of<Cfg>::type;
   static constexpr bool has_lora = !std::is_same_v<lora_policy, lora::none>;
+  // The output head's rows (and the logits' row stride) are the vocabulary rounded up to this
+  // multiple: `static constexpr int vocab_multiple = 64;` in a config pads GPT-2's 50,257 to
+  // 50,304, as llm.c does, so that the head's products run on aligned rows. The extra rows are
+  // zero, belong to no parameter (checkpoints, optimizer and norm never see them) and their
+  // logits are left out of the loss. 1 (the default): no padding.
+  static constexpr int vocab_multiple = detail::vocab_multiple_of<Cfg>();
+  static_assert(vocab_multiple >= 1 && vocab_multiple <= 4096, "config: vocab_multiple must be in [1, 4096]");
 
   // kv heads: fixed by the attention policy, else from the sizes.
   static constexpr int kv_fixed = detail::kv_rule<heads_policy>::fixed;

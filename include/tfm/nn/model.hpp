@@ -102,6 +102,19 @@ class model {
   }
 
   const dims& sizes() const { return d_; }
+  // The vocabulary rounded up to the config's vocab_multiple: the output head's rows and the
+  // logits' row stride (= sizes().vocab without padding).
+  std::int64_t vocab_padded() const {
+    constexpr std::int64_t m = traits::vocab_multiple;
+    return (std::int64_t(d_.vocab) + m - 1) / m * m;
+  }
+  // Elements of the parameters in the table (what 6·N·tokens counts): num_parameters() less the
+  // alignment gaps and the head's padded rows.
+  std::size_t num_weights() const {
+    std::size_t n = 0;
+    for (auto const& p : table_) n += p.size;
+    return n;
+  }
   const std::vector<param_info>& parameter_table() const { return table_; }
   std::size_t num_parameters() const { return n_params_; }
   std::span<T> parameters() { return {params_.data(), n_params_}; }
@@ -305,33 +318,39 @@ class model {
                cbuf(a_lnf_), buf(a_lnf_mean_), buf(a_lnf_rstd_));
     else if constexpr (mixed)
       be_.narrow(N * D, act(a_resid_, d_.layers), cbuf(a_topc_));
-    lin_fwd(N, D, V, top, head_weight(), false, nullptr, cbuf(a_logits_));
+    const int Vp = int(vocab_padded());  // the head's rows and the logits' row stride
+    lin_fwd(N, D, Vp, top, head_weight(), false, nullptr, cbuf(a_logits_));
     logits_valid_ = true;
     loss_ = 0;
     count_ = 0;
     if (has_targets_) {
       double total = 0;
       if constexpr (mixed)
-        total = be_.xent_forward_mixed(N, V, cbuf(a_logits_), targets_.data(), ignore_index, buf(a_lse_),
+        total = be_.xent_forward_mixed(N, V, Vp, cbuf(a_logits_), targets_.data(), ignore_index, buf(a_lse_),
                                        buf(a_losses_), count_);
       else
-        total = be_.xent_forward(N, V, cbuf(a_logits_), targets_.data(), ignore_index, buf(a_lse_), buf(a_losses_), count_);
+        total = be_.xent_forward(N, V, Vp, cbuf(a_logits_), targets_.data(), ignore_index, buf(a_lse_), buf(a_losses_), count_);
       loss_ = count_ > 0 ? total / double(count_) : 0.0;
     }
     return loss_;
   }
 
-  // Logits [B, T, V] of the last forward in the compute type, in the model's memory space (valid
+  // Logits [B, T, vocab_padded()] of the last forward in the compute type, in the model's memory
+  // space: rows vocab_padded() apart, of which the first vocab are the vocabulary's (valid
   // until backward, which reuses their memory).
   std::span<const C> logits() const {
     expects<invalid_argument>(logits_valid_, "nn::model: logits are gone (backward reuses their memory) or no forward ran");
-    return {carena_.data() + a_logits_, std::size_t(B_) * T_cur_ * d_.vocab};
+    return {carena_.data() + a_logits_, std::size_t(B_) * T_cur_ * std::size_t(vocab_padded())};
   }
-  // The logits as a host vector of the parameter type.
+  // The logits [B, T, V] as a host vector of the parameter type (the padding columns dropped).
   std::vector<T> logits_to_host() {
     auto l = logits();
     std::vector<C> h(l.size());
     be_.download(h.data(), l.data(), l.size());
+    if (const std::size_t V = std::size_t(d_.vocab), Vp = std::size_t(vocab_padded()); Vp != V) {
+      for (std::size_t r = 1; r < l.size() / Vp; ++r) std::copy_n(h.data() + r * Vp, V, h.data() + r * V);
+      h.resize(l.size() / Vp * V);
+    }
     if constexpr (mixed) {
       std::vector<T> w(h.size());
       for (std::size_t i = 0; i < h.size(); ++i) w[i] = static_cast<T>(h[i]);
@@ -354,25 +373,26 @@ class model {
     const int B = B_, T_ = T_cur_;
     const std::int64_t N = std::int64_t(B) * T_;
     const int D = d_.d_model, V = d_.vocab;
+    const int Vp = int(vocab_padded());
     C* dz = cbuf(a_logits_);  // in place
     // beyond T's range the scale is T's infinity (a double → float conversion out of range is
     // undefined behaviour; infinity is what overflow detection downstream expects)
     double dscale = count_ > 0 ? loss_scale / double(count_) : 0.0;
     if (dscale > double(std::numeric_limits<T>::max())) dscale = std::numeric_limits<double>::infinity();
     if constexpr (mixed)
-      be_.xent_backward_mixed(N, V, dz, targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
+      be_.xent_backward_mixed(N, V, Vp, dz, targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
     else
-      be_.xent_backward(N, V, dz, targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
+      be_.xent_backward(N, V, Vp, dz, targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
     logits_valid_ = false;
     T* dr = buf(b_resid_);
     // logits = top · Wᵀ (W [V, D]); pre-norm: the gradient of the final norm's output (compute
     // type), post-norm: of the residual stream
     if constexpr (traits::pre_norm) {
-      lin_bwd(N, D, V, head_input(), head_weight(), false, dz, cbuf(b_n_), 0.0, head_grad(), nullptr);
+      lin_bwd(N, D, Vp, head_input(), head_weight(), false, dz, cbuf(b_n_), 0.0, head_grad(), nullptr);
       norm_bwd(N, cbuf(b_n_), act(a_resid_, d_.layers), p("ln_f.weight"), buf(a_lnf_mean_), buf(a_lnf_rstd_), dr,
                false, g("ln_f.weight"), traits::norm_bias ? g("ln_f.bias") : nullptr);
     } else {
-      lin_bwd(N, D, V, head_input(), head_weight(), false, dz, dr, 0.0, head_grad(), nullptr);
+      lin_bwd(N, D, Vp, head_input(), head_weight(), false, dz, dr, 0.0, head_grad(), nullptr);
     }
     for (int l = d_.layers - 1; l >= 0; --l) layer_backward(l, N);
     T* dpos = nullptr;
@@ -382,20 +402,23 @@ class model {
 
  private:
   // ---- parameter table ----
-  void add_param(std::string name, std::vector<std::int64_t> shape, double std_, double value, bool matrix = false) {
+  // `reserve` (≥ the size) elements are set aside: the head's padded rows follow its V rows.
+  void add_param(std::string name, std::vector<std::int64_t> shape, double std_, double value, bool matrix = false,
+                 std::size_t reserve = 0) {
     std::size_t n = 1;
     for (auto s : shape) n *= std::size_t(s);
     if (matrix && traits::layout == weight_layout::in_out) std::swap(shape[0], shape[1]);
     // 16-element alignment keeps every tensor on its own cache line (64 bytes of float)
     n_params_ = (n_params_ + 15) / 16 * 16;
     table_.push_back({std::move(name), std::move(shape), n_params_, n, std_, value, matrix});
-    n_params_ += n;
+    n_params_ += std::max(n, reserve);
   }
   void build_table() {
     const std::int64_t V = d_.vocab, C = d_.ctx, D = d_.d_model, F = d_.d_ff, hd = d_.head_dim();
     const std::int64_t H = d_.heads, KV = d_.kv_heads;
     const double s = 0.02, sp = 0.02 / std::sqrt(2.0 * d_.layers);
-    add_param("wte", {V, D}, s, 0);
+    const std::size_t head_rows = std::size_t(vocab_padded()) * std::size_t(D);  // zero rows past V
+    add_param("wte", {V, D}, s, 0, false, traits::tied ? head_rows : 0);
     if constexpr (traits::learned_pos) add_param("wpe", {C, D}, s, 0);
     const std::int64_t fc = traits::swiglu ? 2 * F : F;
     for (int l = 0; l < d_.layers; ++l) {
@@ -417,7 +440,7 @@ class model {
       add_param("ln_f.weight", {D}, 0, 1);
       if constexpr (traits::norm_bias) add_param("ln_f.bias", {D}, 0, 0);
     }
-    if constexpr (!traits::tied) add_param("lm_head.weight", {V, D}, s, 0);
+    if constexpr (!traits::tied) add_param("lm_head.weight", {V, D}, s, 0, false, head_rows);
     n_params_ = (n_params_ + 15) / 16 * 16;
     tail_ = has_lora ? n_params_ : 0;
     if constexpr (has_lora) build_adapters();
@@ -721,7 +744,7 @@ class model {
   // writes). Offsets are elements into one of them; per-layer arrays use stride *_stride_.
   void plan(int B, int T_) {
     const std::int64_t N = std::int64_t(B) * T_;
-    const std::int64_t D = d_.d_model, V = d_.vocab, F = d_.d_ff, L = d_.layers, H = d_.heads;
+    const std::int64_t D = d_.d_model, Vp = vocab_padded(), F = d_.d_ff, L = d_.layers, H = d_.heads;
     const std::int64_t qkv = d_.qkv_dim(), fc = traits::swiglu ? 2 * F : F, HD = H * d_.head_dim();
     auto taker = [](std::size_t& off) {
       return [&off](std::size_t n) {
@@ -772,16 +795,16 @@ class model {
     b_tmp_ = take(N * D);
     const std::size_t attn_scratch = be_.template attention_scratch_size<traits::flash>(shape(B, T_));
     b_attn_scratch_ = take(std::max<std::size_t>(attn_scratch, 1));
-    b_scratch_ = take(std::max({be_.norm_scratch_size(int(D)), be_.linear_scratch_size(int(std::max({V, fc, qkv, D}))),
+    b_scratch_ = take(std::max({be_.norm_scratch_size(int(D)), be_.linear_scratch_size(int(std::max({Vp, fc, qkv, D}))),
                                 std::size_t(1)}));
     // mixed precision: float tiles of the rounded GEMM outputs, float copies of attention operands
-    b_tile_ = take(mixed ? be_.mixed_tile_floats(N, std::max({V, fc, qkv, D, F, HD})) : 0);
+    b_tile_ = take(mixed ? be_.mixed_tile_floats(N, std::max({Vp, fc, qkv, D, F, HD})) : 0);
     b_wide_ = take(mixed ? be_.attention_wide_floats(shape(B, T_)) : 0);
 
     c_layers_ = ctake(std::size_t(L) * clayer_stride_);
     a_lnf_ = traits::pre_norm ? ctake(N * D) : 0;
     a_topc_ = !traits::pre_norm && mixed ? ctake(N * D) : 0;
-    a_logits_ = ctake(N * V);
+    a_logits_ = ctake(N * Vp);
     b_n_ = traits::pre_norm ? ctake(N * D) : 0;
     b_ctmp_ = ctake(N * D);
     b_dc_ = mixed ? ctake(N * D) : 0;

@@ -253,13 +253,13 @@ __global__ void add_kernel(std::int64_t n, const T* a, const S* b, T* y) {
 }
 
 // One block per row: lse (max, then Σ exp in double as the host), loss.
-// Logits z may be a compute type Z (mixed precision), read as T.
+// Logits z may be a compute type Z (mixed precision), read as T; rows are ld ≥ V apart.
 template <class T, class Z = T>
-__global__ void xent_fwd_kernel(std::int64_t N, int V, const Z* z, const std::int32_t* y, int ignore, T* lse,
-                                T* losses) {
+__global__ void xent_fwd_kernel(std::int64_t N, int V, std::int64_t ld, const Z* z, const std::int32_t* y, int ignore,
+                                T* lse, T* losses) {
   __shared__ double red[32];
   for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const Z* r = z + n * V;
+    const Z* r = z + n * ld;
     double mx = -INFINITY;
     for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmax(mx, double(r[j]));
     // block max through the sum helper's layout: reduce with max by hand
@@ -298,18 +298,19 @@ __global__ void xent_total_kernel(std::int64_t N, const T* losses, const std::in
   }
 }
 // One block per row: dz = scale·(softmax(z) − onehot(y)), computed in T and stored as Z (the
-// target's element corrected before its one rounding); in place over z allowed.
+// target's element corrected before its one rounding); padding columns V … ld−1 get 0; in place
+// over z allowed.
 template <class T, class Z = T>
-__global__ void xent_bwd_kernel(std::int64_t N, int V, const Z* z, const std::int32_t* y, int ignore, const T* lse,
-                                T scale, Z* dz) {
+__global__ void xent_bwd_kernel(std::int64_t N, int V, std::int64_t ld, const Z* z, const std::int32_t* y, int ignore,
+                                const T* lse, T scale, Z* dz) {
   for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const Z* r = z + n * V;
-    Z* d = dz + n * V;
+    const Z* r = z + n * ld;
+    Z* d = dz + n * ld;
     const bool off = y[n] == ignore || scale == T(0);
     const T l = lse[n];
     const int target = off ? -1 : y[n];
-    for (int j = threadIdx.x; j < V; j += blockDim.x) {
-      T v = off ? T(0) : scale * T(exp(static_cast<T>(r[j]) - l));
+    for (std::int64_t j = threadIdx.x; j < ld; j += blockDim.x) {
+      T v = off || j >= V ? T(0) : scale * T(exp(static_cast<T>(r[j]) - l));
       if (j == target) v -= scale;
       d[j] = static_cast<Z>(v);
     }
@@ -577,14 +578,15 @@ struct cuda_backend {
   // Σ losses and the counted rows (waits for the stream). Targets are validated by the model.
   // The logits may be compute-type (Z, mixed precision).
   template <class Z = T>
-  double xent_forward(std::int64_t N, int V, const Z* z, const std::int32_t* y, int ignore, T* lse, T* losses,
-                      std::int64_t& count) {
+  double xent_forward(std::int64_t N, int V, std::int64_t ld, const Z* z, const std::int32_t* y, int ignore, T* lse,
+                      T* losses, std::int64_t& count) {
     const auto prof_scope = prof("xent_forward");
+    expects<invalid_argument>(ld >= V, "xent_forward: row stride ", ld, " is below the vocabulary ", V);
     count = 0;
     if (N == 0) return 0.0;
     namespace oc = detail::ops_cuda;
     const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
-    oc::xent_fwd_kernel<T, Z><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, losses);
+    oc::xent_fwd_kernel<T, Z><<<blocks, 512, 0, stream()>>>(N, V, ld, z, y, ignore, lse, losses);
     TFM_CUDA_CHECK(cudaGetLastError());
     oc::xent_total_kernel<T><<<1, 1024, 0, stream()>>>(N, losses, y, ignore, st_->result.data());
     TFM_CUDA_CHECK(cudaGetLastError());
@@ -594,13 +596,14 @@ struct cuda_backend {
     return res[0];
   }
   template <class Z = T>
-  void xent_backward(std::int64_t N, int V, const Z* z, const std::int32_t* y, int ignore, const T* lse, double scale,
-                     Z* dz) {
+  void xent_backward(std::int64_t N, int V, std::int64_t ld, const Z* z, const std::int32_t* y, int ignore,
+                     const T* lse, double scale, Z* dz) {
     const auto prof_scope = prof("xent_backward");
+    expects<invalid_argument>(ld >= V, "xent_backward: row stride ", ld, " is below the vocabulary ", V);
     if (N == 0) return;
     namespace oc = detail::ops_cuda;
     const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
-    oc::xent_bwd_kernel<T, Z><<<blocks, 512, 0, stream()>>>(N, V, z, y, ignore, lse, T(scale), dz);
+    oc::xent_bwd_kernel<T, Z><<<blocks, 512, 0, stream()>>>(N, V, ld, z, y, ignore, lse, T(scale), dz);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
 
@@ -765,15 +768,15 @@ struct cuda_backend {
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
-  double xent_forward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, T* lse, T* losses,
-                            std::int64_t& count) {
-    return xent_forward<C>(N, V, z, y, ignore, lse, losses, count);
+  double xent_forward_mixed(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore,
+                            T* lse, T* losses, std::int64_t& count) {
+    return xent_forward<C>(N, V, ld, z, y, ignore, lse, losses, count);
   }
   template <class C>
-  void xent_backward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, const T* lse,
-                           double scale, C* dz) {
+  void xent_backward_mixed(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore,
+                           const T* lse, double scale, C* dz) {
     const auto prof_scope = prof("xent_backward_mixed");
-    xent_backward<C>(N, V, z, y, ignore, lse, scale, dz);
+    xent_backward<C>(N, V, ld, z, y, ignore, lse, scale, dz);
   }
   // Attention with float math from compute-type operands. Flash with bf16 operands: the bf16
   // flash kernels read and write bf16 directly (their backward keeps dQ in float in `wide`);

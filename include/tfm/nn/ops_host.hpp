@@ -569,15 +569,17 @@ inline void check_targets(std::int64_t N, int V, const std::int32_t* y, int igno
                               " at position ", n, " is outside the vocabulary [0, ", V, ") and is not the ignore index ",
                               ignore_index);
 }
+// Rows of z are ld ≥ V elements apart (a padded vocabulary); columns V … ld−1 are not read.
 template <class T>
-double xent_forward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore_index, T* lse, T* losses,
-                    std::int64_t& count) {
+double xent_forward(std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y, int ignore_index,
+                    T* lse, T* losses, std::int64_t& count) {
   check_targets(N, V, y, ignore_index);
+  expects<invalid_argument>(ld >= V, "xent_forward: row stride ", ld, " is below the vocabulary ", V);
   double total = 0;
   std::int64_t cnt = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total, cnt)
   for (std::int64_t n = 0; n < N; ++n) {
-    const T* r = z + n * std::int64_t(V);
+    const T* r = z + n * ld;
     const T m = detail::row_max(r, V);
     const double l = double(m) + std::log(detail::row_sum_exp(r, V, m));
     lse[n] = T(l);
@@ -593,14 +595,18 @@ double xent_forward(std::int64_t N, int V, const T* z, const std::int32_t* y, in
   count = cnt;
   return total;
 }
-// dz = scale·(softmax(z) − onehot(y)), rows with ignored targets get 0. In place over z allowed.
+// dz = scale·(softmax(z) − onehot(y)), rows with ignored targets get 0; rows ld apart, and the
+// padding columns V … ld−1 of dz get 0 (the head's padded rows then get no gradient). In place
+// over z allowed.
 template <class T>
-void xent_backward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore_index, const T* lse,
-                   double scale, T* dz) {
+void xent_backward(std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y, int ignore_index,
+                   const T* lse, double scale, T* dz) {
+  expects<invalid_argument>(ld >= V, "xent_backward: row stride ", ld, " is below the vocabulary ", V);
 #pragma omp parallel for schedule(static)
   for (std::int64_t n = 0; n < N; ++n) {
-    const T* r = z + n * std::int64_t(V);
-    T* d = dz + n * std::int64_t(V);
+    const T* r = z + n * ld;
+    T* d = dz + n * ld;
+    std::fill(d + V, d + ld, T(0));
     if (y[n] == ignore_index || scale == 0) {
       std::fill(d, d + V, T(0));
       continue;
@@ -697,13 +703,13 @@ struct host_backend {
     host::lora_dropout_backward<T>(N, in, g, dx, lddx, seed, stream, p);
   }
   // Σ losses and the counted rows.
-  double xent_forward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, T* lse, T* losses,
-                      std::int64_t& count) {
-    return host::xent_forward<T>(N, V, z, y, ignore, lse, losses, count);
+  double xent_forward(std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y, int ignore, T* lse,
+                      T* losses, std::int64_t& count) {
+    return host::xent_forward<T>(N, V, ld, z, y, ignore, lse, losses, count);
   }
-  void xent_backward(std::int64_t N, int V, const T* z, const std::int32_t* y, int ignore, const T* lse, double scale,
-                     T* dz) {
-    host::xent_backward<T>(N, V, z, y, ignore, lse, scale, dz);
+  void xent_backward(std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y, int ignore,
+                     const T* lse, double scale, T* dz) {
+    host::xent_backward<T>(N, V, ld, z, y, ignore, lse, scale, dz);
   }
 
   // ---- mixed precision (T = float, C = bfloat16 or half; see ops_host_mixed.hpp) ----
@@ -764,14 +770,14 @@ struct host_backend {
   template <class C>
   void add_mixed(std::int64_t n, const T* a, const C* b, T* y) { host::add(n, a, b, y); }
   template <class C>
-  double xent_forward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, T* lse, T* losses,
-                            std::int64_t& count) {
-    return host::mixed::xent_forward(N, V, z, y, ignore, lse, losses, count);
+  double xent_forward_mixed(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore,
+                            T* lse, T* losses, std::int64_t& count) {
+    return host::mixed::xent_forward(N, V, ld, z, y, ignore, lse, losses, count);
   }
   template <class C>
-  void xent_backward_mixed(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore, const T* lse,
-                           double scale, C* dz) {
-    host::mixed::xent_backward(N, V, z, y, ignore, lse, scale, dz);
+  void xent_backward_mixed(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore,
+                           const T* lse, double scale, C* dz) {
+    host::mixed::xent_backward(N, V, ld, z, y, ignore, lse, scale, dz);
   }
   template <bool Flash, int HD, class C>
   void attention_forward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,

@@ -341,9 +341,10 @@ void gelu_backward(std::int64_t n, const C* x, const C* dy, C* dx) {
 
 // ---- softmax cross-entropy over C logits (computed in float; see host::xent_forward) ----
 template <class C>
-double xent_forward(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore_index, float* lse,
-                    float* losses, std::int64_t& count) {
+double xent_forward(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore_index,
+                    float* lse, float* losses, std::int64_t& count) {
   host::check_targets(N, V, y, ignore_index);
+  expects<invalid_argument>(ld >= V, "xent_forward: row stride ", ld, " is below the vocabulary ", V);
   double total = 0;
   std::int64_t cnt = 0;
 #pragma omp parallel reduction(+ : total, cnt)
@@ -351,7 +352,7 @@ double xent_forward(std::int64_t N, int V, const C* z, const std::int32_t* y, in
     std::vector<float> row(std::size_t(V) + 16);
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < N; ++n) {
-      const C* r = z + n * std::int64_t(V);
+      const C* r = z + n * ld;
       widen_n(V, r, row.data());
       const float m = host::detail::row_max(row.data(), V);
       const double l = double(m) + std::log(host::detail::row_sum_exp(row.data(), V, m));
@@ -369,19 +370,21 @@ double xent_forward(std::int64_t N, int V, const C* z, const std::int32_t* y, in
   count = cnt;
   return total;
 }
-// dz = scale·(softmax(z) − onehot(y)) in float, rounded to C; rows with ignored targets get 0.
-// In place over z allowed.
+// dz = scale·(softmax(z) − onehot(y)) in float, rounded to C; rows with ignored targets and the
+// padding columns V … ld−1 get 0. In place over z allowed.
 template <class C>
-void xent_backward(std::int64_t N, int V, const C* z, const std::int32_t* y, int ignore_index, const float* lse,
-                   double scale, C* dz) {
+void xent_backward(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore_index,
+                   const float* lse, double scale, C* dz) {
+  expects<invalid_argument>(ld >= V, "xent_backward: row stride ", ld, " is below the vocabulary ", V);
   const float s = float(scale);
 #pragma omp parallel
   {
     std::vector<float> row(std::size_t(V) + 16);
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < N; ++n) {
-      const C* r = z + n * std::int64_t(V);
-      C* d = dz + n * std::int64_t(V);
+      const C* r = z + n * ld;
+      C* d = dz + n * ld;
+      std::fill(d + V, d + ld, cvt<C>(0.0f));
       if (y[n] == ignore_index || scale == 0) {
         std::fill(d, d + V, cvt<C>(0.0f));
         continue;
