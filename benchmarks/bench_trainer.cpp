@@ -53,8 +53,7 @@ void BM_step_breakdown(benchmark::State& state, nn::dims d, int B, int T, int ac
     m.zero_grad();
     for (int k = 0; k < accum; ++k) {
       src.next(B, tok, tgt);
-      m.forward(tok.data(), tgt.data(), B, T);
-      m.backward();
+      m.forward_backward(tok.data(), tgt.data(), B, T);
     }
     const auto t1 = clock::now();
     const auto gs = tr::global_grad_norm<float>(m.gradients(), opt.groups(), 1.0 / accum);
@@ -107,8 +106,7 @@ void BM_lora_memory(benchmark::State& state) {
   }
   for (auto _ : state) {
     m.zero_grad();
-    m.forward(tok.data(), tgt.data(), B, T);
-    m.backward();
+    m.forward_backward(tok.data(), tgt.data(), B, T);
     opt.step(m.trainable_parameters(), m.gradients(), 1e-4);
     benchmark::DoNotOptimize(m.parameters().data());
   }

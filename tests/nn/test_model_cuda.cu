@@ -611,6 +611,29 @@ BOOST_AUTO_TEST_CASE(golden_mixed_bf16_fp16) {
   // a padded, untied head (vocabulary 61 → 64: logits rows 64 apart, zero padding gradients)
   run_fixture<cfg_llama_padded<tfm::bfloat16, nn::attn::flash>>("llama", 4e-2, 1e-1, 5e-3);
 }
+// The fused cross-entropy (forward_backward, what the trainer runs) against forward then backward
+// on the device: the same loss and gradients, bit for bit (padded untied head, bf16 logits).
+BOOST_AUTO_TEST_CASE(forward_backward_equals_forward_then_backward) {
+  using Cfg = cfg_llama_padded<tfm::bfloat16, nn::attn::flash>;
+  const nn::dims d{61, 16, 32, 2, 4, 2, 128};
+  nn::model<Cfg, tfm::space::cuda> a(d), b(d);
+  a.init(3);
+  b.parameters_from_host(a.parameters_to_host());
+  std::vector<std::int32_t> tok(24), tgt(24);
+  for (int i = 0; i < 24; ++i) {
+    tok[std::size_t(i)] = (i * 7 + 2) % 61;
+    tgt[std::size_t(i)] = i == 5 ? nn::ignore_index : (i * 11 + 1) % 61;
+  }
+  a.zero_grad();
+  b.zero_grad();
+  const double la = a.forward(tok.data(), tgt.data(), 2, 12);
+  a.backward(3.0);
+  const double lb = b.forward_backward(tok.data(), tgt.data(), 2, 12, 3.0);
+  BOOST_TEST(la == lb);
+  const auto ga = a.gradients_to_host(), gb = b.gradients_to_host();
+  BOOST_TEST(std::memcmp(ga.data(), gb.data(), ga.size() * sizeof(float)) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(mixed_vs_host_bf16_hd64) {
   cuda_vs_host_mixed<rcfg_gpt2_bf16, 4, nn::attn::mha, nn::attn::causal>("bf16 hd64 causal", 1.0);
 }

@@ -6,6 +6,8 @@
 
 #include <boost/mpl/list.hpp>
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 #include "model_configs.hpp"
 #include "model_test_util.hpp"
@@ -90,7 +92,7 @@ BOOST_AUTO_TEST_CASE(post_norm) { check_gradients<cfg_post_norm<double>>(4); }
 BOOST_AUTO_TEST_CASE(untied) { check_gradients<cfg_untied<double>>(4); }
 BOOST_AUTO_TEST_CASE(rmsnorm_gelu) { check_gradients<cfg_rmsnorm_gelu<double>>(4); }
 BOOST_AUTO_TEST_CASE(in_out_layout) { check_gradients<cfg_in_out<double>>(4); }
-BOOST_AUTO_TEST_CASE(padded_vocab) { check_gradients<cfg_padded<double>>(4); }
+// (the tied padded head: invariants/padded_vocabulary_is_the_same_model)
 BOOST_AUTO_TEST_CASE(padded_vocab_untied) { check_gradients<cfg_llama_padded<double>>(2); }
 BOOST_AUTO_TEST_SUITE_END()
 
@@ -212,6 +214,46 @@ void check_padding(int kv) {
 BOOST_AUTO_TEST_CASE(padded_vocabulary_is_the_same_model) {
   check_padding<cfg_padded<double>, cfg_gpt2<double>>(4);
   check_padding<cfg_llama_padded<double, nn::attn::flash>, cfg_llama<double, nn::attn::flash>>(2);
+}
+
+// forward_backward (the trainer's call: the cross-entropy's gradient written in the forward's
+// pass over the logits) gives the loss and gradients of forward then backward, bit for bit, with
+// a loss scale and gradients accumulating over two calls; a non-finite loss leaves the gradients
+// as they were.
+template <class Cfg>
+void check_forward_backward(int kv) {
+  nn::model<Cfg> a(small_dims(kv)), b(small_dims(kv));
+  randomize(a, 31);
+  b.parameters_from_host(a.parameters_to_host());
+  const int B = 2, T = 8;
+  a.zero_grad();
+  b.zero_grad();
+  for (int call = 0; call < 2; ++call) {
+    auto tok = random_tokens(B * T, 23, 40 + call);
+    auto tgt = random_tokens(B * T, 23, 50 + call);
+    tgt[5] = nn::ignore_index;
+    const double la = a.forward(tok.data(), tgt.data(), B, T);
+    a.backward(4.0);
+    const double lb = b.forward_backward(tok.data(), tgt.data(), B, T, 4.0);
+    BOOST_TEST(la == lb);
+    BOOST_TEST(a.counted_targets() == b.counted_targets());
+  }
+  const auto ga = a.gradients_to_host(), gb = b.gradients_to_host();
+  BOOST_TEST(std::memcmp(ga.data(), gb.data(), ga.size() * sizeof(ga[0])) == 0);
+  BOOST_CHECK_THROW(b.logits(), tfm::invalid_argument);  // gone, as after backward
+  BOOST_CHECK_THROW(b.backward(), tfm::invalid_argument);
+  // a NaN weight: the loss is NaN and the backward is skipped
+  b.param("ln_f.weight")[0] = std::numeric_limits<typename nn::model<Cfg>::T>::quiet_NaN();
+  auto tok = random_tokens(B * T, 23, 60);
+  BOOST_TEST(std::isnan(b.forward_backward(tok.data(), tok.data(), B, T)));
+  const auto gc = b.gradients_to_host();
+  BOOST_TEST(std::memcmp(gb.data(), gc.data(), gb.size() * sizeof(gb[0])) == 0);
+  BOOST_CHECK_THROW(b.forward_backward(tok.data(), nullptr, B, T), tfm::invalid_argument);
+  BOOST_CHECK_THROW(b.forward_backward(tok.data(), tok.data(), B, T, 0.0), tfm::invalid_argument);
+}
+BOOST_AUTO_TEST_CASE(forward_backward_equals_forward_then_backward) {
+  check_forward_backward<cfg_gpt2<double>>(4);
+  check_forward_backward<cfg_llama_padded<double, nn::attn::flash>>(2);
 }
 
 // RoPE: q·k after rotation depends only on the position difference.

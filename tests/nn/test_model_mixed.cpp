@@ -96,6 +96,22 @@ BOOST_AUTO_TEST_CASE(compute_copy_follows_the_parameters) {
   BOOST_TEST(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(forward_backward_equals_forward_then_backward) {
+  // the fused cross-entropy over bf16 logits: the same loss and gradients, bit for bit
+  nn::model<cfg_llama<tfm::bfloat16>> a(small_dims()), b(small_dims());
+  a.init(8);
+  b.parameters_from_host(a.parameters_to_host());
+  const batch x;
+  const double la = a.forward(x.x.data(), x.y.data(), x.B, x.T);
+  a.zero_grad();
+  a.backward(2.0);
+  b.zero_grad();
+  const double lb = b.forward_backward(x.x.data(), x.y.data(), x.B, x.T, 2.0);
+  BOOST_TEST(la == lb);
+  const auto ga = a.gradients_to_host(), gb = b.gradients_to_host();
+  BOOST_TEST(std::memcmp(ga.data(), gb.data(), ga.size() * sizeof(float)) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(activation_memory_shrinks) {
   // every activation a matrix multiply reads or writes is bf16; the residual stream, statistics
   // and per-model float scratch stay float (their share shrinks with depth)

@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "tfm/backend/host/threading.hpp"
@@ -205,6 +207,55 @@ BOOST_AUTO_TEST_CASE(xent_padded_rows_match_the_unpadded_ones) {
   std::int64_t c = 0;
   BOOST_CHECK_THROW(host::xent_forward<float>(2, 4, 3, z.data(), y.data(), ignore, l.data(), lo.data(), c),
                     tfm::invalid_argument);
+}
+
+// xent_forward_backward (one pass, what training runs) against xent_forward then xent_backward:
+// the same lse, losses, total, count and gradient, bit for bit, in float and bf16 logits, with a
+// padded row stride, ignored targets and 1 or 2 threads.
+template <class Z>
+void check_fused_xent(int V, std::int64_t ld, int threads) {
+  tfm::host::scoped_num_threads nt(threads);
+  const int N = 9;
+  std::vector<Z> z(std::size_t(N * ld));
+  for (int n = 0; n < N; ++n) {
+    const auto r = make_row(V, 3.0f, n == 4 ? 50.0f : 0.0f, unsigned(V * 13 + n));
+    for (int j = 0; j < V; ++j) z[std::size_t(n * ld + j)] = Z(r[std::size_t(j)]);
+    for (std::int64_t j = V; j < ld; ++j) z[std::size_t(n * ld + j)] = Z(7.0f);
+  }
+  std::vector<std::int32_t> y(N);
+  for (int n = 0; n < N; ++n) y[std::size_t(n)] = (n * 31 + 5) % V;
+  y[2] = ignore;
+  std::vector<float> lse_a(N), loss_a(N), lse_b(N), loss_b(N);
+  std::int64_t ca = 0, cb = 0;
+  std::vector<Z> da = z, db = z;
+  double ta = 0, tb = 0;
+  const double scale = 0.375;
+  if constexpr (std::is_same_v<Z, float>) {
+    ta = host::xent_forward<float>(N, V, ld, da.data(), y.data(), ignore, lse_a.data(), loss_a.data(), ca);
+    host::xent_backward<float>(N, V, ld, da.data(), y.data(), ignore, lse_a.data(), scale, da.data());
+    tb = host::xent_forward_backward<float>(N, V, ld, db.data(), y.data(), ignore, lse_b.data(), loss_b.data(), cb,
+                                            scale, db.data());
+  } else {
+    ta = host::mixed::xent_forward(N, V, ld, da.data(), y.data(), ignore, lse_a.data(), loss_a.data(), ca);
+    host::mixed::xent_backward(N, V, ld, da.data(), y.data(), ignore, lse_a.data(), scale, da.data());
+    tb = host::mixed::xent_forward_backward(N, V, ld, db.data(), y.data(), ignore, lse_b.data(), loss_b.data(), cb,
+                                            scale, db.data());
+  }
+  BOOST_TEST(ta == tb, "V=" << V << " ld=" << ld);
+  BOOST_TEST(ca == cb);
+  BOOST_TEST(ca == N - 1);
+  BOOST_TEST(lse_a == lse_b, boost::test_tools::per_element());
+  BOOST_TEST(loss_a == loss_b, boost::test_tools::per_element());
+  BOOST_TEST(std::memcmp(da.data(), db.data(), da.size() * sizeof(Z)) == 0, "V=" << V << " ld=" << ld);
+  for (std::int64_t j = V; j < ld; ++j) BOOST_TEST(float(db[std::size_t(3 * ld + j)]) == 0.0f);
+}
+BOOST_AUTO_TEST_CASE(xent_forward_backward_fused_equals_the_two_passes) {
+  for (int V : {1, 17, 61, 1000, 50257})
+    for (int threads : {1, 2}) {
+      check_fused_xent<float>(V, V, threads);
+      check_fused_xent<float>(V, (V + 63) / 64 * 64 + (V == 1000 ? 64 : 0), threads);
+      check_fused_xent<tfm::bfloat16>(V, V + 3, threads);
+    }
 }
 
 // host::zero_fill (what zero_grad runs): sizes below and above the thread split (1 MiB) and the

@@ -285,6 +285,27 @@ class model {
   // Forward over tokens[B·T] (row-major [B, T]). With targets (same shape; ignore_index = skip)
   // returns the mean cross-entropy; without, returns 0 and only computes logits.
   double forward(const std::int32_t* tokens, const std::int32_t* targets, int B, int T_) {
+    return forward_pass(tokens, targets, B, T_, nullptr);
+  }
+
+  // forward() and then backward(loss_scale), for training: the cross-entropy's gradient is
+  // written over each row of logits while the row is in cache (one pass over the logits instead
+  // of two), so afterwards logits() is gone, as after backward(). Same loss and gradients as the
+  // two calls, bit for bit. A non-finite loss skips the backward (the gradients are unchanged)
+  // and is returned; targets are required.
+  double forward_backward(const std::int32_t* tokens, const std::int32_t* targets, int B, int T_,
+                          double loss_scale = 1.0) {
+    expects<invalid_argument>(targets != nullptr, "nn::model: forward_backward needs targets");
+    check_backward(loss_scale);
+    const double loss = forward_pass(tokens, targets, B, T_, &loss_scale);
+    if (std::isfinite(loss)) backward_from_logit_grads();
+    return loss;
+  }
+
+ private:
+  // fused_scale: null for a plain forward; else the loss scale of a backward that follows, whose
+  // logit gradients the cross-entropy writes in place of the logits.
+  double forward_pass(const std::int32_t* tokens, const std::int32_t* targets, int B, int T_, const double* fused_scale) {
     reserve(B, T_);
     B_ = B;
     T_cur_ = T_;
@@ -323,7 +344,21 @@ class model {
     logits_valid_ = true;
     loss_ = 0;
     count_ = 0;
-    if (has_targets_) {
+    if (has_targets_ && fused_scale) {
+      std::int64_t counted = 0;
+      for (std::int64_t n = 0; n < N; ++n) counted += targets[n] != ignore_index;
+      const double dscale = logit_grad_scale(*fused_scale, counted);
+      C* z = cbuf(a_logits_);
+      double total = 0;
+      if constexpr (mixed)
+        total = be_.xent_forward_backward_mixed(N, V, Vp, z, targets_.data(), ignore_index, buf(a_lse_),
+                                                buf(a_losses_), count_, dscale, z);
+      else
+        total = be_.xent_forward_backward(N, V, Vp, z, targets_.data(), ignore_index, buf(a_lse_), buf(a_losses_),
+                                          count_, dscale, z);
+      logits_valid_ = false;  // they are the logits' gradients now
+      loss_ = count_ > 0 ? total / double(count_) : 0.0;
+    } else if (has_targets_) {
       double total = 0;
       if constexpr (mixed)
         total = be_.xent_forward_mixed(N, V, Vp, cbuf(a_logits_), targets_.data(), ignore_index, buf(a_lse_),
@@ -335,6 +370,7 @@ class model {
     return loss_;
   }
 
+ public:
   // Logits [B, T, vocab_padded()] of the last forward in the compute type, in the model's memory
   // space: rows vocab_padded() apart, of which the first vocab are the vocabulary's (valid
   // until backward, which reuses their memory).
@@ -365,25 +401,40 @@ class model {
   // Gradients of the mean loss of the last forward, accumulated into gradients().
   // loss_scale multiplies every gradient (dynamic loss scaling: the trainer divides it out).
   void backward(double loss_scale = 1.0) {
-    expects<invalid_argument>(loss_scale > 0 && std::isfinite(loss_scale), "nn::model: the loss scale must be positive and finite, got ", loss_scale);
+    check_backward(loss_scale);
     expects<invalid_argument>(has_targets_, "nn::model: backward needs a forward with targets");
     expects<invalid_argument>(logits_valid_, "nn::model: backward needs a fresh forward (it was already run)");
-    expects<invalid_argument>(!merged_, "nn::model: backward with merged adapters (unmerge_adapters() first: the "
-                                        "adapter gradients need the adapters separate)");
-    const int B = B_, T_ = T_cur_;
-    const std::int64_t N = std::int64_t(B) * T_;
-    const int D = d_.d_model, V = d_.vocab;
-    const int Vp = int(vocab_padded());
+    const std::int64_t N = std::int64_t(B_) * T_cur_;
+    const int V = d_.vocab, Vp = int(vocab_padded());
     C* dz = cbuf(a_logits_);  // in place
-    // beyond T's range the scale is T's infinity (a double → float conversion out of range is
-    // undefined behaviour; infinity is what overflow detection downstream expects)
-    double dscale = count_ > 0 ? loss_scale / double(count_) : 0.0;
-    if (dscale > double(std::numeric_limits<T>::max())) dscale = std::numeric_limits<double>::infinity();
+    const double dscale = logit_grad_scale(loss_scale, count_);
     if constexpr (mixed)
       be_.xent_backward_mixed(N, V, Vp, dz, targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
     else
       be_.xent_backward(N, V, Vp, dz, targets_.data(), ignore_index, buf(a_lse_), dscale, dz);
     logits_valid_ = false;
+    backward_from_logit_grads();
+  }
+
+ private:
+  void check_backward(double loss_scale) const {
+    expects<invalid_argument>(loss_scale > 0 && std::isfinite(loss_scale), "nn::model: the loss scale must be positive and finite, got ", loss_scale);
+    expects<invalid_argument>(!merged_, "nn::model: backward with merged adapters (unmerge_adapters() first: the "
+                                        "adapter gradients need the adapters separate)");
+  }
+  // The logits' gradient is loss_scale / (counted targets) · (softmax − onehot). Beyond T's range
+  // the scale is T's infinity (a double → float conversion out of range is undefined behaviour;
+  // infinity is what overflow detection downstream expects).
+  static double logit_grad_scale(double loss_scale, std::int64_t counted) {
+    const double s = counted > 0 ? loss_scale / double(counted) : 0.0;
+    return s > double(std::numeric_limits<T>::max()) ? std::numeric_limits<double>::infinity() : s;
+  }
+  // The backward below the cross-entropy: the logits' buffer holds their gradient.
+  void backward_from_logit_grads() {
+    const int B = B_, T_ = T_cur_;
+    const std::int64_t N = std::int64_t(B) * T_;
+    const int D = d_.d_model, Vp = int(vocab_padded());
+    const C* dz = cbuf(a_logits_);
     T* dr = buf(b_resid_);
     // logits = top · Wᵀ (W [V, D]); pre-norm: the gradient of the final norm's output (compute
     // type), post-norm: of the residual stream
@@ -400,7 +451,6 @@ class model {
     be_.embedding_backward(B, T_, D, tokens_.data(), dr, g("wte"), dpos);
   }
 
- private:
   // ---- parameter table ----
   // `reserve` (≥ the size) elements are set aside: the head's padded rows follow its V rows.
   void add_param(std::string name, std::vector<std::int64_t> shape, double std_, double value, bool matrix = false,

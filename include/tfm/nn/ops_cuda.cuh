@@ -252,32 +252,63 @@ __global__ void add_kernel(std::int64_t n, const T* a, const S* b, T* y) {
   TFM_OPS_CUDA_LOOP(i, n) y[i] = a[i] + static_cast<T>(b[i]);
 }
 
-// One block per row: lse (max, then Σ exp in double as the host), loss.
-// Logits z may be a compute type Z (mixed precision), read as T; rows are ld ≥ V apart.
+// One row's lse (max, then Σ exp in double as the host) on a whole block, returned to every
+// thread; thread 0 writes lse and the loss (read before any thread may overwrite the row).
+template <class T, class Z>
+__device__ T xent_row_lse(const Z* r, int V, std::int32_t y, int ignore, T* lse, T* loss, double* red) {
+  double mx = -INFINITY;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmax(mx, double(r[j]));
+  // block max through the sum helper's layout: reduce with max by hand
+  for (int o = 16; o > 0; o >>= 1) mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
+  __syncthreads();
+  mx = (threadIdx.x & 31) < (blockDim.x >> 5) ? red[threadIdx.x & 31] : -INFINITY;
+  for (int o = 16; o > 0; o >>= 1) mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  const T m = T(mx);
+  double s = 0;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) s += double(exp(static_cast<T>(r[j]) - m));
+  s = block_sum_d(s, red);  // every thread gets the block's sum
+  const double l = double(m) + log(s);
+  if (threadIdx.x == 0) {
+    *lse = T(l);
+    *loss = y == ignore ? T(0) : T(l - double(r[y]));
+  }
+  __syncthreads();  // the loss's r[y] is read before the row is overwritten
+  return T(l);
+}
+// One row of dz = scale·(softmax(z) − onehot(y)) on a block, computed in T and stored as Z (the
+// target's element corrected before its one rounding); padding columns V … ld−1 get 0.
+template <class T, class Z>
+__device__ void xent_row_grad(const Z* r, Z* d, int V, std::int64_t ld, std::int32_t y, int ignore, T l, T scale) {
+  const bool off = y == ignore || scale == T(0);
+  const int target = off ? -1 : y;
+  for (std::int64_t j = threadIdx.x; j < ld; j += blockDim.x) {
+    T v = off || j >= V ? T(0) : scale * T(exp(static_cast<T>(r[j]) - l));
+    if (j == target) v -= scale;
+    d[j] = static_cast<Z>(v);
+  }
+}
+
+// One block per row: lse and loss. Logits z may be a compute type Z (mixed precision), read as
+// T; rows are ld ≥ V apart.
 template <class T, class Z = T>
 __global__ void xent_fwd_kernel(std::int64_t N, int V, std::int64_t ld, const Z* z, const std::int32_t* y, int ignore,
                                 T* lse, T* losses) {
   __shared__ double red[32];
+  for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x)
+    xent_row_lse<T, Z>(z + n * ld, V, y[n], ignore, lse + n, losses + n, red);
+}
+// Forward and backward of a row while it is in cache; in place over z allowed. The gradient
+// uses the lse rounded to T, as xent_bwd_kernel reads it: the same dz bit for bit.
+template <class T, class Z = T>
+__global__ void xent_fwd_bwd_kernel(std::int64_t N, int V, std::int64_t ld, const Z* z, const std::int32_t* y,
+                                    int ignore, T* lse, T* losses, T scale, Z* dz) {
+  __shared__ double red[32];
   for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const Z* r = z + n * ld;
-    double mx = -INFINITY;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmax(mx, double(r[j]));
-    // block max through the sum helper's layout: reduce with max by hand
-    for (int o = 16; o > 0; o >>= 1) mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = mx;
-    __syncthreads();
-    mx = (threadIdx.x & 31) < (blockDim.x >> 5) ? red[threadIdx.x & 31] : -INFINITY;
-    for (int o = 16; o > 0; o >>= 1) mx = fmax(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    const T m = T(mx);
-    double s = 0;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) s += double(exp(static_cast<T>(r[j]) - m));
-    s = block_sum_d(s, red);
-    if (threadIdx.x == 0) {
-      const double l = double(m) + log(s);
-      lse[n] = T(l);
-      losses[n] = y[n] == ignore ? T(0) : T(l - double(r[y[n]]));
-    }
+    const T l = xent_row_lse<T, Z>(z + n * ld, V, y[n], ignore, lse + n, losses + n, red);
+    xent_row_grad<T, Z>(z + n * ld, dz + n * ld, V, ld, y[n], ignore, l, scale);
+    __syncthreads();  // red is reused by the next row
   }
 }
 // Σ losses and the number of counted rows, one block, fixed order: res[0], res[1].
@@ -297,24 +328,13 @@ __global__ void xent_total_kernel(std::int64_t N, const T* losses, const std::in
     res[1] = c;
   }
 }
-// One block per row: dz = scale·(softmax(z) − onehot(y)), computed in T and stored as Z (the
-// target's element corrected before its one rounding); padding columns V … ld−1 get 0; in place
-// over z allowed.
+// One block per row: dz = scale·(softmax(z) − onehot(y)) from the saved lse; padding columns
+// V … ld−1 get 0; in place over z allowed.
 template <class T, class Z = T>
 __global__ void xent_bwd_kernel(std::int64_t N, int V, std::int64_t ld, const Z* z, const std::int32_t* y, int ignore,
                                 const T* lse, T scale, Z* dz) {
-  for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x) {
-    const Z* r = z + n * ld;
-    Z* d = dz + n * ld;
-    const bool off = y[n] == ignore || scale == T(0);
-    const T l = lse[n];
-    const int target = off ? -1 : y[n];
-    for (std::int64_t j = threadIdx.x; j < ld; j += blockDim.x) {
-      T v = off || j >= V ? T(0) : scale * T(exp(static_cast<T>(r[j]) - l));
-      if (j == target) v -= scale;
-      d[j] = static_cast<Z>(v);
-    }
-  }
+  for (std::int64_t n = blockIdx.x; n < N; n += gridDim.x)
+    xent_row_grad<T, Z>(z + n * ld, dz + n * ld, V, ld, y[n], ignore, lse[n], scale);
 }
 
 // ---- mixed precision (float math on compute-type C data) ----
@@ -588,12 +608,32 @@ struct cuda_backend {
     const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
     oc::xent_fwd_kernel<T, Z><<<blocks, 512, 0, stream()>>>(N, V, ld, z, y, ignore, lse, losses);
     TFM_CUDA_CHECK(cudaGetLastError());
+    return xent_total(N, losses, y, ignore, count);
+  }
+  // Σ losses over the counted rows and their number, in a fixed order (waits for the stream).
+  double xent_total(std::int64_t N, const T* losses, const std::int32_t* y, int ignore, std::int64_t& count) {
+    namespace oc = detail::ops_cuda;
     oc::xent_total_kernel<T><<<1, 1024, 0, stream()>>>(N, losses, y, ignore, st_->result.data());
     TFM_CUDA_CHECK(cudaGetLastError());
     double res[2] = {0, 0};
     download(res, st_->result.data(), 2);
     count = std::int64_t(res[1]);
     return res[0];
+  }
+  // Both in one pass over the logits (one kernel; then the loss total as xent_forward): the
+  // same lse, losses, total and dz as the two calls, bit for bit.
+  template <class Z = T>
+  double xent_forward_backward(std::int64_t N, int V, std::int64_t ld, const Z* z, const std::int32_t* y, int ignore,
+                               T* lse, T* losses, std::int64_t& count, double scale, Z* dz) {
+    const auto prof_scope = prof("xent_forward_backward");
+    expects<invalid_argument>(ld >= V, "xent_forward_backward: row stride ", ld, " is below the vocabulary ", V);
+    count = 0;
+    if (N == 0) return 0.0;
+    namespace oc = detail::ops_cuda;
+    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
+    oc::xent_fwd_bwd_kernel<T, Z><<<blocks, 512, 0, stream()>>>(N, V, ld, z, y, ignore, lse, losses, T(scale), dz);
+    TFM_CUDA_CHECK(cudaGetLastError());
+    return xent_total(N, losses, y, ignore, count);
   }
   template <class Z = T>
   void xent_backward(std::int64_t N, int V, std::int64_t ld, const Z* z, const std::int32_t* y, int ignore,
@@ -777,6 +817,11 @@ struct cuda_backend {
                            const T* lse, double scale, C* dz) {
     const auto prof_scope = prof("xent_backward_mixed");
     xent_backward<C>(N, V, ld, z, y, ignore, lse, scale, dz);
+  }
+  template <class C>
+  double xent_forward_backward_mixed(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y,
+                                     int ignore, T* lse, T* losses, std::int64_t& count, double scale, C* dz) {
+    return xent_forward_backward<C>(N, V, ld, z, y, ignore, lse, losses, count, scale, dz);
   }
   // Attention with float math from compute-type operands. Flash with bf16 operands: the bf16
   // flash kernels read and write bf16 directly (their backward keeps dQ in float in `wide`);

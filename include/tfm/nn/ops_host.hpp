@@ -569,6 +569,37 @@ inline void check_targets(std::int64_t N, int V, const std::int32_t* y, int igno
                               " at position ", n, " is outside the vocabulary [0, ", V, ") and is not the ignore index ",
                               ignore_index);
 }
+namespace detail {
+// One row of the forward: lse and loss (0 when the target is ignored); returns the loss in double.
+template <class T>
+double xent_row_forward(const T* r, int V, std::int32_t y, int ignore_index, T& lse, T& loss) {
+  const T m = row_max(r, V);
+  const double l = double(m) + std::log(row_sum_exp(r, V, m));
+  lse = T(l);
+  if (y == ignore_index) {
+    loss = 0;
+    return 0;
+  }
+  const double v = l - double(r[y]);
+  loss = T(v);
+  return v;
+}
+// One row of the backward: d = scale·(softmax(r) − onehot(y)) from the row's lse, 0 when the
+// target is ignored, and 0 in the padding columns V … ld−1. d may be r.
+template <class T>
+void xent_row_backward(const T* r, T* d, int V, std::int64_t ld, std::int32_t y, int ignore_index, T lse,
+                       double scale) {
+  std::fill(d + V, d + ld, T(0));
+  if (y == ignore_index || scale == 0) {
+    std::fill(d, d + V, T(0));
+    return;
+  }
+  const T s = T(scale);
+  scaled_exp(r, V, lse, s, d);
+  d[y] -= s;
+}
+}  // namespace detail
+
 // Rows of z are ld ≥ V elements apart (a padded vocabulary); columns V … ld−1 are not read.
 template <class T>
 double xent_forward(std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y, int ignore_index,
@@ -579,18 +610,8 @@ double xent_forward(std::int64_t N, int V, std::int64_t ld, const T* z, const st
   std::int64_t cnt = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total, cnt)
   for (std::int64_t n = 0; n < N; ++n) {
-    const T* r = z + n * ld;
-    const T m = detail::row_max(r, V);
-    const double l = double(m) + std::log(detail::row_sum_exp(r, V, m));
-    lse[n] = T(l);
-    if (y[n] == ignore_index) {
-      losses[n] = 0;
-    } else {
-      const double v = l - double(r[y[n]]);
-      losses[n] = T(v);
-      total += v;
-      ++cnt;
-    }
+    total += detail::xent_row_forward(z + n * ld, V, y[n], ignore_index, lse[n], losses[n]);
+    cnt += y[n] != ignore_index;
   }
   count = cnt;
   return total;
@@ -603,19 +624,26 @@ void xent_backward(std::int64_t N, int V, std::int64_t ld, const T* z, const std
                    const T* lse, double scale, T* dz) {
   expects<invalid_argument>(ld >= V, "xent_backward: row stride ", ld, " is below the vocabulary ", V);
 #pragma omp parallel for schedule(static)
+  for (std::int64_t n = 0; n < N; ++n)
+    detail::xent_row_backward(z + n * ld, dz + n * ld, V, ld, y[n], ignore_index, lse[n], scale);
+}
+// xent_forward and then xent_backward, row by row while the row is in cache (one pass over the
+// logits instead of two): the same lse, losses, total and dz, bit for bit. In place allowed.
+template <class T>
+double xent_forward_backward(std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y,
+                             int ignore_index, T* lse, T* losses, std::int64_t& count, double scale, T* dz) {
+  check_targets(N, V, y, ignore_index);
+  expects<invalid_argument>(ld >= V, "xent_forward_backward: row stride ", ld, " is below the vocabulary ", V);
+  double total = 0;
+  std::int64_t cnt = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total, cnt)
   for (std::int64_t n = 0; n < N; ++n) {
-    const T* r = z + n * ld;
-    T* d = dz + n * ld;
-    std::fill(d + V, d + ld, T(0));
-    if (y[n] == ignore_index || scale == 0) {
-      std::fill(d, d + V, T(0));
-      continue;
-    }
-    const T l = lse[n];
-    const T s = T(scale);
-    detail::scaled_exp(r, V, l, s, d);
-    d[y[n]] -= s;
+    total += detail::xent_row_forward(z + n * ld, V, y[n], ignore_index, lse[n], losses[n]);
+    cnt += y[n] != ignore_index;
+    detail::xent_row_backward(z + n * ld, dz + n * ld, V, ld, y[n], ignore_index, lse[n], scale);
   }
+  count = cnt;
+  return total;
 }
 
 }  // namespace tfm::nn::host
@@ -711,6 +739,10 @@ struct host_backend {
                      const T* lse, double scale, T* dz) {
     host::xent_backward<T>(N, V, ld, z, y, ignore, lse, scale, dz);
   }
+  double xent_forward_backward(std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y, int ignore,
+                               T* lse, T* losses, std::int64_t& count, double scale, T* dz) {
+    return host::xent_forward_backward<T>(N, V, ld, z, y, ignore, lse, losses, count, scale, dz);
+  }
 
   // ---- mixed precision (T = float, C = bfloat16 or half; see ops_host_mixed.hpp) ----
   template <class C>
@@ -778,6 +810,11 @@ struct host_backend {
   void xent_backward_mixed(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore,
                            const T* lse, double scale, C* dz) {
     host::mixed::xent_backward(N, V, ld, z, y, ignore, lse, scale, dz);
+  }
+  template <class C>
+  double xent_forward_backward_mixed(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y,
+                                     int ignore, T* lse, T* losses, std::int64_t& count, double scale, C* dz) {
+    return host::mixed::xent_forward_backward(N, V, ld, z, y, ignore, lse, losses, count, scale, dz);
   }
   template <bool Flash, int HD, class C>
   void attention_forward_mixed(const attention_shape& s, const attention_mask& m, const C* q, const C* k, const C* v,

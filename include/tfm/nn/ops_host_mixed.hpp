@@ -340,6 +340,7 @@ void gelu_backward(std::int64_t n, const C* x, const C* dy, C* dx) {
 // compute-type data directly (float math, one rounding per result).
 
 // ---- softmax cross-entropy over C logits (computed in float; see host::xent_forward) ----
+// Each row is widened into a float buffer, and host::detail's row kernels run on it.
 template <class C>
 double xent_forward(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore_index,
                     float* lse, float* losses, std::int64_t& count) {
@@ -352,23 +353,26 @@ double xent_forward(std::int64_t N, int V, std::int64_t ld, const C* z, const st
     std::vector<float> row(std::size_t(V) + 16);
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < N; ++n) {
-      const C* r = z + n * ld;
-      widen_n(V, r, row.data());
-      const float m = host::detail::row_max(row.data(), V);
-      const double l = double(m) + std::log(host::detail::row_sum_exp(row.data(), V, m));
-      lse[n] = float(l);
-      if (y[n] == ignore_index) {
-        losses[n] = 0;
-      } else {
-        const double v = l - double(row[std::size_t(y[n])]);
-        losses[n] = float(v);
-        total += v;
-        ++cnt;
-      }
+      widen_n(V, z + n * ld, row.data());
+      total += host::detail::xent_row_forward(row.data(), V, y[n], ignore_index, lse[n], losses[n]);
+      cnt += y[n] != ignore_index;
     }
   }
   count = cnt;
   return total;
+}
+// One row of the backward from its float copy `row` (overwritten): dz rounded to C, 0 for an
+// ignored target and in the padding columns V … ld−1.
+template <class C>
+void xent_row_backward(float* row, C* d, int V, std::int64_t ld, std::int32_t y, int ignore_index, float lse,
+                       double scale) {
+  std::fill(d + V, d + ld, cvt<C>(0.0f));
+  if (y == ignore_index || scale == 0) {
+    std::fill(d, d + V, cvt<C>(0.0f));
+    return;
+  }
+  host::detail::xent_row_backward(row, row, V, V, y, ignore_index, lse, scale);
+  narrow_n(V, row, d);
 }
 // dz = scale·(softmax(z) − onehot(y)) in float, rounded to C; rows with ignored targets and the
 // padding columns V … ld−1 get 0. In place over z allowed.
@@ -376,25 +380,37 @@ template <class C>
 void xent_backward(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore_index,
                    const float* lse, double scale, C* dz) {
   expects<invalid_argument>(ld >= V, "xent_backward: row stride ", ld, " is below the vocabulary ", V);
-  const float s = float(scale);
 #pragma omp parallel
   {
     std::vector<float> row(std::size_t(V) + 16);
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < N; ++n) {
-      const C* r = z + n * ld;
-      C* d = dz + n * ld;
-      std::fill(d + V, d + ld, cvt<C>(0.0f));
-      if (y[n] == ignore_index || scale == 0) {
-        std::fill(d, d + V, cvt<C>(0.0f));
-        continue;
-      }
-      widen_n(V, r, row.data());
-      host::detail::scaled_exp(row.data(), V, lse[n], s, row.data());
-      row[std::size_t(y[n])] -= s;
-      narrow_n(V, row.data(), d);
+      if (y[n] != ignore_index && scale != 0) widen_n(V, z + n * ld, row.data());
+      xent_row_backward(row.data(), dz + n * ld, V, ld, y[n], ignore_index, lse[n], scale);
     }
   }
+}
+// Both in one pass over the logits (one widening per row): bit for bit the two above.
+template <class C>
+double xent_forward_backward(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y,
+                             int ignore_index, float* lse, float* losses, std::int64_t& count, double scale, C* dz) {
+  host::check_targets(N, V, y, ignore_index);
+  expects<invalid_argument>(ld >= V, "xent_forward_backward: row stride ", ld, " is below the vocabulary ", V);
+  double total = 0;
+  std::int64_t cnt = 0;
+#pragma omp parallel reduction(+ : total, cnt)
+  {
+    std::vector<float> row(std::size_t(V) + 16);
+#pragma omp for schedule(static)
+    for (std::int64_t n = 0; n < N; ++n) {
+      widen_n(V, z + n * ld, row.data());
+      total += host::detail::xent_row_forward(row.data(), V, y[n], ignore_index, lse[n], losses[n]);
+      cnt += y[n] != ignore_index;
+      xent_row_backward(row.data(), dz + n * ld, V, ld, y[n], ignore_index, lse[n], scale);
+    }
+  }
+  count = cnt;
+  return total;
 }
 
 // ---- attention: C operands, float kernels ----

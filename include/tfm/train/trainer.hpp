@@ -7,9 +7,10 @@
 //   t.set_validation(val_data);
 //   t.run();
 //
-// A step: `grad_accum` micro-batches of forward + backward (gradients add up), the global
-// gradient norm (one pass), then one optimizer pass that applies 1/grad_accum and the clipping
-// factor as it reads each gradient. A non-finite loss or gradient never reaches the weights: the
+// A step: `grad_accum` micro-batches of forward + backward (gradients add up; one
+// model::forward_backward call each, whose cross-entropy writes the logits' gradient in the
+// same pass that computes the loss), the global gradient norm (one pass), then one optimizer
+// pass that applies 1/grad_accum and the clipping factor as it reads each gradient. A non-finite loss or gradient never reaches the weights: the
 // step is skipped and counted; `max_bad_steps` of them in a row stop training with an error.
 //
 // Around it: evaluation every `eval_every` steps (loss, perplexity, bits per byte), a progress
@@ -241,12 +242,20 @@ class trainer {
     for (int a = 0; a < o_.grad_accum; ++a) {
       train_.next(B, tok_, tgt_);
       m_.set_dropout_seed(o_.dropout_seed, std::uint64_t(step_) * std::uint64_t(o_.grad_accum) + std::uint64_t(a));
-      const double l = m_.forward(tok_.data(), tgt_.data(), B, Tn);
+      const double ls = o_.scaling.enabled ? loss_scale_ : 1.0;
+      // forward and backward in one call where the model has it (one pass over the logits); a
+      // non-finite loss skips the backward: its gradient would be garbage, the step is skipped
+      double l;
+      if constexpr (requires { m_.forward_backward(tok_.data(), tgt_.data(), B, Tn, ls); }) {
+        l = m_.forward_backward(tok_.data(), tgt_.data(), B, Tn, ls);
+      } else {
+        l = m_.forward(tok_.data(), tgt_.data(), B, Tn);
+        if (std::isfinite(l)) m_.backward(ls);
+      }
       if (!std::isfinite(l)) {
         finite = false;
-        continue;  // its gradient would be garbage; the step is skipped anyway
+        continue;
       }
-      m_.backward(o_.scaling.enabled ? loss_scale_ : 1.0);
       loss_sum += l;
     }
     tokens_seen_ += std::int64_t(B) * Tn * o_.grad_accum;
