@@ -7,6 +7,7 @@
 //                          = 6 × parameters × tokens / time (the usual training-FLOP estimate;
 //                          parameters: num_weights(), without alignment gaps or head padding)
 //   BM_model/L4_d256/flash_vpad64  the head padded to 50,304 rows (vocab_multiple = 64)
+//   BM_xent/{two_passes,fused}  the cross-entropy over 2048 × 50,257 logits, unfused and fused
 //   BM_model/<name>/bf16   the same with bf16 (fp16) compute over float weights; on CPUs without
 //                          AVX512_BF16/AMX the GEMMs widen bf16 to fp32 while packing
 //   BM_model/<name>/bf16_fp8  bf16 compute with fp8 (e4m3, per-tensor scale) block weights
@@ -167,5 +168,36 @@ void BM_fp8_storage(benchmark::State& state) {
 }
 BENCHMARK(BM_fp8_storage<true>)->Name("BM_fp8_storage/pack")->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_fp8_storage<false>)->Name("BM_fp8_storage/unpack_bf16")->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// The cross-entropy over the 4-layer model's logits (2048 rows × 50,257, fp32): xent_forward then
+// xent_backward (two passes over the logits, what forward() + backward() run) against
+// xent_forward_backward (one pass, what forward_backward() runs). The logits are restored from a
+// copy outside the timed region, so each iteration starts from the same values in memory.
+template <bool Fused>
+void BM_xent(benchmark::State& state) {
+  const std::int64_t N = 2048;
+  const int V = 50257;
+  std::vector<float> z0(std::size_t(N) * V), z(z0.size()), lse(N), losses(N);
+  for (std::size_t i = 0; i < z0.size(); ++i) z0[i] = 2.0f * tfm::rng::normal(9, 0, i);
+  std::vector<std::int32_t> y(N);
+  for (std::int64_t n = 0; n < N; ++n) y[std::size_t(n)] = std::int32_t(tfm::rng::random_u32(9, 1, n) % V);
+  std::int64_t count = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::copy(z0.begin(), z0.end(), z.begin());
+    state.ResumeTiming();
+    if constexpr (Fused) {
+      nn::host::xent_forward_backward<float>(N, V, V, z.data(), y.data(), nn::ignore_index, lse.data(), losses.data(),
+                                             count, 1.0 / double(N), z.data());
+    } else {
+      nn::host::xent_forward<float>(N, V, V, z.data(), y.data(), nn::ignore_index, lse.data(), losses.data(), count);
+      nn::host::xent_backward<float>(N, V, V, z.data(), y.data(), nn::ignore_index, lse.data(), 1.0 / double(N), z.data());
+    }
+    benchmark::DoNotOptimize(z.data());
+  }
+  state.counters["rows_per_s"] = benchmark::Counter(double(N), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_xent<false>)->Name("BM_xent/two_passes/2048x50257")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_xent<true>)->Name("BM_xent/fused/2048x50257")->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();
