@@ -600,21 +600,29 @@ void xent_row_backward(const T* r, T* d, int V, std::int64_t ld, std::int32_t y,
 }
 }  // namespace detail
 
-// Rows of z are ld ≥ V elements apart (a padded vocabulary); columns V … ld−1 are not read.
+// The forward over every row, and with dz the backward of each row right after it, while the
+// row is in cache; `what` names the caller in errors.
 template <class T>
-double xent_forward(std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y, int ignore_index,
-                    T* lse, T* losses, std::int64_t& count) {
+double xent_rows(const char* what, std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y,
+                 int ignore_index, T* lse, T* losses, std::int64_t& count, double scale, T* dz) {
   check_targets(N, V, y, ignore_index);
-  expects<invalid_argument>(ld >= V, "xent_forward: row stride ", ld, " is below the vocabulary ", V);
+  expects<invalid_argument>(ld >= V, what, ": row stride ", ld, " is below the vocabulary ", V);
   double total = 0;
   std::int64_t cnt = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total, cnt)
   for (std::int64_t n = 0; n < N; ++n) {
     total += detail::xent_row_forward(z + n * ld, V, y[n], ignore_index, lse[n], losses[n]);
     cnt += y[n] != ignore_index;
+    if (dz) detail::xent_row_backward(z + n * ld, dz + n * ld, V, ld, y[n], ignore_index, lse[n], scale);
   }
   count = cnt;
   return total;
+}
+// Rows of z are ld ≥ V elements apart (a padded vocabulary); columns V … ld−1 are not read.
+template <class T>
+double xent_forward(std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y, int ignore_index,
+                    T* lse, T* losses, std::int64_t& count) {
+  return xent_rows<T>("xent_forward", N, V, ld, z, y, ignore_index, lse, losses, count, 0.0, nullptr);
 }
 // dz = scale·(softmax(z) − onehot(y)), rows with ignored targets get 0; rows ld apart, and the
 // padding columns V … ld−1 of dz get 0 (the head's padded rows then get no gradient). In place
@@ -632,18 +640,7 @@ void xent_backward(std::int64_t N, int V, std::int64_t ld, const T* z, const std
 template <class T>
 double xent_forward_backward(std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y,
                              int ignore_index, T* lse, T* losses, std::int64_t& count, double scale, T* dz) {
-  check_targets(N, V, y, ignore_index);
-  expects<invalid_argument>(ld >= V, "xent_forward_backward: row stride ", ld, " is below the vocabulary ", V);
-  double total = 0;
-  std::int64_t cnt = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total, cnt)
-  for (std::int64_t n = 0; n < N; ++n) {
-    total += detail::xent_row_forward(z + n * ld, V, y[n], ignore_index, lse[n], losses[n]);
-    cnt += y[n] != ignore_index;
-    detail::xent_row_backward(z + n * ld, dz + n * ld, V, ld, y[n], ignore_index, lse[n], scale);
-  }
-  count = cnt;
-  return total;
+  return xent_rows<T>("xent_forward_backward", N, V, ld, z, y, ignore_index, lse, losses, count, scale, dz);
 }
 
 }  // namespace tfm::nn::host

@@ -342,10 +342,15 @@ void gelu_backward(std::int64_t n, const C* x, const C* dy, C* dx) {
 // ---- softmax cross-entropy over C logits (computed in float; see host::xent_forward) ----
 // Each row is widened into a float buffer, and host::detail's row kernels run on it.
 template <class C>
-double xent_forward(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore_index,
-                    float* lse, float* losses, std::int64_t& count) {
+void xent_row_backward(float* row, C* d, int V, std::int64_t ld, std::int32_t y, int ignore_index, float lse,
+                       double scale);
+// The forward over every row, and with dz the backward of each row right after it (one widening
+// per row); `what` names the caller in errors.
+template <class C>
+double xent_rows(const char* what, std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y,
+                 int ignore_index, float* lse, float* losses, std::int64_t& count, double scale, C* dz) {
   host::check_targets(N, V, y, ignore_index);
-  expects<invalid_argument>(ld >= V, "xent_forward: row stride ", ld, " is below the vocabulary ", V);
+  expects<invalid_argument>(ld >= V, what, ": row stride ", ld, " is below the vocabulary ", V);
   double total = 0;
   std::int64_t cnt = 0;
 #pragma omp parallel reduction(+ : total, cnt)
@@ -356,10 +361,16 @@ double xent_forward(std::int64_t N, int V, std::int64_t ld, const C* z, const st
       widen_n(V, z + n * ld, row.data());
       total += host::detail::xent_row_forward(row.data(), V, y[n], ignore_index, lse[n], losses[n]);
       cnt += y[n] != ignore_index;
+      if (dz) xent_row_backward(row.data(), dz + n * ld, V, ld, y[n], ignore_index, lse[n], scale);
     }
   }
   count = cnt;
   return total;
+}
+template <class C>
+double xent_forward(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore_index,
+                    float* lse, float* losses, std::int64_t& count) {
+  return xent_rows<C>("xent_forward", N, V, ld, z, y, ignore_index, lse, losses, count, 0.0, nullptr);
 }
 // One row of the backward from its float copy `row` (overwritten): dz rounded to C, 0 for an
 // ignored target and in the padding columns V … ld−1.
@@ -394,23 +405,7 @@ void xent_backward(std::int64_t N, int V, std::int64_t ld, const C* z, const std
 template <class C>
 double xent_forward_backward(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y,
                              int ignore_index, float* lse, float* losses, std::int64_t& count, double scale, C* dz) {
-  host::check_targets(N, V, y, ignore_index);
-  expects<invalid_argument>(ld >= V, "xent_forward_backward: row stride ", ld, " is below the vocabulary ", V);
-  double total = 0;
-  std::int64_t cnt = 0;
-#pragma omp parallel reduction(+ : total, cnt)
-  {
-    std::vector<float> row(std::size_t(V) + 16);
-#pragma omp for schedule(static)
-    for (std::int64_t n = 0; n < N; ++n) {
-      widen_n(V, z + n * ld, row.data());
-      total += host::detail::xent_row_forward(row.data(), V, y[n], ignore_index, lse[n], losses[n]);
-      cnt += y[n] != ignore_index;
-      xent_row_backward(row.data(), dz + n * ld, V, ld, y[n], ignore_index, lse[n], scale);
-    }
-  }
-  count = cnt;
-  return total;
+  return xent_rows<C>("xent_forward_backward", N, V, ld, z, y, ignore_index, lse, losses, count, scale, dz);
 }
 
 // ---- attention: C operands, float kernels ----
