@@ -13,9 +13,11 @@
 #include "support/test_main.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -458,6 +460,56 @@ void run_threads_give_identical_results() {
   }
 }
 
+// gemm_host_epilogue: the blocks handed to the epilogue cover C once each and hold exactly the
+// plain GEMM's alpha·A·B (same kernel, same K order: bit for bit); with K in one KC block the C
+// memory is never touched, with several it holds the sums.
+template <isa I, class Policy, class T>
+void check_epilogue(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, bool c_untouched) {
+  std::mt19937 rng(std::uint32_t(m * 131 + n * 7 + k));
+  const auto a = random_matrix<T>(m, k, layout::row_major, rng);
+  const auto b = random_matrix<T>(k, n, layout::col_major, rng);
+  std::vector<float> plain(std::size_t(m * n), sentinel);
+  tfm::detail::gemm_host(Policy{}, alpha, a.cview(), b.cview(), 0.0f,
+                         strided_matrix<float>{plain.data(), m, n, n, 1});
+  std::vector<float> c(std::size_t(m * n), sentinel), out(std::size_t(m * n), sentinel);
+  std::vector<int> visits(std::size_t(m * n), 0);
+  std::atomic<int> calls{0};
+  tfm::detail::gemm_host_epilogue(
+      Policy{}, alpha, a.cview(), b.cview(), strided_matrix<float>{c.data(), m, n, n, 1},
+      [&](const float* src, std::int64_t ld, std::int64_t i0, std::int64_t rows, std::int64_t j0,
+          std::int64_t cols) {
+        ++calls;
+        for (std::int64_t i = 0; i < rows; ++i)
+          for (std::int64_t j = 0; j < cols; ++j) {
+            out[std::size_t((i0 + i) * n + j0 + j)] = src[i * ld + j];
+            ++visits[std::size_t((i0 + i) * n + j0 + j)];
+          }
+      });
+  std::ostringstream what;
+  what << tfm::host::isa_name(I) << " M=" << m << " N=" << n << " K=" << k << " alpha=" << alpha;
+  BOOST_TEST(calls.load() >= 1, what.str());
+  BOOST_TEST(std::all_of(visits.begin(), visits.end(), [](int v) { return v == 1; }), what.str());
+  BOOST_TEST(std::memcmp(out.data(), plain.data(), out.size() * sizeof(float)) == 0, what.str());
+  if (c_untouched)
+    BOOST_TEST(std::all_of(c.begin(), c.end(), [](float x) { return x == sentinel; }), what.str());
+}
+
+template <isa I>
+void run_epilogue_blocks() {
+  for (int threads : {1, 2, 3}) {
+    tfm::host::scoped_num_threads t(threads);
+    // one KC block of the tuned kernel (kc ≥ 192 for every kernel): private float blocks
+    check_epilogue<I, tuned<I>, float>(130, 300, 70, 1.0f, true);
+    check_epilogue<I, tuned<I>, tfm::bfloat16>(300, 517, 96, 0.5f, true);
+    check_epilogue<I, tuned<I>, tfm::half>(5, 700, 33, 1.0f, true);
+    check_epilogue<I, tuned<I>, float>(1, 1, 1, 2.0f, true);
+    // several KC blocks (tiny blocks, and K past every tuned kc): the sums go through C
+    check_epilogue<I, tiny<I>, float>(97, 61, 45, 1.0f, false);
+    check_epilogue<I, tiny<I>, tfm::bfloat16>(40, 150, 129, -1.5f, false);
+    check_epilogue<I, tuned<I>, tfm::bfloat16>(64, 96, 1600, 1.0f, false);
+  }
+}
+
 #define TFM_GEMM_KERNEL_SUITE(I)                                                             \
   BOOST_AUTO_TEST_SUITE(kernel_##I, *boost::unit_test::precondition(kernel_runs<isa::I>))    \
   BOOST_AUTO_TEST_CASE(edge_tiles_and_block_edges_f32) {                                     \
@@ -482,6 +534,7 @@ void run_threads_give_identical_results() {
   BOOST_AUTO_TEST_CASE(threads_give_identical_results) {                                     \
     run_threads_give_identical_results<isa::I>();                                            \
   }                                                                                          \
+  BOOST_AUTO_TEST_CASE(epilogue_blocks) { run_epilogue_blocks<isa::I>(); }                   \
   BOOST_AUTO_TEST_SUITE_END()
 
 TFM_GEMM_KERNEL_SUITE(scalar)
@@ -606,6 +659,45 @@ BOOST_AUTO_TEST_CASE(amx_loads_its_own_tile_config,
   check_against_ref<tfm::gemm_blocked, tfm::bfloat16>({33, 40, 64, layout::col_major});
 }
 #endif
+
+// The reference policy, alpha = 0 and K = 0 hand the whole C to the epilogue in one call; a
+// column-major C is refused.
+BOOST_AUTO_TEST_CASE(epilogue_edge_cases) {
+  const float a[] = {1, 2, 3, 4, 5, 6};     // 2×3
+  const float b[] = {7, 8, 9, 10, 11, 12};  // 3×2
+  const strided_matrix<const float> A{a, 2, 3, 3, 1}, B{b, 3, 2, 2, 1};
+  for (int variant = 0; variant < 3; ++variant) {
+    float c[4] = {sentinel, sentinel, sentinel, sentinel};
+    std::vector<float> got;
+    int calls = 0;
+    const auto epi = [&](const float* src, std::int64_t ld, std::int64_t i0, std::int64_t rows,
+                         std::int64_t j0, std::int64_t cols) {
+      ++calls;
+      BOOST_TEST((i0 == 0 && j0 == 0 && rows == 2 && cols == 2 && ld == 2));
+      got.assign(src, src + 4);
+    };
+    const strided_matrix<float> C{c, 2, 2, 2, 1};
+    if (variant == 0) {
+      tfm::detail::gemm_host_epilogue(tfm::gemm_ref{}, 2.0f, A, B, C, epi);
+      BOOST_TEST((got == std::vector<float>{2 * 58, 2 * 64, 2 * 139, 2 * 154}));
+    } else if (variant == 1) {
+      tfm::detail::gemm_host_epilogue(tfm::gemm_blocked{}, 0.0f, A, B, C, epi);
+      BOOST_TEST((got == std::vector<float>(4, 0.0f)));
+    } else {
+      tfm::detail::gemm_host_epilogue(tfm::gemm_blocked{}, 1.0f,
+                                      strided_matrix<const float>{a, 2, 0, 3, 1},
+                                      strided_matrix<const float>{b, 0, 2, 2, 1}, C, epi);
+      BOOST_TEST((got == std::vector<float>(4, 0.0f)));
+    }
+    BOOST_TEST(calls == 1);
+  }
+  float c[4];
+  BOOST_CHECK_THROW(tfm::detail::gemm_host_epilogue(tfm::gemm_blocked{}, 1.0f, A, B,
+                                                    strided_matrix<float>{c, 2, 2, 1, 2},
+                                                    [](const float*, std::int64_t, std::int64_t,
+                                                       std::int64_t, std::int64_t, std::int64_t) {}),
+                    tfm::invalid_argument);
+}
 
 BOOST_AUTO_TEST_CASE(shape_mismatch_throws) {
   std::vector<float> buf(64, 0.0f);

@@ -69,6 +69,15 @@ void matmul(double alpha, tfm::detail::strided_matrix<const T> a, tfm::detail::s
   }
 }
 
+// alpha·A·B (float or reduced-precision operands) handed block by block to
+// epi(src, ld, i0, rows, j0, cols) while each block is in cache (detail::gemm_host_epilogue);
+// c: M×N float memory the GEMM may need for sums over a long K.
+template <class T, class Epilogue>
+void matmul_epilogue(double alpha, tfm::detail::strided_matrix<const T> a, tfm::detail::strided_matrix<const T> b,
+                     tfm::detail::strided_matrix<float> c, Epilogue&& epi) {
+  tfm::detail::gemm_host_epilogue(tfm::gemm_blocked{}, static_cast<float>(alpha), a, b, c, epi);
+}
+
 template <class T>
 tfm::detail::strided_matrix<const T> mat(const T* p, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
   return {p, rows, cols, ld, 1};

@@ -135,37 +135,48 @@ inline std::size_t linear_scratch_floats(std::int64_t N, std::int64_t width) {
 }
 
 // out[N, M] (type Y; row stride ld) = rnd(alpha·A·B + beta·out + bias), A·B given by `product`
-// writing a float tile: product(r0, rows, c0, cols, tile, ld_tile). The result is rounded to Y
-// once; beta = 0 never reads out. bias (C, may be null) has M entries.
+// over float tiles: product(r0, rows, c0, cols, tile, ld_tile, epi) runs matmul_epilogue of rows
+// [r0, r0 + rows) × columns [c0, c0 + cols) with `tile` as its C and `epi` as its epilogue. Each
+// block of the product is rounded to Y while the GEMM has it in cache (with K in one KC block the
+// tile is never written); beta = 0 never reads out. bias (C, may be null) has M entries.
 template <class Y, class C, class Product>
 void tiled_rounded(std::int64_t N, std::int64_t M, Y* out, std::int64_t ld, double beta, const C* bias, float* tile,
                    Product&& product) {
   const std::int64_t R = std::min(N, tile_rows);
   const std::int64_t CW = tile_cols(R, M);
+  const float fb = float(beta);
   for (std::int64_t r0 = 0; r0 < N; r0 += R) {
     const std::int64_t rows = std::min(R, N - r0);
     for (std::int64_t c0 = 0; c0 < M; c0 += CW) {
       const std::int64_t cols = std::min(CW, M - c0);
-      product(r0, rows, c0, cols, tile, cols);
-      const float fb = float(beta);
-#pragma omp parallel
-      {
-        std::vector<float> row(std::size_t(beta != 0 || bias ? cols : 0));
-#pragma omp for schedule(static)
-        for (std::int64_t i = 0; i < rows; ++i) {
-          float* t = tile + i * cols;
-          Y* o = out + (r0 + i) * ld + c0;
-          if (bias) {
-            widen_n(cols, bias + c0, row.data());
-            for (std::int64_t j = 0; j < cols; ++j) t[j] += row[std::size_t(j)];
+      const auto epi = [&](const float* src, std::int64_t lds, std::int64_t i0, std::int64_t bi, std::int64_t j0,
+                           std::int64_t bj) {
+        constexpr std::int64_t piece = 256;  // columns per float buffer
+        alignas(64) float t[piece];
+        alignas(64) float w[piece];
+        for (std::int64_t i = 0; i < bi; ++i) {
+          const float* s = src + i * lds;
+          Y* o = out + (r0 + i0 + i) * ld + c0 + j0;
+          if (!bias && beta == 0) {
+            narrow_n(bj, s, o);
+            continue;
           }
-          if (beta != 0) {
-            widen_n(cols, o, row.data());
-            for (std::int64_t j = 0; j < cols; ++j) t[j] += fb * row[std::size_t(j)];
+          for (std::int64_t j = 0; j < bj; j += piece) {
+            const std::int64_t n = std::min(piece, bj - j);
+            std::copy(s + j, s + j + n, t);
+            if (bias) {
+              widen_n(n, bias + c0 + j0 + j, w);
+              for (std::int64_t e = 0; e < n; ++e) t[e] += w[e];
+            }
+            if (beta != 0) {
+              widen_n(n, o + j, w);
+              for (std::int64_t e = 0; e < n; ++e) t[e] += fb * w[e];
+            }
+            narrow_n(n, t, o + j);
           }
-          narrow_n(cols, t, o);
         }
-      }
+      };
+      product(r0, rows, c0, cols, tile, cols, epi);
     }
   }
 }
@@ -185,10 +196,11 @@ void linear_forward(std::int64_t N, int in, int out, const C* x, const C* W, boo
     }
   } else {
     tiled_rounded(N, out, y, out, 0.0, b, tile,
-                  [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, float* t, std::int64_t ldt) {
+                  [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, float* t,
+                      std::int64_t ldt, auto&& epi) {
                     // columns [c0, c0 + cols) of Wᵀ: rows of W [out, in], or columns of W [in, out]
                     const auto Wm = in_out ? mat(W + c0, in, cols, out) : mat(W + c0 * in, cols, in, in).transposed();
-                    matmul<C>(1.0, mat(x + r0 * in, rows, in, in), Wm, 0.0, mat_mut(t, rows, cols, ldt));
+                    matmul_epilogue<C>(1.0, mat(x + r0 * in, rows, in, in), Wm, mat_mut(t, rows, cols, ldt), epi);
                   });
   }
 }
@@ -206,10 +218,10 @@ void linear_backward(std::int64_t N, int in, int out, const C* x, const C* W, bo
     } else {
       tiled_rounded(N, in, dx, in, beta, static_cast<const C*>(nullptr), tile,
                     [&](std::int64_t r0, std::int64_t rows, std::int64_t c0, std::int64_t cols, float* t,
-                        std::int64_t ldt) {
+                        std::int64_t ldt, auto&& epi) {
                       // columns [c0, c0 + cols) of W as [out, in]
                       const auto Wm = in_out ? mat(W + c0 * out, cols, out, out).transposed() : mat(W + c0, out, cols, in);
-                      matmul<C>(1.0, mat(dy + r0 * out, rows, out, out), Wm, 0.0, mat_mut(t, rows, cols, ldt));
+                      matmul_epilogue<C>(1.0, mat(dy + r0 * out, rows, out, out), Wm, mat_mut(t, rows, cols, ldt), epi);
                     });
     }
   }
@@ -240,14 +252,16 @@ template <class C>
 void lora_forward(std::int64_t N, int in, int rows, int r, const C* x, std::int64_t ldx, const C* A, const C* B,
                   double scale, C* t, C* y, std::int64_t ldy, float* tile) {
   tiled_rounded(N, r, t, r, 0.0, static_cast<const C*>(nullptr), tile,
-                [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt, std::int64_t ldt) {
-                  matmul<C>(1.0, mat(x + r0 * ldx, nr, in, ldx), mat(A + c0 * in, cols, in, in).transposed(), 0.0,
-                            mat_mut(tt, nr, cols, ldt));
+                [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt, std::int64_t ldt,
+                    auto&& epi) {
+                  matmul_epilogue<C>(1.0, mat(x + r0 * ldx, nr, in, ldx), mat(A + c0 * in, cols, in, in).transposed(),
+                                     mat_mut(tt, nr, cols, ldt), epi);
                 });
   tiled_rounded(N, rows, y, ldy, 1.0, static_cast<const C*>(nullptr), tile,
-                [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt, std::int64_t ldt) {
-                  matmul<C>(scale, mat(t + r0 * r, nr, r, r), mat(B + c0 * r, cols, r, r).transposed(), 0.0,
-                            mat_mut(tt, nr, cols, ldt));
+                [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt, std::int64_t ldt,
+                    auto&& epi) {
+                  matmul_epilogue<C>(scale, mat(t + r0 * r, nr, r, r), mat(B + c0 * r, cols, r, r).transposed(),
+                                     mat_mut(tt, nr, cols, ldt), epi);
                 });
 }
 // dB += scale·dyᵀ·t; dt = rnd(scale·dy·B); dA += dtᵀ·x; dx = dx_beta·dx + dt·A (C rounded once,
@@ -258,19 +272,20 @@ void lora_backward(std::int64_t N, int in, int rows, int r, const C* x, std::int
                    std::int64_t lddx, double dx_beta, float* tile) {
   matmul<C>(scale, mat(dy, N, rows, ldy).transposed(), mat(t, N, r, r), 1.0, mat_mut(dB, rows, r, r));
   tiled_rounded(N, r, dt, r, 0.0, static_cast<const C*>(nullptr), tile,
-                [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt, std::int64_t ldt) {
-                  matmul<C>(scale, mat(dy + r0 * ldy, nr, rows, ldy), mat(B + c0, rows, cols, r), 0.0,
-                            mat_mut(tt, nr, cols, ldt));
+                [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt, std::int64_t ldt,
+                    auto&& epi) {
+                  matmul_epilogue<C>(scale, mat(dy + r0 * ldy, nr, rows, ldy), mat(B + c0, rows, cols, r),
+                                     mat_mut(tt, nr, cols, ldt), epi);
                 });
   matmul<C>(1.0, mat<C>(dt, N, r, r).transposed(), mat(x, N, in, ldx), 1.0, mat_mut(dA, r, in, in));
   if constexpr (std::is_same_v<DX, float>) {
     matmul<C>(1.0, mat<C>(dt, N, r, r), mat(A, r, in, in), dx_beta, mat_mut(dx, N, in, lddx));
   } else {
     tiled_rounded(N, in, dx, lddx, dx_beta, static_cast<const C*>(nullptr), tile,
-                  [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt,
-                      std::int64_t ldt) {
-                    matmul<C>(1.0, mat<C>(dt + r0 * r, nr, r, r), mat(A + c0, r, cols, in), 0.0,
-                              mat_mut(tt, nr, cols, ldt));
+                  [&](std::int64_t r0, std::int64_t nr, std::int64_t c0, std::int64_t cols, float* tt, std::int64_t ldt,
+                      auto&& epi) {
+                    matmul_epilogue<C>(1.0, mat<C>(dt + r0 * r, nr, r, r), mat(A + c0, r, cols, in),
+                                       mat_mut(tt, nr, cols, ldt), epi);
                   });
   }
 }

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "tfm/backend/host/cpu.hpp"
 #include "tfm/backend/host/scratch.hpp"
@@ -67,6 +68,16 @@ strided_matrix<const T> const_view(const strided_matrix<T>& m) {
   return {m.data, m.rows, m.cols, m.row_stride, m.col_stride};
 }
 
+// Throws shape_error unless A is M×K, B K×N and C M×N (none negative).
+template <class T>
+void gemm_host_check(const strided_matrix<const T>& a, const strided_matrix<const T>& b,
+                     const strided_matrix<float>& c) {
+  expects<shape_error>(a.rows >= 0 && a.cols >= 0 && b.rows >= 0 && b.cols >= 0 && c.rows >= 0 &&
+                           c.cols >= 0 && a.rows == c.rows && a.cols == b.rows && b.cols == c.cols,
+                       "gemm_host: A is ", a.rows, "x", a.cols, ", B is ", b.rows, "x", b.cols,
+                       ", C is ", c.rows, "x", c.cols, "; expected A M×K, B K×N, C M×N");
+}
+
 // C = beta·C, not reading C when beta == 0.
 inline void gemm_scale_c(float beta, strided_matrix<float> c) {
   if (beta == 1.0f) return;
@@ -95,6 +106,16 @@ void gemm_ref_run(float alpha, strided_matrix<const T> a, strided_matrix<const T
 }
 
 // ---------------------------------------------------------------------------- blocked driver
+
+// What the blocked driver does with finished blocks of C. gemm_no_epilogue: C is the result.
+// Any other callable is called as epi(src, ld, i0, rows, j0, cols) once per finished block of C
+// (rows i0 … i0+rows−1, columns j0 … j0+cols−1, every element once), by the thread that finished
+// it and while the block is in its cache; src(i, j) = src[i·ld + j] is alpha·(A·B)(i0 + i, j0 + j).
+// Calls run concurrently on disjoint blocks. With an epilogue beta must be 0 and C row-major
+// (column stride 1): when K fits one KC block the blocks are computed in a float buffer of the
+// thread's own and C's memory is never touched (a block of C then never leaves L2); otherwise C
+// holds the sums across KC blocks.
+struct gemm_no_epilogue {};
 
 // Width of a work item's chunk of B, in NR-panels, unless more items are needed to share the
 // work: the chunk's packed B (kc × 8·NR: 192 KiB for the AVX2 kernel) is packed from memory
@@ -161,9 +182,14 @@ inline void gemm_wait_packed(std::atomic<std::int64_t>& state, std::int64_t gene
 //     like A;
 //   * packed A and B are bounded (gemm_host_pack_budget_bytes, mp rows, nc columns): a bigger
 //     product runs as super-blocks of C, with a barrier between them.
-template <class Kernel, host_gemm_input T>
+template <class Kernel, host_gemm_input T, class Epilogue = gemm_no_epilogue>
 void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const T> a,
-                      strided_matrix<const T> b, float beta, strided_matrix<float> c) {
+                      strided_matrix<const T> b, float beta, strided_matrix<float> c,
+                      Epilogue&& epilogue = {}) {
+  constexpr bool has_epilogue = !std::is_same_v<std::remove_cvref_t<Epilogue>, gemm_no_epilogue>;
+  if constexpr (has_epilogue)
+    expects<invalid_argument>(beta == 0.0f && c.col_stride == 1,
+                              "gemm_blocked_run: an epilogue needs beta = 0 and a row-major C");
   using packed = typename Kernel::packed_type;
   using counter = std::atomic<std::int64_t>;
   constexpr int mr = Kernel::mr;
@@ -235,20 +261,28 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
   const std::size_t b_private_bytes =
       private_b ? host::round_up_to_cache_line(std::size_t(chunk_cols * kc_max) * sizeof(packed))
                 : 0;
+  // With an epilogue and a single KC block, each item's block of C is computed in a float
+  // buffer of the thread's own (at most an MC-row block × one chunk: it stays in L2).
+  const bool private_c = has_epilogue && k_blocks == 1;
+  const std::int64_t item_rows = ceil_div(ceil_div(ms_max, mr), m_blocks) * mr;
+  const std::size_t c_private_bytes =
+      private_c ? host::round_up_to_cache_line(std::size_t(item_rows * chunk_cols) * sizeof(float))
+                : 0;
   // A blocks are packed in groups of panels, so that the threads sharing a block pack it
   // together instead of waiting for one of them.
   const std::int64_t a_groups = ceil_div(ceil_div(ms_max / mr, m_blocks), gemm_pack_group_panels);
   const std::size_t counters =
       std::size_t((m_blocks * a_groups + n_chunks) * slots + supers * n_items);
   const std::size_t b_shared_bytes = private_b ? 0 : b_bytes;
-  std::byte* scratch = host::thread_scratch().reserve(a_bytes + b_shared_bytes +
-                                                      b_private_bytes * std::size_t(threads) +
-                                                      counters * sizeof(counter));
+  std::byte* scratch = host::thread_scratch().reserve(
+      a_bytes + b_shared_bytes + (b_private_bytes + c_private_bytes) * std::size_t(threads) +
+      counters * sizeof(counter));
   packed* const a_pack = reinterpret_cast<packed*>(scratch);
   packed* const b_pack = reinterpret_cast<packed*>(scratch + a_bytes);
   std::byte* const b_private = scratch + a_bytes + b_shared_bytes;
+  std::byte* const c_private = b_private + b_private_bytes * std::size_t(threads);
   counter* const a_state =
-      reinterpret_cast<counter*>(b_private + b_private_bytes * std::size_t(threads));
+      reinterpret_cast<counter*>(c_private + c_private_bytes * std::size_t(threads));
   counter* const b_state = a_state + m_blocks * a_groups * slots;
   counter* const progress = b_state + n_chunks * slots;
   for (std::size_t i = 0; i < counters; ++i) new (a_state + i) counter(0);
@@ -338,20 +372,37 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
             }
             for (std::int64_t g = 0; g < groups; ++g)
               gemm_wait_packed(group_state[g * slots + slot], generation);
+            // The item's block of C: rows [i0, i0 + rows), columns [j0, j0 + cols).
+            const std::int64_t i0 = m0 + p_begin * mr, j0 = n0 + q_begin * nr;
+            const std::int64_t block_rows = std::min(ms, p_end * mr) - p_begin * mr;
+            const std::int64_t block_cols = std::min(ns, q_end * nr) - q_begin * nr;
+            float* const own_c =
+                private_c ? reinterpret_cast<float*>(c_private + c_private_bytes * std::size_t(tid))
+                          : nullptr;
             for (std::int64_t q = q_begin; q < q_end; ++q) {
               const packed* bq = b_chunk + (q - q_first) * nr * kc_max;
               const int cols = static_cast<int>(std::min<std::int64_t>(nr, ns - q * nr));
               for (std::int64_t p = p_begin; p < p_end; ++p) {
                 const int rows = static_cast<int>(std::min<std::int64_t>(mr, ms - p * mr));
-                const gemm_tile_out out{&c(m0 + p * mr, n0 + q * nr),
-                                        c.row_stride,
-                                        c.col_stride,
-                                        rows,
-                                        cols,
-                                        alpha,
-                                        beta_k};
+                const gemm_tile_out out =
+                    private_c ? gemm_tile_out{own_c + (p - p_begin) * mr * chunk_cols + (q - q_begin) * nr,
+                                              chunk_cols, 1, rows, cols, alpha, 0.0f}
+                              : gemm_tile_out{&c(m0 + p * mr, n0 + q * nr),
+                                              c.row_stride,
+                                              c.col_stride,
+                                              rows,
+                                              cols,
+                                              alpha,
+                                              beta_k};
                 Kernel::run(kc, a_kb + p * mr * kc_max, bq, out);
               }
+            }
+            if constexpr (has_epilogue) {
+              if (private_c)
+                epilogue(static_cast<const float*>(own_c), chunk_cols, i0, block_rows, j0, block_cols);
+              else if (kb + 1 == k_blocks)
+                epilogue(static_cast<const float*>(&c(i0, j0)), c.row_stride, i0, block_rows, j0,
+                         block_cols);
             }
           }
           item_progress[item].store(kb + 1, std::memory_order_release);
@@ -364,26 +415,28 @@ void gemm_blocked_run(gemm_block_sizes blocks, float alpha, strided_matrix<const
   });
 }
 
-template <host::isa Isa, gemm_block_sizes Blocks, host_gemm_input T>
+template <host::isa Isa, gemm_block_sizes Blocks, host_gemm_input T, class Epilogue = gemm_no_epilogue>
 void gemm_blocked_dispatch(float alpha, strided_matrix<const T> a, strided_matrix<const T> b,
-                           float beta, strided_matrix<float> c) {
+                           float beta, strided_matrix<float> c, Epilogue&& epilogue = {}) {
   static_assert(host::isa_compiled(Isa), "this host GEMM kernel is not compiled for this target");
   if constexpr (Isa == host::isa::amx_bf16 && std::same_as<T, bfloat16>) {
     // The default kernel of an AMX build: where the OS does not grant the tile state (or a tool
     // such as valgrind hides AMX), the AVX512_BF16 kernel runs instead.
     if (!host::cpu_supports(Isa)) {
-      gemm_blocked_dispatch<host::isa::avx512_bf16, Blocks>(alpha, a, b, beta, c);
+      gemm_blocked_dispatch<host::isa::avx512_bf16, Blocks>(alpha, a, b, beta, c,
+                                                           std::forward<Epilogue>(epilogue));
       return;
     }
   }
   if constexpr (host::isa_compiled(Isa)) {
     using kernel = gemm_host_kernel<Isa, T>;
     // The kernels store rows of C with vector stores: a column-major C is the row-major C^T of
-    // C^T = B^T·A^T.
-    if (c.col_stride != 1 && c.row_stride == 1) {
+    // C^T = B^T·A^T (not with an epilogue, whose C is row-major).
+    if (std::is_same_v<std::remove_cvref_t<Epilogue>, gemm_no_epilogue> && c.col_stride != 1 &&
+        c.row_stride == 1) {
       gemm_blocked_run<kernel>(Blocks, alpha, b.transposed(), a.transposed(), beta, c.transposed());
     } else {
-      gemm_blocked_run<kernel>(Blocks, alpha, a, b, beta, c);
+      gemm_blocked_run<kernel>(Blocks, alpha, a, b, beta, c, std::forward<Epilogue>(epilogue));
     }
   }
 }
@@ -393,10 +446,7 @@ void gemm_blocked_dispatch(float alpha, strided_matrix<const T> a, strided_matri
 template <host_gemm_policy Policy, host_gemm_input T>
 void gemm_host(Policy, float alpha, strided_matrix<const T> a, strided_matrix<const T> b,
                float beta, strided_matrix<float> c) {
-  expects<shape_error>(a.rows >= 0 && a.cols >= 0 && b.rows >= 0 && b.cols >= 0 && c.rows >= 0 &&
-                           c.cols >= 0 && a.rows == c.rows && a.cols == b.rows && b.cols == c.cols,
-                       "gemm_host: A is ", a.rows, "x", a.cols, ", B is ", b.rows, "x", b.cols,
-                       ", C is ", c.rows, "x", c.cols, "; expected A M×K, B K×N, C M×N");
+  gemm_host_check(a, b, c);
   if (c.rows == 0 || c.cols == 0) return;
   if (alpha == 0.0f || a.cols == 0) {
     gemm_scale_c(beta, c);
@@ -407,6 +457,31 @@ void gemm_host(Policy, float alpha, strided_matrix<const T> a, strided_matrix<co
   } else {
     gemm_blocked_dispatch<Policy::isa, Policy::blocks>(alpha, a, b, beta, c);
   }
+}
+
+// alpha·A·B handed to `epilogue` block by block (see gemm_no_epilogue): every element of the
+// M×N product reaches exactly one epilogue call, while the block is in cache, so a caller that
+// rounds or adds to the product needs no second pass over a float C. c (row-major, M×N) is
+// memory the blocked driver may use for sums across KC blocks; with K within one KC block it
+// is never touched.
+template <host_gemm_policy Policy, host_gemm_input T, class Epilogue>
+void gemm_host_epilogue(Policy, float alpha, strided_matrix<const T> a, strided_matrix<const T> b,
+                        strided_matrix<float> c, Epilogue&& epilogue) {
+  gemm_host_check(a, b, c);
+  expects<invalid_argument>(c.col_stride == 1, "gemm_host_epilogue: C must be row-major");
+  if (c.rows == 0 || c.cols == 0) return;
+  if constexpr (!std::same_as<Policy, gemm_ref>) {
+    if (alpha != 0.0f && a.cols != 0) {
+      gemm_blocked_dispatch<Policy::isa, Policy::blocks>(alpha, a, b, 0.0f, c, epilogue);
+      return;
+    }
+  }
+  if (alpha == 0.0f || a.cols == 0)
+    gemm_scale_c(0.0f, c);
+  else
+    gemm_ref_run(alpha, a, b, 0.0f, c);
+  epilogue(static_cast<const float*>(c.data), c.row_stride, std::int64_t{0}, c.rows, std::int64_t{0},
+           c.cols);
 }
 
 // Convenience overload for non-const A and B views.
