@@ -62,8 +62,153 @@ struct param_info {
 
 inline constexpr int ignore_index = -100;
 
+namespace detail {
+
+// One adapted projection (the same in every layer): base weight [out, in], adapter rows
+// [row0, row0 + rows). Parameters h.{l}.<proj>.lora_A.<name> [r, in], .lora_B.<name> [rows, r].
+struct adapter_site {
+  unsigned target;   // one nn::lora::target bit
+  std::string name;  // q, k, v, qkv, o, gate, up, down
+  std::string proj;  // attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj
+  int which;         // 0 c_attn, 1 attn c_proj, 2 c_fc, 3 mlp c_proj
+  int in, out, row0, rows;
+};
+
+// Parameter offsets of one block's tensors; -1 where the config has none.
+struct layer_offsets {
+  std::ptrdiff_t ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fcp_w, fcp_b;
+};
+
+// What the parameter table depends on, as values: one function (not one per model type) lays
+// out the tables of all configs.
+struct table_spec {
+  bool learned_pos, swiglu, norm_bias, biases, pre_norm, tied, in_out;
+  bool lora;
+  unsigned lora_targets;
+  int lora_rank;
+};
+
+// The parameter table of a model: names, shapes and offsets of every tensor, the per-layer
+// offsets and the LoRA adapter sites. A base of model<Cfg, Space> that does not depend on the
+// config type, so that its code is compiled once per translation unit.
+class param_table {
+ protected:
+  // `reserve` (≥ the size) elements are set aside: the head's padded rows follow its V rows.
+  void add_param(bool in_out, std::string name, std::vector<std::int64_t> shape, double std_, double value,
+                 bool matrix = false, std::size_t reserve = 0) {
+    std::size_t n = 1;
+    for (auto s : shape) n *= std::size_t(s);
+    if (matrix && in_out) std::swap(shape[0], shape[1]);
+    // 16-element alignment keeps every tensor on its own cache line (64 bytes of float)
+    n_params_ = (n_params_ + 15) / 16 * 16;
+    table_.push_back({std::move(name), std::move(shape), n_params_, n, std_, value, matrix});
+    n_params_ += std::max(n, reserve);
+  }
+  TFM_HOST_NOINLINE void build_table(const table_spec& sp, const dims& d, std::int64_t vocab_padded) {
+    const std::int64_t V = d.vocab, C = d.ctx, D = d.d_model, F = d.d_ff, hd = d.head_dim();
+    const std::int64_t H = d.heads, KV = d.kv_heads;
+    const double s = 0.02, sr = 0.02 / std::sqrt(2.0 * d.layers);
+    const std::size_t head_rows = std::size_t(vocab_padded) * std::size_t(D);  // zero rows past V
+    const bool io = sp.in_out;
+    add_param(io, "wte", {V, D}, s, 0, false, sp.tied ? head_rows : 0);
+    if (sp.learned_pos) add_param(io, "wpe", {C, D}, s, 0);
+    const std::int64_t fc = sp.swiglu ? 2 * F : F;
+    for (int l = 0; l < d.layers; ++l) {
+      const std::string h = "h." + std::to_string(l) + ".";
+      add_param(io, h + "ln_1.weight", {D}, 0, 1);
+      if (sp.norm_bias) add_param(io, h + "ln_1.bias", {D}, 0, 0);
+      add_param(io, h + "attn.c_attn.weight", {(H + 2 * KV) * hd, D}, s, 0, true);
+      if (sp.biases) add_param(io, h + "attn.c_attn.bias", {(H + 2 * KV) * hd}, 0, 0);
+      add_param(io, h + "attn.c_proj.weight", {D, H * hd}, sr, 0, true);
+      if (sp.biases) add_param(io, h + "attn.c_proj.bias", {D}, 0, 0);
+      add_param(io, h + "ln_2.weight", {D}, 0, 1);
+      if (sp.norm_bias) add_param(io, h + "ln_2.bias", {D}, 0, 0);
+      add_param(io, h + "mlp.c_fc.weight", {fc, D}, s, 0, true);
+      if (sp.biases) add_param(io, h + "mlp.c_fc.bias", {fc}, 0, 0);
+      add_param(io, h + "mlp.c_proj.weight", {D, F}, sr, 0, true);
+      if (sp.biases) add_param(io, h + "mlp.c_proj.bias", {D}, 0, 0);
+    }
+    if (sp.pre_norm) {
+      add_param(io, "ln_f.weight", {D}, 0, 1);
+      if (sp.norm_bias) add_param(io, "ln_f.bias", {D}, 0, 0);
+    }
+    if (!sp.tied) add_param(io, "lm_head.weight", {V, D}, s, 0, false, head_rows);
+    n_params_ = (n_params_ + 15) / 16 * 16;
+    tail_ = sp.lora ? n_params_ : 0;
+    if (sp.lora) build_adapters(sp, d);
+    n_grads_ = n_params_ - tail_;
+    for (auto& pi : table_) {
+      pi.trainable = pi.offset >= tail_;
+      pi.grad_offset = pi.trainable ? std::ptrdiff_t(pi.offset - tail_) : -1;
+    }
+    // fast per-layer lookup
+    layer_.resize(std::size_t(d.layers));
+    for (int l = 0; l < d.layers; ++l) {
+      const std::string h = "h." + std::to_string(l) + ".";
+      auto off = [&](std::string const& n) -> std::ptrdiff_t {
+        for (auto const& pi : table_)
+          if (pi.name == h + n) return std::ptrdiff_t(pi.offset);
+        return -1;
+      };
+      layer_[std::size_t(l)] = {off("ln_1.weight"),      off("ln_1.bias"),          off("attn.c_attn.weight"),
+                                off("attn.c_attn.bias"), off("attn.c_proj.weight"), off("attn.c_proj.bias"),
+                                off("ln_2.weight"),      off("ln_2.bias"),          off("mlp.c_fc.weight"),
+                                off("mlp.c_fc.bias"),    off("mlp.c_proj.weight"),  off("mlp.c_proj.bias")};
+    }
+  }
+  // Adapter sites in target-bit order, then per layer and site lora_A [r, in] (normal(0,
+  // 1/sqrt(in)), like PEFT's Kaiming-uniform in spread) and lora_B [rows, r] (zero: the adapted
+  // model starts as the base).
+  void build_adapters(const table_spec& sp, const dims& d) {
+    const int D = d.d_model, F = d.d_ff, hd = d.head_dim(), H = d.heads, KV = d.kv_heads, qkv = d.qkv_dim();
+    const int fc = sp.swiglu ? 2 * F : F, r = sp.lora_rank;
+    const unsigned tg = sp.lora_targets;
+    auto site = [&](unsigned bit, const char* name, const char* proj, int which, int in, int out, int row0, int rows) {
+      if (tg & bit) sites_.push_back({bit, name, proj, which, in, out, row0, rows});
+    };
+    site(lora::q, "q", "attn.c_attn", 0, D, qkv, 0, H * hd);
+    site(lora::k, "k", "attn.c_attn", 0, D, qkv, H * hd, KV * hd);
+    site(lora::v, "v", "attn.c_attn", 0, D, qkv, (H + KV) * hd, KV * hd);
+    site(lora::qkv, "qkv", "attn.c_attn", 0, D, qkv, 0, qkv);
+    site(lora::o, "o", "attn.c_proj", 1, H * hd, D, 0, D);
+    site(lora::gate, "gate", "mlp.c_fc", 2, D, fc, 0, F);
+    site(lora::up, "up", "mlp.c_fc", 2, D, fc, sp.swiglu ? F : 0, F);
+    site(lora::down, "down", "mlp.c_proj", 3, F, D, 0, D);
+    lora_a_.clear();
+    lora_b_.clear();
+    for (int l = 0; l < d.layers; ++l)
+      for (auto const& st : sites_) {
+        const std::string h = "h." + std::to_string(l) + "." + st.proj;
+        lora_a_.push_back(n_params_ = (n_params_ + 15) / 16 * 16);
+        add_param(false, h + ".lora_A." + st.name, {r, st.in}, 1.0 / std::sqrt(double(st.in)), 0);
+        lora_b_.push_back(n_params_ = (n_params_ + 15) / 16 * 16);
+        add_param(false, h + ".lora_B." + st.name, {st.rows, r}, 0, 0);
+      }
+    n_params_ = (n_params_ + 15) / 16 * 16;
+  }
+  const param_info* find(std::string_view name) const {
+    for (auto const& p : table_)
+      if (p.name == name) return &p;
+    return nullptr;
+  }
+  const param_info& info(std::string_view name) const {
+    if (const param_info* p = find(name)) return *p;
+    throw invalid_argument(tfm::detail::concat("nn::model: no parameter named '", name, "'"));
+  }
+
+  std::vector<param_info> table_;
+  std::vector<layer_offsets> layer_;
+  std::size_t n_params_ = 0;
+  std::size_t tail_ = 0;     // first trainable element (0 without LoRA)
+  std::size_t n_grads_ = 0;  // trainable elements: n_params_ − tail_
+  std::vector<adapter_site> sites_;
+  std::vector<std::size_t> lora_a_, lora_b_;  // parameter offsets, [layer · sites + site]
+};
+
+}  // namespace detail
+
 template <class Cfg, class Space = space::host>
-class model {
+class model : private detail::param_table {
  public:
   using config = Cfg;
   using traits = config_traits<Cfg>;
@@ -79,19 +224,15 @@ class model {
   static constexpr bool has_lora = traits::has_lora;
   static constexpr bool all_dense = traits::all_dense;
 
-  // One adapted projection (the same in every layer): base weight [out, in], adapter rows
-  // [row0, row0 + rows). Parameters h.{l}.<proj>.lora_A.<name> [r, in], .lora_B.<name> [rows, r].
-  struct adapter_site {
-    unsigned target;   // one nn::lora::target bit
-    std::string name;  // q, k, v, qkv, o, gate, up, down
-    std::string proj;  // attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj
-    int which;         // 0 c_attn, 1 attn c_proj, 2 c_fc, 3 mlp c_proj
-    int in, out, row0, rows;
-  };
+  // One adapted projection (detail::adapter_site).
+  using adapter_site = detail::adapter_site;
 
   // Sizes not fixed by the config come from `d`.
   explicit model(dims d = {}) : d_(traits::resolve(d)) {
-    build_table();
+    build_table(detail::table_spec{traits::learned_pos, traits::swiglu, traits::norm_bias, traits::biases,
+                                   traits::pre_norm, traits::tied, traits::layout == weight_layout::in_out, has_lora,
+                                   lora_targets(), lora_rank()},
+                d_, vocab_padded());
     build_storage();
     params_ = buffer<T, Space>(n_params_);
     grads_ = buffer<T, Space>(n_grads_);
@@ -127,16 +268,8 @@ class model {
   std::span<const T> trainable_parameters() const { return {params_.data() + tail_, n_params_ - tail_}; }
   std::size_t num_trainable() const { return n_grads_; }
 
-  const param_info& info(std::string_view name) const {
-    for (auto const& p : table_)
-      if (p.name == name) return p;
-    throw invalid_argument(tfm::detail::concat("nn::model: no parameter named '", name, "'"));
-  }
-  bool has(std::string_view name) const {
-    for (auto const& p : table_)
-      if (p.name == name) return true;
-    return false;
-  }
+  const param_info& info(std::string_view name) const { return param_table::info(name); }
+  bool has(std::string_view name) const { return find(name) != nullptr; }
   std::span<T> param(std::string_view name) {
     auto const& p = info(name);
     return {params_.data() + p.offset, p.size};
@@ -451,99 +584,13 @@ class model {
     be_.embedding_backward(B, T_, D, tokens_.data(), dr, g("wte"), dpos);
   }
 
-  // ---- parameter table ----
-  // `reserve` (≥ the size) elements are set aside: the head's padded rows follow its V rows.
-  void add_param(std::string name, std::vector<std::int64_t> shape, double std_, double value, bool matrix = false,
-                 std::size_t reserve = 0) {
-    std::size_t n = 1;
-    for (auto s : shape) n *= std::size_t(s);
-    if (matrix && traits::layout == weight_layout::in_out) std::swap(shape[0], shape[1]);
-    // 16-element alignment keeps every tensor on its own cache line (64 bytes of float)
-    n_params_ = (n_params_ + 15) / 16 * 16;
-    table_.push_back({std::move(name), std::move(shape), n_params_, n, std_, value, matrix});
-    n_params_ += std::max(n, reserve);
+  // ---- parameter table (detail::param_table) ----
+  static constexpr unsigned lora_targets() {
+    if constexpr (has_lora)
+      return lora_policy::targets;
+    else
+      return 0;
   }
-  void build_table() {
-    const std::int64_t V = d_.vocab, C = d_.ctx, D = d_.d_model, F = d_.d_ff, hd = d_.head_dim();
-    const std::int64_t H = d_.heads, KV = d_.kv_heads;
-    const double s = 0.02, sp = 0.02 / std::sqrt(2.0 * d_.layers);
-    const std::size_t head_rows = std::size_t(vocab_padded()) * std::size_t(D);  // zero rows past V
-    add_param("wte", {V, D}, s, 0, false, traits::tied ? head_rows : 0);
-    if constexpr (traits::learned_pos) add_param("wpe", {C, D}, s, 0);
-    const std::int64_t fc = traits::swiglu ? 2 * F : F;
-    for (int l = 0; l < d_.layers; ++l) {
-      const std::string h = "h." + std::to_string(l) + ".";
-      add_param(h + "ln_1.weight", {D}, 0, 1);
-      if constexpr (traits::norm_bias) add_param(h + "ln_1.bias", {D}, 0, 0);
-      add_param(h + "attn.c_attn.weight", {(H + 2 * KV) * hd, D}, s, 0, true);
-      if constexpr (traits::biases) add_param(h + "attn.c_attn.bias", {(H + 2 * KV) * hd}, 0, 0);
-      add_param(h + "attn.c_proj.weight", {D, H * hd}, sp, 0, true);
-      if constexpr (traits::biases) add_param(h + "attn.c_proj.bias", {D}, 0, 0);
-      add_param(h + "ln_2.weight", {D}, 0, 1);
-      if constexpr (traits::norm_bias) add_param(h + "ln_2.bias", {D}, 0, 0);
-      add_param(h + "mlp.c_fc.weight", {fc, D}, s, 0, true);
-      if constexpr (traits::biases) add_param(h + "mlp.c_fc.bias", {fc}, 0, 0);
-      add_param(h + "mlp.c_proj.weight", {D, F}, sp, 0, true);
-      if constexpr (traits::biases) add_param(h + "mlp.c_proj.bias", {D}, 0, 0);
-    }
-    if constexpr (traits::pre_norm) {
-      add_param("ln_f.weight", {D}, 0, 1);
-      if constexpr (traits::norm_bias) add_param("ln_f.bias", {D}, 0, 0);
-    }
-    if constexpr (!traits::tied) add_param("lm_head.weight", {V, D}, s, 0, false, head_rows);
-    n_params_ = (n_params_ + 15) / 16 * 16;
-    tail_ = has_lora ? n_params_ : 0;
-    if constexpr (has_lora) build_adapters();
-    n_grads_ = n_params_ - tail_;
-    for (auto& pi : table_) {
-      pi.trainable = pi.offset >= tail_;
-      pi.grad_offset = pi.trainable ? std::ptrdiff_t(pi.offset - tail_) : -1;
-    }
-    // fast per-layer lookup
-    layer_.resize(d_.layers);
-    for (int l = 0; l < d_.layers; ++l) {
-      const std::string h = "h." + std::to_string(l) + ".";
-      auto off = [&](std::string const& n) -> std::ptrdiff_t {
-        for (auto const& pi : table_)
-          if (pi.name == h + n) return std::ptrdiff_t(pi.offset);
-        return -1;
-      };
-      layer_[l] = {off("ln_1.weight"), off("ln_1.bias"), off("attn.c_attn.weight"), off("attn.c_attn.bias"),
-                   off("attn.c_proj.weight"), off("attn.c_proj.bias"), off("ln_2.weight"), off("ln_2.bias"),
-                   off("mlp.c_fc.weight"), off("mlp.c_fc.bias"), off("mlp.c_proj.weight"), off("mlp.c_proj.bias")};
-    }
-  }
-  // Adapter sites in target-bit order, then per layer and site lora_A [r, in] (normal(0,
-  // 1/sqrt(in)), like PEFT's Kaiming-uniform in spread) and lora_B [rows, r] (zero: the adapted
-  // model starts as the base).
-  void build_adapters() {
-    const int D = d_.d_model, F = d_.d_ff, hd = d_.head_dim(), H = d_.heads, KV = d_.kv_heads, qkv = d_.qkv_dim();
-    const int fc = traits::swiglu ? 2 * F : F, r = lora_policy::rank;
-    const unsigned tg = lora_policy::targets;
-    auto site = [&](unsigned bit, const char* name, const char* proj, int which, int in, int out, int row0, int rows) {
-      if (tg & bit) sites_.push_back({bit, name, proj, which, in, out, row0, rows});
-    };
-    site(lora::q, "q", "attn.c_attn", 0, D, qkv, 0, H * hd);
-    site(lora::k, "k", "attn.c_attn", 0, D, qkv, H * hd, KV * hd);
-    site(lora::v, "v", "attn.c_attn", 0, D, qkv, (H + KV) * hd, KV * hd);
-    site(lora::qkv, "qkv", "attn.c_attn", 0, D, qkv, 0, qkv);
-    site(lora::o, "o", "attn.c_proj", 1, H * hd, D, 0, D);
-    site(lora::gate, "gate", "mlp.c_fc", 2, D, fc, 0, F);
-    site(lora::up, "up", "mlp.c_fc", 2, D, fc, traits::swiglu ? F : 0, F);
-    site(lora::down, "down", "mlp.c_proj", 3, F, D, 0, D);
-    lora_a_.clear();
-    lora_b_.clear();
-    for (int l = 0; l < d_.layers; ++l)
-      for (auto const& st : sites_) {
-        const std::string h = "h." + std::to_string(l) + "." + st.proj;
-        lora_a_.push_back(n_params_ = (n_params_ + 15) / 16 * 16);
-        add_param(h + ".lora_A." + st.name, {r, st.in}, 1.0 / std::sqrt(double(st.in)), 0);
-        lora_b_.push_back(n_params_ = (n_params_ + 15) / 16 * 16);
-        add_param(h + ".lora_B." + st.name, {st.rows, r}, 0, 0);
-      }
-    n_params_ = (n_params_ + 15) / 16 * 16;
-  }
-
   void build_position_tables() {
     if constexpr (traits::sinusoidal_pos) {
       std::vector<T> tab(std::size_t(d_.ctx) * d_.d_model);
@@ -566,9 +613,7 @@ class model {
     }
   }
 
-  struct layer_offsets {
-    std::ptrdiff_t ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fcp_w, fcp_b;
-  };
+  using layer_offsets = detail::layer_offsets;
 
   T* p(std::string_view name) { return params_.data() + info(name).offset; }
   // Gradients of base tensors: null when frozen (the host ops then skip that work).
@@ -1122,13 +1167,6 @@ class model {
   }
 
   dims d_;
-  std::vector<param_info> table_;
-  std::vector<layer_offsets> layer_;
-  std::size_t n_params_ = 0;
-  std::size_t tail_ = 0;     // first trainable element (0 without LoRA)
-  std::size_t n_grads_ = 0;  // trainable elements: n_params_ − tail_
-  std::vector<adapter_site> sites_;
-  std::vector<std::size_t> lora_a_, lora_b_;  // parameter offsets, [layer · sites + site]
   bool training_ = true, merged_ = false;
   std::uint64_t dropout_seed_ = 0, dropout_step_ = 0;
   backend be_;
