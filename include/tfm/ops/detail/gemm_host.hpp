@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -116,6 +117,36 @@ void gemm_ref_run(float alpha, strided_matrix<const T> a, strided_matrix<const T
 // thread's own and C's memory is never touched (a block of C then never leaves L2); otherwise C
 // holds the sums across KC blocks.
 struct gemm_no_epilogue {};
+
+// A non-owning reference to an epilogue callable: the blocked driver is instantiated once per
+// kernel with it, not once per caller's lambda (an indirect call per block of C costs nothing
+// next to the block's product, and every mixed-precision layer kernel would otherwise compile its
+// own copy of the driver for every ISA).
+class gemm_epilogue_ref {
+ public:
+  using function = void(void* ctx, const float* src, std::int64_t ld, std::int64_t i0,
+                        std::int64_t rows, std::int64_t j0, std::int64_t cols);
+
+  template <class F>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, gemm_epilogue_ref>)
+  explicit gemm_epilogue_ref(F& f)
+      : ctx_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))), fn_(&call<F>) {}
+
+  void operator()(const float* src, std::int64_t ld, std::int64_t i0, std::int64_t rows,
+                  std::int64_t j0, std::int64_t cols) const {
+    fn_(ctx_, src, ld, i0, rows, j0, cols);
+  }
+
+ private:
+  template <class F>
+  static void call(void* ctx, const float* src, std::int64_t ld, std::int64_t i0,
+                   std::int64_t rows, std::int64_t j0, std::int64_t cols) {
+    (*static_cast<F*>(ctx))(src, ld, i0, rows, j0, cols);
+  }
+
+  void* ctx_;
+  function* fn_;
+};
 
 // Width of a work item's chunk of B, in NR-panels, unless more items are needed to share the
 // work: the chunk's packed B (kc × 8·NR: 192 KiB for the AVX2 kernel) is packed from memory
@@ -472,7 +503,8 @@ void gemm_host_epilogue(Policy, float alpha, strided_matrix<const T> a, strided_
   if (c.rows == 0 || c.cols == 0) return;
   if constexpr (!std::same_as<Policy, gemm_ref>) {
     if (alpha != 0.0f && a.cols != 0) {
-      gemm_blocked_dispatch<Policy::isa, Policy::blocks>(alpha, a, b, 0.0f, c, epilogue);
+      gemm_blocked_dispatch<Policy::isa, Policy::blocks>(alpha, a, b, 0.0f, c,
+                                                         gemm_epilogue_ref(epilogue));
       return;
     }
   }
