@@ -145,10 +145,9 @@ class param_table {
     layer_.resize(std::size_t(d.layers));
     for (int l = 0; l < d.layers; ++l) {
       const std::string h = "h." + std::to_string(l) + ".";
-      auto off = [&](std::string const& n) -> std::ptrdiff_t {
-        for (auto const& pi : table_)
-          if (pi.name == h + n) return std::ptrdiff_t(pi.offset);
-        return -1;
+      auto off = [&](const char* n) -> std::ptrdiff_t {
+        const param_info* pi = find(h + n);
+        return pi ? std::ptrdiff_t(pi->offset) : -1;
       };
       layer_[std::size_t(l)] = {off("ln_1.weight"),      off("ln_1.bias"),          off("attn.c_attn.weight"),
                                 off("attn.c_attn.bias"), off("attn.c_proj.weight"), off("attn.c_proj.bias"),
