@@ -166,6 +166,143 @@ __global__ void norm_param_grad_kernel(int D, int blocks, const T* part, T* dw, 
   }
 }
 
+// Warp-per-row norms for rows of D <= 32·CPL: lane l holds columns l, l + 32, … of its row in
+// registers (read once), the statistics are warp sums in double (shuffles, no block barriers),
+// and many rows are in flight per SM. One block is norm_warps warps; warp g of the grid takes
+// rows g, g + (all warps), … (a fixed assignment: results do not depend on timing).
+inline constexpr int norm_warps = 8;
+
+TFM_DEVICE double warp_sum_d(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <bool Rms, int CPL, class T, class Y>
+__global__ void __launch_bounds__(norm_warps * 32)
+    norm_fwd_warp_kernel(std::int64_t N, int D, const T* x, const T* w, const T* b, Y* y, T* mean, T* rstd,
+                         double eps) {
+  const int lane = threadIdx.x & 31;
+  const std::int64_t stride = std::int64_t(gridDim.x) * norm_warps;
+  for (std::int64_t n = std::int64_t(blockIdx.x) * norm_warps + (threadIdx.x >> 5); n < N; n += stride) {
+    const T* xr = x + n * D;
+    T v[CPL];
+    double s = 0;
+#pragma unroll
+    for (int k = 0; k < CPL; ++k) {
+      const int c = lane + 32 * k;
+      v[k] = c < D ? xr[c] : T(0);
+      s += double(v[k]);
+    }
+    const double m = Rms ? 0.0 : warp_sum_d(s) / D;
+    double q = 0;
+#pragma unroll
+    for (int k = 0; k < CPL; ++k) {
+      if (lane + 32 * k < D) {
+        const double d = double(v[k]) - m;
+        q += d * d;
+      }
+    }
+    q = warp_sum_d(q) / D;
+    const T mt = T(m), rt = T(1.0 / sqrt(q + eps));
+    Y* yr = y + n * D;
+#pragma unroll
+    for (int k = 0; k < CPL; ++k) {
+      const int c = lane + 32 * k;
+      if (c < D) {
+        const T h = (v[k] - mt) * rt;
+        yr[c] = static_cast<Y>(b ? h * w[c] + b[c] : h * w[c]);
+      }
+    }
+    if (lane == 0) {
+      if constexpr (!Rms) mean[n] = mt;
+      rstd[n] = rt;
+    }
+  }
+}
+
+// The backward of the same rows: dx as norm_bwd_kernel; each lane sums dy·x̂ and dy of its
+// columns over its warp's rows in registers, then the block adds its warps in warp order in
+// shared memory and writes part[blockIdx.x][0..2D) as norm_bwd_kernel does (same reduction after).
+template <bool Rms, int CPL, class T, class G>
+__global__ void __launch_bounds__(norm_warps * 32, 2)
+    norm_bwd_warp_kernel(std::int64_t N, int D, const G* dy, const T* x, const T* w, const T* mean, const T* rstd,
+                         T* dx, bool accumulate, T* part) {
+  __shared__ T sums[2 * 32 * CPL];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  T pw[CPL], pb[CPL];
+#pragma unroll
+  for (int k = 0; k < CPL; ++k) pw[k] = pb[k] = T(0);
+  const std::int64_t stride = std::int64_t(gridDim.x) * norm_warps;
+  for (std::int64_t n = std::int64_t(blockIdx.x) * norm_warps + warp; n < N; n += stride) {
+    const T* xr = x + n * D;
+    const G* gr = dy + n * D;
+    const T m = Rms ? T(0) : mean[n];
+    const T r = rstd[n];
+    T g[CPL];  // x̂ is recomputed below (the row is in L1): fewer registers, two blocks per SM
+    double s1 = 0, s2 = 0;
+#pragma unroll
+    for (int k = 0; k < CPL; ++k) {
+      const int c = lane + 32 * k;
+      if (c < D) {
+        const T h = (xr[c] - m) * r;
+        g[k] = static_cast<T>(gr[c]);
+        const T dh = g[k] * w[c];
+        s1 += dh;
+        s2 += double(dh) * h;
+        pw[k] += g[k] * h;
+        pb[k] += g[k];
+      } else {
+        g[k] = T(0);
+      }
+    }
+    s1 = warp_sum_d(s1);
+    s2 = warp_sum_d(s2);
+    const T a1 = Rms ? T(0) : T(s1 / D), a2 = T(s2 / D);
+    T* o = dx + n * D;
+#pragma unroll
+    for (int k = 0; k < CPL; ++k) {
+      const int c = lane + 32 * k;
+      if (c < D) {
+        const T h = (xr[c] - m) * r;
+        const T v = r * (g[k] * w[c] - a1 - h * a2);
+        o[c] = accumulate ? o[c] + v : v;
+      }
+    }
+  }
+  for (int i = 0; i < norm_warps; ++i) {
+    if (warp == i) {
+#pragma unroll
+      for (int k = 0; k < CPL; ++k) {
+        const int c = lane + 32 * k;
+        if (c < D) {
+          sums[c] = i == 0 ? pw[k] : sums[c] + pw[k];
+          sums[D + c] = i == 0 ? pb[k] : sums[D + c] + pb[k];
+        }
+      }
+    }
+    __syncthreads();
+  }
+  T* out = part + std::size_t(2) * D * blockIdx.x;
+  for (int c = threadIdx.x; c < 2 * D; c += blockDim.x) out[c] = sums[c];
+}
+
+// Calls f(std::integral_constant<int, CPL>{}) with the columns per lane of the warp-per-row
+// kernels for width D; false (f not called) when D is too wide for them (> 1024).
+template <class F>
+bool with_norm_cols_per_lane(int D, F&& f) {
+  if (D <= 256)
+    f(std::integral_constant<int, 8>{});
+  else if (D <= 512)
+    f(std::integral_constant<int, 16>{});
+  else if (D <= 768)
+    f(std::integral_constant<int, 24>{});
+  else if (D <= 1024)
+    f(std::integral_constant<int, 32>{});
+  else
+    return false;
+  return true;
+}
+
 template <class T>
 __global__ void add_bias_kernel(std::int64_t N, int out, const T* b, T* y) {
   TFM_OPS_CUDA_LOOP(idx, N * out) y[idx] += b[idx % out];
@@ -472,8 +609,16 @@ struct cuda_backend {
     const auto prof_scope = prof("norm_forward");
     if (N == 0) return;
     namespace oc = detail::ops_cuda;
-    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
-    oc::norm_fwd_kernel<Rms, T, Y><<<blocks, oc::threads, 0, stream()>>>(N, D, x, w, b, y, mean, rstd, eps);
+    const auto warp_rows = [&](auto cpl) {
+      const std::int64_t rows_of_blocks = (N + oc::norm_warps - 1) / oc::norm_warps;
+      const unsigned blocks = unsigned(rows_of_blocks < 65536 * 8 ? rows_of_blocks : 65536 * 8);
+      oc::norm_fwd_warp_kernel<Rms, decltype(cpl)::value, T, Y>
+          <<<blocks, oc::norm_warps * 32, 0, stream()>>>(N, D, x, w, b, y, mean, rstd, eps);
+    };
+    if (!oc::with_norm_cols_per_lane(D, warp_rows)) {
+      const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
+      oc::norm_fwd_kernel<Rms, T, Y><<<blocks, oc::threads, 0, stream()>>>(N, D, x, w, b, y, mean, rstd, eps);
+    }
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   // scratch: norm_scratch_size(D) elements.
@@ -483,8 +628,17 @@ struct cuda_backend {
     const auto prof_scope = prof("norm_backward");
     if (N == 0) return;
     namespace oc = detail::ops_cuda;
-    const int blocks = int(N < oc::norm_blocks ? N : oc::norm_blocks);
-    oc::norm_bwd_kernel<Rms, T, G><<<blocks, oc::threads, 0, stream()>>>(N, D, dy, x, w, mean, rstd, dx, acc, scratch);
+    const std::int64_t warp_blocks = (N + oc::norm_warps - 1) / oc::norm_warps;
+    int blocks = int(warp_blocks < oc::norm_blocks ? warp_blocks : oc::norm_blocks);
+    const auto warp_rows = [&](auto cpl) {
+      oc::norm_bwd_warp_kernel<Rms, decltype(cpl)::value, T, G>
+          <<<blocks, oc::norm_warps * 32, 0, stream()>>>(N, D, dy, x, w, mean, rstd, dx, acc, scratch);
+    };
+    if (!oc::with_norm_cols_per_lane(D, warp_rows)) {
+      blocks = int(N < oc::norm_blocks ? N : oc::norm_blocks);
+      oc::norm_bwd_kernel<Rms, T, G>
+          <<<blocks, oc::threads, 0, stream()>>>(N, D, dy, x, w, mean, rstd, dx, acc, scratch);
+    }
     TFM_CUDA_CHECK(cudaGetLastError());
     if (!dw) return;  // frozen norm weights (LoRA): dx only, as on the host
     oc::norm_param_grad_kernel<T><<<oc::grid_for(D), oc::threads, 0, stream()>>>(D, blocks, scratch, dw, db);

@@ -1,0 +1,145 @@
+// The CUDA backend's norm operations (nn/ops_cuda.cuh) against the host ones in double:
+// LayerNorm and RMSNorm, forward and backward, float or bf16 activations (y, dy), widths on
+// both sides of every switch between the warp-per-row kernels (D <= 1024: 8, 16, 24 or 32
+// columns per lane) and the block-per-row ones, row counts below and above the number of warps
+// the backward launches (so warps take several rows), dx overwritten and accumulated, and dw, db
+// added to what they held. Tolerances: float results 2e-5 of the tensor's scale (dw, db: sums
+// over up to 3000 rows, 1e-4); bf16 y one bf16 rounding (2^-8 relative) more.
+// Without a CUDA device the executable exits 77 (skipped).
+#include "tfm/nn/ops_cuda.cuh"
+
+#define TFM_TEST_MODULE test_ops_cuda
+#define TFM_TEST_NEEDS_CUDA
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "support/test_main.hpp"
+#include "tfm/backend/cuda/runtime.hpp"
+#include "tfm/core/dtype.hpp"
+#include "tfm/core/rng.hpp"
+#include "tfm/nn/ops_host.hpp"
+
+namespace nn = tfm::nn;
+namespace cu = tfm::cuda;
+
+namespace {
+
+template <class T>
+cu::device_buffer<T> to_device(const std::vector<T>& h) {
+  cu::device_buffer<T> d(std::max<std::size_t>(h.size(), 1));
+  if (!h.empty()) TFM_CUDA_CHECK(cudaMemcpy(d.data(), h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+template <class T>
+std::vector<T> to_host(const cu::device_buffer<T>& d, std::size_t n) {
+  std::vector<T> h(n);
+  TFM_CUDA_CHECK(cudaMemcpy(h.data(), d.data(), n * sizeof(T), cudaMemcpyDeviceToHost));
+  return h;
+}
+template <class T>
+double to_double(T v) {
+  if constexpr (std::is_same_v<T, tfm::bfloat16>)
+    return double(float(v));
+  else
+    return double(v);
+}
+
+template <class T>
+std::vector<double> wide(const std::vector<T>& v) {
+  std::vector<double> r(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) r[i] = to_double(v[i]);
+  return r;
+}
+
+// max |got − ref| ≤ tol · max(1, max |ref|) + rel · |ref| per element
+template <class G>
+void expect_close(const std::vector<G>& got, const std::vector<double>& ref, double tol, double rel,
+                  const std::string& what) {
+  BOOST_TEST_REQUIRE(got.size() == ref.size());
+  double scale = 1;
+  for (double r : ref) scale = std::max(scale, std::abs(r));
+  double worst = 0;
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const double g = to_double(got[i]);
+    const double excess = std::abs(g - ref[i]) - rel * std::abs(ref[i]);
+    if (!(excess <= worst)) worst = excess, at = i;  // NaN is the worst
+  }
+  BOOST_TEST(worst <= tol * scale, what << ": element " << at << " got " << to_double(got[at]) << ", expected "
+                                        << ref[at] << " (tolerance " << tol * scale << ")");
+}
+
+template <bool Rms, class A>
+void norm_case(std::int64_t N, int D, std::uint64_t seed) {
+  const std::string name = std::string(Rms ? "rmsnorm" : "layernorm") +
+                           (std::is_same_v<A, float> ? " float" : " bf16") + " N=" + std::to_string(N) +
+                           " D=" + std::to_string(D);
+  const std::size_t nd = std::size_t(N) * std::size_t(D), nc = static_cast<std::size_t>(D);
+  std::vector<float> x(nd), w(nc), b(nc), dx0(nd), dw0(nc), db0(nc);
+  std::vector<A> dy(nd);
+  for (std::size_t i = 0; i < nd; ++i) {
+    x[i] = 0.5f + 2.0f * tfm::rng::normal(seed, 0, i);  // an offset: LayerNorm's mean matters
+    dy[i] = A(tfm::rng::normal(seed, 1, i));
+    dx0[i] = tfm::rng::normal(seed, 2, i);
+  }
+  for (int c = 0; c < D; ++c) {
+    w[std::size_t(c)] = 1.0f + 0.3f * tfm::rng::normal(seed, 3, std::uint64_t(c));
+    b[std::size_t(c)] = 0.2f * tfm::rng::normal(seed, 4, std::uint64_t(c));
+    dw0[std::size_t(c)] = tfm::rng::normal(seed, 5, std::uint64_t(c));
+    db0[std::size_t(c)] = tfm::rng::normal(seed, 6, std::uint64_t(c));
+  }
+  const double eps = 1e-5;
+
+  // reference: the host kernels in double on the same (float / bf16-exact) values
+  const std::vector<double> xd = wide(x), wd = wide(w), bd = wide(b), dyd = wide(dy);
+  const std::size_t nr = static_cast<std::size_t>(N);
+  std::vector<double> yd(nd), mean(nr), rstd(nr);
+  nn::host::norm_forward<Rms>(N, D, xd.data(), wd.data(), Rms ? nullptr : bd.data(), yd.data(), mean.data(),
+                              rstd.data(), eps);
+  for (int acc = 0; acc < 2; ++acc) {
+    std::vector<double> dxd = acc ? wide(dx0) : std::vector<double>(nd), dwd = wide(dw0), dbd = wide(db0);
+    std::vector<double> scratch(nn::host::norm_scratch_size(D));
+    nn::host::norm_backward<Rms>(N, D, dyd.data(), xd.data(), wd.data(), mean.data(), rstd.data(), dxd.data(), acc == 1,
+                                 dwd.data(), Rms ? nullptr : dbd.data(), scratch.data());
+
+    nn::cuda_backend<float> be;
+    auto d_x = to_device(x), d_w = to_device(w), d_b = to_device(b), d_dx = to_device(dx0), d_dw = to_device(dw0),
+         d_db = to_device(db0);
+    auto d_dy = to_device(dy);
+    cu::device_buffer<A> d_y(nd);
+    cu::device_buffer<float> d_mean(nr), d_rstd(nr), d_scratch(be.norm_scratch_size(D));
+    be.template norm_forward<Rms, A>(N, D, d_x.data(), d_w.data(), Rms ? nullptr : d_b.data(), d_y.data(),
+                                     d_mean.data(), d_rstd.data(), eps);
+    be.template norm_backward<Rms, A>(N, D, d_dy.data(), d_x.data(), d_w.data(), d_mean.data(), d_rstd.data(),
+                                      d_dx.data(), acc == 1, d_dw.data(), Rms ? nullptr : d_db.data(),
+                                      d_scratch.data());
+    be.synchronize();
+    const std::string tag = name + (acc ? " (dx accumulated)" : "");
+    if (acc == 0) {
+      const double yrel = std::is_same_v<A, float> ? 0.0 : 1.0 / 256;
+      expect_close(to_host(d_y, nd), yd, 2e-5, yrel, tag + " y");
+      expect_close(to_host(d_rstd, nr), rstd, 2e-5, 0, tag + " rstd");
+      if (!Rms) expect_close(to_host(d_mean, nr), mean, 2e-5, 0, tag + " mean");
+    }
+    expect_close(to_host(d_dx, nd), dxd, 2e-5, 0, tag + " dx");
+    expect_close(to_host(d_dw, nc), dwd, 1e-4, 0, tag + " dw");
+    expect_close(to_host(d_db, nc), Rms ? wide(db0) : dbd, 1e-4, 0, tag + " db");
+  }
+}
+
+template <bool Rms, class A>
+void norm_widths() {
+  std::uint64_t seed = Rms ? 100 : 200;
+  for (int D : {1, 7, 64, 255, 256, 257, 512, 600, 768, 769, 1000, 1024, 1025, 1600})
+    for (std::int64_t N : {1, 9, 3000}) norm_case<Rms, A>(N, D, ++seed);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(layernorm_float_vs_host) { norm_widths<false, float>(); }
+BOOST_AUTO_TEST_CASE(rmsnorm_float_vs_host) { norm_widths<true, float>(); }
+BOOST_AUTO_TEST_CASE(layernorm_bf16_vs_host) { norm_widths<false, tfm::bfloat16>(); }
+BOOST_AUTO_TEST_CASE(rmsnorm_bf16_vs_host) { norm_widths<true, tfm::bfloat16>(); }
