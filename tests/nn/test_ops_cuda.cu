@@ -5,6 +5,10 @@
 // the backward launches (so warps take several rows), dx overwritten and accumulated, and dw, db
 // added to what they held. Tolerances: float results 2e-5 of the tensor's scale (dw, db: sums
 // over up to 3000 rows, 1e-4); bf16 y one bf16 rounding (2^-8 relative) more.
+// The element-wise operations (GELU forward and backward, residual add, narrow to and widen from
+// bf16 / fp16), float and bf16: the word-at-a-time kernels (aligned pointers) bit for bit against
+// the element-at-a-time ones (the same arrays one element off alignment), lengths with and
+// without a tail, and both against the host.
 // Without a CUDA device the executable exits 77 (skipped).
 #include "tfm/nn/ops_cuda.cuh"
 
@@ -12,6 +16,7 @@
 #define TFM_TEST_NEEDS_CUDA
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -20,6 +25,7 @@
 #include "tfm/backend/cuda/runtime.hpp"
 #include "tfm/core/dtype.hpp"
 #include "tfm/core/rng.hpp"
+#include "tfm/nn/math.hpp"
 #include "tfm/nn/ops_host.hpp"
 
 namespace nn = tfm::nn;
@@ -137,7 +143,107 @@ void norm_widths() {
     for (std::int64_t N : {1, 9, 3000}) norm_case<Rms, A>(N, D, ++seed);
 }
 
+// Device copies of a range, and of inputs placed at an aligned start (offset 0: the word kernels
+// and a tail) or one element past it (offset 1: the element kernels only).
+template <class U>
+std::vector<U> device_range(const cu::device_buffer<U>& d, std::size_t off, std::size_t n) {
+  std::vector<U> h(n);
+  TFM_CUDA_CHECK(cudaMemcpy(h.data(), d.data() + off, n * sizeof(U), cudaMemcpyDeviceToHost));
+  return h;
+}
+template <class U>
+cu::device_buffer<U> placed(const std::vector<U>& v, std::size_t off) {
+  std::vector<U> h(v.size() + 1, U(0));
+  std::copy(v.begin(), v.end(), h.begin() + std::ptrdiff_t(off));
+  return to_device(h);
+}
+template <class U>
+bool same_bits(const std::vector<U>& a, const std::vector<U>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(U)) == 0);
+}
+
+template <class S>
+void elementwise_case(std::size_t n, std::uint64_t seed) {
+  const std::string name = std::string(std::is_same_v<S, float> ? "float" : "bf16") + " n=" + std::to_string(n);
+  nn::cuda_backend<float> be;
+  std::vector<S> x(n), g(n);
+  std::vector<float> a(n), f(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    x[i] = S(3.0f * tfm::rng::normal(seed, 0, i));
+    g[i] = S(tfm::rng::normal(seed, 1, i));
+    a[i] = tfm::rng::normal(seed, 2, i);
+    f[i] = 100.0f * tfm::rng::normal(seed, 3, i);
+  }
+  cu::device_buffer<S> y(n + 1), dxo(n + 1);
+  cu::device_buffer<float> sum(n + 1), wide_out(n + 1);
+  cu::device_buffer<tfm::bfloat16> nb(n + 1);
+  cu::device_buffer<tfm::half> nh(n + 1);
+  std::vector<S> y_at[2], dx_at[2];
+  std::vector<float> sum_at[2], widen_at[2];
+  std::vector<tfm::bfloat16> nb_at[2];
+  std::vector<tfm::half> nh_at[2];
+  for (std::size_t off = 0; off < 2; ++off) {
+    const std::int64_t m = std::int64_t(n);
+    // the inputs at element `off` of fresh buffers (cudaMalloc aligns to 256 bytes)
+    const auto dx_in = placed(x, off), dg = placed(g, off);
+    const auto da = placed(a, off), df = placed(f, off);
+    if constexpr (std::is_same_v<S, float>) {
+      be.gelu_forward(m, dx_in.data() + off, y.data() + off);
+      be.gelu_backward(m, dx_in.data() + off, dg.data() + off, dxo.data() + off);
+      be.add(m, da.data() + off, dg.data() + off, sum.data() + off);
+    } else {
+      be.gelu_forward_mixed(m, dx_in.data() + off, y.data() + off);
+      be.gelu_backward_mixed(m, dx_in.data() + off, dg.data() + off, dxo.data() + off);
+      be.add_mixed(m, da.data() + off, dg.data() + off, sum.data() + off);
+    }
+    be.narrow(m, df.data() + off, nb.data() + off);
+    be.narrow(m, df.data() + off, nh.data() + off);
+    be.widen(m, nb.data() + off, wide_out.data() + off);
+    be.synchronize();
+    y_at[off] = device_range(y, off, n);
+    dx_at[off] = device_range(dxo, off, n);
+    sum_at[off] = device_range(sum, off, n);
+    nb_at[off] = device_range(nb, off, n);
+    nh_at[off] = device_range(nh, off, n);
+    widen_at[off] = device_range(wide_out, off, n);
+  }
+  BOOST_TEST(same_bits(y_at[0], y_at[1]), name << ": gelu forward, word and element kernels differ");
+  BOOST_TEST(same_bits(dx_at[0], dx_at[1]), name << ": gelu backward, word and element kernels differ");
+  BOOST_TEST(same_bits(sum_at[0], sum_at[1]), name << ": add, word and element kernels differ");
+  BOOST_TEST(same_bits(nb_at[0], nb_at[1]), name << ": narrow to bf16, word and element kernels differ");
+  BOOST_TEST(same_bits(nh_at[0], nh_at[1]), name << ": narrow to fp16, word and element kernels differ");
+  BOOST_TEST(same_bits(widen_at[0], widen_at[1]), name << ": widen from bf16, word and element kernels differ");
+
+  // against the host (double math; results rounded to S once)
+  std::vector<double> y_ref(n), dx_ref(n), sum_ref(n), nb_ref(n), nh_ref(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double xi = to_double(x[i]);
+    y_ref[i] = nn::math::gelu_tanh(xi);
+    dx_ref[i] = to_double(g[i]) * nn::math::gelu_tanh_grad(xi);
+    sum_ref[i] = double(a[i]) + to_double(g[i]);
+    nb_ref[i] = double(float(tfm::bfloat16(f[i])));
+    nh_ref[i] = double(float(tfm::half(f[i])));
+  }
+  const double rel = std::is_same_v<S, float> ? 0.0 : 1.0 / 256;
+  expect_close(y_at[0], y_ref, 1e-6, rel, name + " gelu forward");
+  expect_close(dx_at[0], dx_ref, 1e-6, rel, name + " gelu backward");
+  expect_close(sum_at[0], sum_ref, 1e-6, 0, name + " add");
+  std::vector<double> nb_got(n), nh_got(n);
+  for (std::size_t i = 0; i < n; ++i) nb_got[i] = double(float(nb_at[0][i])), nh_got[i] = double(float(nh_at[0][i]));
+  BOOST_TEST(nb_got == nb_ref, name << ": narrow to bf16 differs from the host's rounding");
+  BOOST_TEST(nh_got == nh_ref, name << ": narrow to fp16 differs from the host's rounding");
+  BOOST_TEST(widen_at[0] == std::vector<float>(nb_got.begin(), nb_got.end()), name << ": widen from bf16 is not exact");
+}
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(elementwise_word_kernels_vs_element_kernels_and_host) {
+  std::uint64_t seed = 300;
+  for (std::size_t n : {1, 3, 4, 7, 8, 9, 15, 16, 17, 1000, 4096, 100003}) {
+    elementwise_case<float>(n, ++seed);
+    elementwise_case<tfm::bfloat16>(n, ++seed);
+  }
+}
 
 BOOST_AUTO_TEST_CASE(layernorm_float_vs_host) { norm_widths<false, float>(); }
 BOOST_AUTO_TEST_CASE(rmsnorm_float_vs_host) { norm_widths<true, float>(); }

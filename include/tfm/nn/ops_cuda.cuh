@@ -483,6 +483,91 @@ template <class C>
 __global__ void widen_kernel(std::int64_t n, const C* x, float* y) {
   TFM_OPS_CUDA_LOOP(i, n) y[i] = static_cast<float>(x[i]);
 }
+
+// ---- element-wise kernels on words of V consecutive elements ----
+// The kernels above move one element per thread and step (2 or 4 bytes); these move V at a
+// time as one 16-byte (or, for the narrower side of a conversion, 8-byte) word per array, with
+// the same arithmetic per element. Word i covers elements V·i … V·i + V − 1; the caller runs
+// the scalar kernel on the tail and whenever a pointer is not aligned to its word
+// (launch_elementwise below).
+template <class S, int V>
+struct alignas(sizeof(S) * V) vec_word {
+  S v[V];
+};
+template <class T, class S, int V>
+__global__ void gelu_fwd_vec_kernel(std::int64_t words, const S* x, S* y) {
+  using W = vec_word<S, V>;
+  TFM_OPS_CUDA_LOOP(i, words) {
+    const W a = reinterpret_cast<const W*>(x)[i];
+    W r;
+#pragma unroll
+    for (int k = 0; k < V; ++k) r.v[k] = static_cast<S>(math::gelu_tanh(static_cast<T>(a.v[k])));
+    reinterpret_cast<W*>(y)[i] = r;
+  }
+}
+template <class T, class S, int V>
+__global__ void gelu_bwd_vec_kernel(std::int64_t words, const S* x, const S* dy, S* dx) {
+  using W = vec_word<S, V>;
+  TFM_OPS_CUDA_LOOP(i, words) {
+    const W a = reinterpret_cast<const W*>(x)[i], g = reinterpret_cast<const W*>(dy)[i];
+    W r;
+#pragma unroll
+    for (int k = 0; k < V; ++k)
+      r.v[k] = static_cast<S>(static_cast<T>(g.v[k]) * math::gelu_tanh_grad(static_cast<T>(a.v[k])));
+    reinterpret_cast<W*>(dx)[i] = r;
+  }
+}
+template <class T, class S, int V>
+__global__ void add_vec_kernel(std::int64_t words, const T* a, const S* b, T* y) {
+  using WT = vec_word<T, V>;
+  using WS = vec_word<S, V>;
+  TFM_OPS_CUDA_LOOP(i, words) {
+    const WT u = reinterpret_cast<const WT*>(a)[i];
+    const WS w = reinterpret_cast<const WS*>(b)[i];
+    WT r;
+#pragma unroll
+    for (int k = 0; k < V; ++k) r.v[k] = u.v[k] + static_cast<T>(w.v[k]);
+    reinterpret_cast<WT*>(y)[i] = r;
+  }
+}
+template <class C, int V>
+__global__ void narrow_vec_kernel(std::int64_t words, const float* x, C* y) {
+  using WF = vec_word<float, V>;
+  using WC = vec_word<C, V>;
+  TFM_OPS_CUDA_LOOP(i, words) {
+    const WF a = reinterpret_cast<const WF*>(x)[i];
+    WC r;
+#pragma unroll
+    for (int k = 0; k < V; ++k) r.v[k] = static_cast<C>(a.v[k]);
+    reinterpret_cast<WC*>(y)[i] = r;
+  }
+}
+template <class C, int V>
+__global__ void widen_vec_kernel(std::int64_t words, const C* x, float* y) {
+  using WC = vec_word<C, V>;
+  using WF = vec_word<float, V>;
+  TFM_OPS_CUDA_LOOP(i, words) {
+    const WC a = reinterpret_cast<const WC*>(x)[i];
+    WF r;
+#pragma unroll
+    for (int k = 0; k < V; ++k) r.v[k] = static_cast<float>(a.v[k]);
+    reinterpret_cast<WF*>(y)[i] = r;
+  }
+}
+
+// Whether p is aligned for words of V elements of its type.
+template <int V, class U>
+bool word_aligned(const U* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % (sizeof(U) * V) == 0;
+}
+// n elements: words(w) on the first w = n / V words when `aligned`, then scalar(offset, count)
+// on the elements left (all of them when not aligned).
+template <int V, class Words, class Scalar>
+void launch_elementwise(std::int64_t n, bool aligned, Words&& words, Scalar&& scalar) {
+  const std::int64_t w = aligned ? n / V : 0;
+  if (w > 0) words(w);
+  if (n > w * V) scalar(w * V, n - w * V);
+}
 // out[i, j] (row stride ld) = rnd(tile[i, j] + bias[j] + beta·out[i, j]); bias may be null.
 template <class Y, class C>
 __global__ void round_tile_kernel(std::int64_t rows, std::int64_t cols, const float* tile, const C* bias, float beta,
@@ -680,15 +765,11 @@ struct cuda_backend {
 
   void gelu_forward(std::int64_t n, const T* x, T* y) {
     const auto prof_scope = prof("gelu_forward");
-    namespace oc = detail::ops_cuda;
-    oc::gelu_fwd_kernel<T><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
-    TFM_CUDA_CHECK(cudaGetLastError());
+    gelu_fwd(n, x, y);
   }
   void gelu_backward(std::int64_t n, const T* x, const T* dy, T* dx) {
     const auto prof_scope = prof("gelu_backward");
-    namespace oc = detail::ops_cuda;
-    oc::gelu_bwd_kernel<T><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, dy, dx);
-    TFM_CUDA_CHECK(cudaGetLastError());
+    gelu_bwd(n, x, dy, dx);
   }
   void swiglu_forward(std::int64_t N, int F, const T* x, T* y) {
     const auto prof_scope = prof("swiglu_forward");
@@ -713,9 +794,7 @@ struct cuda_backend {
   }
   void add(std::int64_t n, const T* a, const T* b, T* y) {
     const auto prof_scope = prof("add");
-    namespace oc = detail::ops_cuda;
-    oc::add_kernel<T><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, a, b, y);
-    TFM_CUDA_CHECK(cudaGetLastError());
+    add_any(n, a, b, y);
   }
   // ---- low-rank adapters (LoRA; host::lora_* for the semantics): dx may alias x in backward ----
   void lora_forward(std::int64_t N, int in, int rows, int r, const T* x, std::int64_t ldx, const T* A, const T* B,
@@ -807,7 +886,13 @@ struct cuda_backend {
     const auto prof_scope = prof("narrow");
     if (n == 0) return;
     namespace oc = detail::ops_cuda;
-    oc::narrow_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
+    constexpr int V = 4;  // 16-byte float words, 8-byte C words
+    oc::launch_elementwise<V>(
+        n, oc::word_aligned<V>(x) && oc::word_aligned<V>(y),
+        [&](std::int64_t w) { oc::narrow_vec_kernel<C, V><<<oc::grid_for(w), oc::threads, 0, stream()>>>(w, x, y); },
+        [&](std::int64_t o, std::int64_t m) {
+          oc::narrow_kernel<C><<<oc::grid_for(m), oc::threads, 0, stream()>>>(m, x + o, y + o);
+        });
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
@@ -815,7 +900,13 @@ struct cuda_backend {
     const auto prof_scope = prof("widen");
     if (n == 0) return;
     namespace oc = detail::ops_cuda;
-    oc::widen_kernel<C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
+    constexpr int V = 4;
+    oc::launch_elementwise<V>(
+        n, oc::word_aligned<V>(x) && oc::word_aligned<V>(y),
+        [&](std::int64_t w) { oc::widen_vec_kernel<C, V><<<oc::grid_for(w), oc::threads, 0, stream()>>>(w, x, y); },
+        [&](std::int64_t o, std::int64_t m) {
+          oc::widen_kernel<C><<<oc::grid_for(m), oc::threads, 0, stream()>>>(m, x + o, y + o);
+        });
     TFM_CUDA_CHECK(cudaGetLastError());
   }
   template <class C>
@@ -919,16 +1010,12 @@ struct cuda_backend {
   template <class C>
   void gelu_forward_mixed(std::int64_t n, const C* x, C* y) {
     const auto prof_scope = prof("gelu_forward_mixed");
-    namespace oc = detail::ops_cuda;
-    oc::gelu_fwd_kernel<T, C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, y);
-    TFM_CUDA_CHECK(cudaGetLastError());
+    gelu_fwd(n, x, y);
   }
   template <class C>
   void gelu_backward_mixed(std::int64_t n, const C* x, const C* dy, C* dx) {
     const auto prof_scope = prof("gelu_backward_mixed");
-    namespace oc = detail::ops_cuda;
-    oc::gelu_bwd_kernel<T, C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, x, dy, dx);
-    TFM_CUDA_CHECK(cudaGetLastError());
+    gelu_bwd(n, x, dy, dx);
   }
   template <class C>
   void swiglu_forward_mixed(std::int64_t N, int F, const C* x, C* y) {
@@ -957,9 +1044,7 @@ struct cuda_backend {
   template <class C>
   void add_mixed(std::int64_t n, const T* a, const C* b, T* y) {
     const auto prof_scope = prof("add_mixed");
-    namespace oc = detail::ops_cuda;
-    oc::add_kernel<T, C><<<oc::grid_for(n), oc::threads, 0, stream()>>>(n, a, b, y);
-    TFM_CUDA_CHECK(cudaGetLastError());
+    add_any(n, a, b, y);
   }
   template <class C>
   double xent_forward_mixed(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore,
@@ -1054,6 +1139,48 @@ struct cuda_backend {
   }
 
  private:
+  // GELU and residual adds over contiguous arrays, as 16-byte words of S (or of T, for add) where
+  // the pointers allow (ops_cuda's launch_elementwise); S is T or a compute type.
+  template <class S>
+  void gelu_fwd(std::int64_t n, const S* x, S* y) {
+    namespace oc = detail::ops_cuda;
+    constexpr int V = int(16 / sizeof(S));
+    oc::launch_elementwise<V>(
+        n, oc::word_aligned<V>(x) && oc::word_aligned<V>(y),
+        [&](std::int64_t w) {
+          oc::gelu_fwd_vec_kernel<T, S, V><<<oc::grid_for(w), oc::threads, 0, stream()>>>(w, x, y);
+        },
+        [&](std::int64_t o, std::int64_t m) {
+          oc::gelu_fwd_kernel<T, S><<<oc::grid_for(m), oc::threads, 0, stream()>>>(m, x + o, y + o);
+        });
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class S>
+  void gelu_bwd(std::int64_t n, const S* x, const S* dy, S* dx) {
+    namespace oc = detail::ops_cuda;
+    constexpr int V = int(16 / sizeof(S));
+    oc::launch_elementwise<V>(
+        n, oc::word_aligned<V>(x) && oc::word_aligned<V>(dy) && oc::word_aligned<V>(dx),
+        [&](std::int64_t w) {
+          oc::gelu_bwd_vec_kernel<T, S, V><<<oc::grid_for(w), oc::threads, 0, stream()>>>(w, x, dy, dx);
+        },
+        [&](std::int64_t o, std::int64_t m) {
+          oc::gelu_bwd_kernel<T, S><<<oc::grid_for(m), oc::threads, 0, stream()>>>(m, x + o, dy + o, dx + o);
+        });
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  template <class S>
+  void add_any(std::int64_t n, const T* a, const S* b, T* y) {
+    namespace oc = detail::ops_cuda;
+    constexpr int V = int(16 / sizeof(T));
+    oc::launch_elementwise<V>(
+        n, oc::word_aligned<V>(a) && oc::word_aligned<V>(b) && oc::word_aligned<V>(y),
+        [&](std::int64_t w) { oc::add_vec_kernel<T, S, V><<<oc::grid_for(w), oc::threads, 0, stream()>>>(w, a, b, y); },
+        [&](std::int64_t o, std::int64_t m) {
+          oc::add_kernel<T, S><<<oc::grid_for(m), oc::threads, 0, stream()>>>(m, a + o, b + o, y + o);
+        });
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
   // db += Σ_rows dy (dy stored as G), deterministic: row chunks into scratch, then summed in order.
   template <class G>
   void bias_grad(std::int64_t N, int out, const G* dy, T* db, T* scratch) {
