@@ -139,13 +139,19 @@ constexpr std::size_t gpt2_small_params = 124439808;
 template <int Which>
 void BM_optimizer(benchmark::State& state) {
   const std::size_t n = gpt2_small_params;
-  std::vector<float> p(n, 0.01f), g(n, 1e-3f), m(n, 0.0f), v(n, 0.0f);
+  // host buffers, as the model's parameters and gradients and the optimizer's state (huge pages)
+  const auto filled = [n](float x) {
+    tfm::buffer<float> b(n);
+    std::fill(b.data(), b.data() + n, x);
+    return b;
+  };
+  tfm::buffer<float> p = filled(0.01f), g = filled(1e-3f), m = filled(0.0f), v = filled(0.0f);
   tr::adamw<float> opt(n, {tr::param_group{"all", {{0, n}}, 0.1}}, {.beta1 = 0.9, .beta2 = 0.99});
   for (auto _ : state) {
     if constexpr (Which == 0) {
-      opt.step(p, g, 1e-4);
+      opt.step({p.data(), n}, {g.data(), n}, 1e-4);
     } else if constexpr (Which == 1) {
-      benchmark::DoNotOptimize(tr::global_grad_norm<float>(g, opt.groups()).norm);
+      benchmark::DoNotOptimize(tr::global_grad_norm<float>({g.data(), n}, opt.groups()).norm);
     } else {
       float* P = p.data();
       const float* G = g.data();

@@ -24,6 +24,8 @@
 
 #include "tfm/backend/host/cpu.hpp"
 #include "tfm/backend/host/threading.hpp"
+#include "tfm/backend/host/zero.hpp"
+#include "tfm/core/memory.hpp"
 #if TFM_HOST_X86_SIMD || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
@@ -238,6 +240,15 @@ struct state_tensor {
 };
 
 namespace detail {
+// n zeroed state values in a host buffer: 2 MiB aligned and offered to huge pages from 4 MiB on,
+// like the model's parameters and gradients (core/memory.hpp), so every array an update streams
+// is placed alike.
+template <class S>
+tfm::buffer<S> zeroed_state(std::size_t n) {
+  tfm::buffer<S> b(n);
+  tfm::host::zero_fill(b.data(), n);
+  return b;
+}
 // The constants of one fp32 AdamW update (see adamw::step).
 struct adamw_consts {
   float b1, b2, c1, c2, grad_scale, decay, step_size, inv_bc2_sqrt, eps;
@@ -323,7 +334,7 @@ class adamw : public detail::host_optimizer<adamw<T, S>, T> {
     double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   };
   adamw(std::size_t n, std::vector<param_group> groups, options o = {})
-      : base(n, std::move(groups), "adamw"), o_(o), m_(k_, S(0)), v_(k_, S(0)) {
+      : base(n, std::move(groups), "adamw"), o_(o), m_(detail::zeroed_state<S>(k_)), v_(detail::zeroed_state<S>(k_)) {
     expects(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps > 0,
             "adamw: need 0 <= beta1, beta2 < 1 and eps > 0, got beta1=", o.beta1, " beta2=", o.beta2, " eps=", o.eps);
   }
@@ -388,7 +399,7 @@ class adamw : public detail::host_optimizer<adamw<T, S>, T> {
 
  private:
   options o_;
-  std::vector<S> m_, v_;
+  tfm::buffer<S> m_, v_;  // host buffers: huge pages at GPT-2 sizes (core/memory.hpp)
 };
 
 // SGD with momentum (PyTorch's rule: weight decay as L2 added to the gradient, buf ← μ·buf + g,
@@ -404,7 +415,7 @@ class sgd : public detail::host_optimizer<sgd<T, S>, T> {
     bool nesterov = false;
   };
   sgd(std::size_t n, std::vector<param_group> groups, options o = {})
-      : base(n, std::move(groups), "sgd"), o_(o), buf_(o.momentum > 0 ? k_ : 0, S(0)) {
+      : base(n, std::move(groups), "sgd"), o_(o), buf_(detail::zeroed_state<S>(o.momentum > 0 ? k_ : 0)) {
     expects(o.momentum >= 0 && o.momentum < 1, "sgd: momentum must be in [0, 1), got ", o.momentum);
   }
   std::size_t state_bytes() const { return buf_.size() * sizeof(S); }
@@ -438,7 +449,7 @@ class sgd : public detail::host_optimizer<sgd<T, S>, T> {
 
  private:
   options o_;
-  std::vector<S> buf_;
+  tfm::buffer<S> buf_;
 };
 
 }  // namespace tfm::train
