@@ -9,6 +9,12 @@
 //   BM_gpt2_small_step/<f32|bf16>/B/T: forward + backward of GPT-2 small (presets::gpt2<>, flash
 //     attention, head padded to 50,304 rows, float parameters; bf16: bf16 compute over them) on
 //     random tokens; tokens_per_s.
+//   BM_ops/<op>/offset: the backend's memory-bound operations at GPT-2 small's B=16, T=1024
+//     sizes, bf16 activations over float parameters (what the bf16 step calls): norm_fwd /
+//     norm_bwd (LayerNorm, 16384 rows of 768), gelu_fwd / gelu_bwd (16384×3072), add (residual:
+//     float + bf16 → float, 16384×768), narrow (the weights' bf16 copy, 124.4M floats); counter
+//     GB_per_s = the bytes each must move / GPU time. offset 0: aligned arrays (the 16-byte-word
+//     kernels); offset 1: every array one element off (the element-at-a-time kernels; norms: 0 only).
 //   BM_gpt2_small_train/<f32|bf16>/B/T: one whole train::trainer step on the same model —
 //     batch gathering on the host and its upload, forward, backward, the device gradient norm,
 //     clipping and the fused AdamW kernel (cuda_adamw) — tokens_per_s.
@@ -215,6 +221,70 @@ void BM_gpt2_small_train(benchmark::State& state) {
   });
   count_tokens(state, std::int64_t(B) * T);
 }
+
+enum class op_kind { norm_fwd, norm_bwd, gelu_fwd, gelu_bwd, add, narrow };
+
+// args: offset (0 or 1 element from the allocation's alignment).
+template <op_kind K>
+void BM_ops(benchmark::State& state) {
+  using bf = tfm::bfloat16;
+  const std::int64_t off = state.range(0);
+  constexpr std::int64_t N = 16384, D = 768, F = 3072, P = 124439808;
+  constexpr std::int64_t n = K == op_kind::norm_fwd || K == op_kind::norm_bwd || K == op_kind::add ? N * D
+                             : K == op_kind::narrow                                                ? P
+                                                                                                   : N * F;
+  nn::cuda_backend<float> be;
+  cu::device_buffer<float> fa(std::size_t(n + 1)), fb(std::size_t(n + 1)), w(D), b(D), stats(2 * N),
+      scratch(be.norm_scratch_size(int(D))), dw(D), db(D);
+  cu::device_buffer<bf> ca(std::size_t(n + 1)), cb(std::size_t(n + 1));
+  fill_normal<<<1024, 256, 0, be.stream()>>>(fa.data(), fa.size(), 1);
+  fill_normal<<<1024, 256, 0, be.stream()>>>(fb.data(), fb.size(), 2);
+  fill_normal<<<4, 256, 0, be.stream()>>>(w.data(), w.size(), 3);
+  fill_normal<<<4, 256, 0, be.stream()>>>(b.data(), b.size(), 4);
+  TFM_CUDA_CHECK(cudaGetLastError());
+  be.narrow(n + 1, fb.data(), ca.data());
+  be.narrow(n + 1, fa.data(), cb.data());
+  double bytes = 0;
+  time_on_stream(state, be.stream(), [&] {
+    if constexpr (K == op_kind::norm_fwd) {  // x float → y bf16, mean and rstd
+      be.template norm_forward<false, bf>(N, int(D), fa.data() + off, w.data(), b.data(), ca.data() + off, stats.data(),
+                                          stats.data() + N, 1e-5);
+      bytes = double(N) * D * (4 + 2);
+    } else if constexpr (K == op_kind::norm_bwd) {  // dy bf16, x float; dx float accumulated
+      be.template norm_backward<false, bf>(N, int(D), ca.data() + off, fa.data() + off, w.data(), stats.data(),
+                                           stats.data() + N, fb.data() + off, true, dw.data(), db.data(),
+                                           scratch.data());
+      bytes = double(N) * D * (2 + 4 + 4 + 4);
+    } else if constexpr (K == op_kind::gelu_fwd) {
+      be.gelu_forward_mixed(n, ca.data() + off, cb.data() + off);
+      bytes = double(n) * 4;
+    } else if constexpr (K == op_kind::gelu_bwd) {
+      be.gelu_backward_mixed(n, ca.data() + off, cb.data() + off, cb.data() + off);
+      bytes = double(n) * 6;
+    } else if constexpr (K == op_kind::add) {
+      be.add_mixed(n, fa.data() + off, ca.data() + off, fb.data() + off);
+      bytes = double(n) * 10;
+    } else {
+      be.narrow(n, fa.data() + off, ca.data() + off);
+      bytes = double(n) * 6;
+    }
+  });
+  state.counters["GB_per_s"] =
+      benchmark::Counter(bytes * 1e-9 * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+void ops_args(benchmark::internal::Benchmark* b) {
+  b->Arg(0)->Arg(1)->ArgNames({"offset"})->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+// (the norms pick their kernel by width, not alignment: offset 0 only)
+void norm_args(benchmark::internal::Benchmark* b) {
+  b->Arg(0)->ArgNames({"offset"})->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK(BM_ops<op_kind::norm_fwd>)->Name("BM_ops/norm_fwd")->Apply(norm_args);
+BENCHMARK(BM_ops<op_kind::norm_bwd>)->Name("BM_ops/norm_bwd")->Apply(norm_args);
+BENCHMARK(BM_ops<op_kind::gelu_fwd>)->Name("BM_ops/gelu_fwd")->Apply(ops_args);
+BENCHMARK(BM_ops<op_kind::gelu_bwd>)->Name("BM_ops/gelu_bwd")->Apply(ops_args);
+BENCHMARK(BM_ops<op_kind::add>)->Name("BM_ops/add")->Apply(ops_args);
+BENCHMARK(BM_ops<op_kind::narrow>)->Name("BM_ops/narrow")->Apply(ops_args);
 
 void flash_args(benchmark::internal::Benchmark* b) {
   for (int causal : {0, 1}) b->Args({causal, 4, 16, 128, 4096});
