@@ -14,7 +14,8 @@
 //     norm_bwd (LayerNorm, 16384 rows of 768), gelu_fwd / gelu_bwd (16384×3072), add (residual:
 //     float + bf16 → float, 16384×768), narrow (the weights' bf16 copy, 124.4M floats); counter
 //     GB_per_s = the bytes each must move / GPU time. offset 0: aligned arrays (the 16-byte-word
-//     kernels); offset 1: every array one element off (the element-at-a-time kernels; norms: 0 only).
+//     kernels); offset 1: every array one element off (the element-at-a-time kernels). For the
+//     norms the argument picks the kernels instead: 0 warp per row, 1 block per row.
 //   BM_gpt2_small_train/<f32|bf16>/B/T: one whole train::trainer step on the same model —
 //     batch gathering on the host and its upload, forward, backward, the device gradient norm,
 //     clipping and the fused AdamW kernel (cuda_adamw) — tokens_per_s.
@@ -224,16 +225,17 @@ void BM_gpt2_small_train(benchmark::State& state) {
 
 enum class op_kind { norm_fwd, norm_bwd, gelu_fwd, gelu_bwd, add, narrow };
 
-// args: offset (0 or 1 element from the allocation's alignment).
+// args: offset (0 or 1 element from the allocation's alignment); norms: 0 warp-per-row kernels,
+// 1 block-per-row kernels (aligned arrays either way).
 template <op_kind K>
 void BM_ops(benchmark::State& state) {
   using bf = tfm::bfloat16;
-  const std::int64_t off = state.range(0);
+  constexpr bool norm = K == op_kind::norm_fwd || K == op_kind::norm_bwd;
+  const std::int64_t off = norm ? 0 : state.range(0);
   constexpr std::int64_t N = 16384, D = 768, F = 3072, P = 124439808;
-  constexpr std::int64_t n = K == op_kind::norm_fwd || K == op_kind::norm_bwd || K == op_kind::add ? N * D
-                             : K == op_kind::narrow                                                ? P
-                                                                                                   : N * F;
+  constexpr std::int64_t n = norm || K == op_kind::add ? N * D : K == op_kind::narrow ? P : N * F;
   nn::cuda_backend<float> be;
+  if (norm) be.set_warp_norms(state.range(0) == 0);
   cu::device_buffer<float> fa(std::size_t(n + 1)), fb(std::size_t(n + 1)), w(D), b(D), stats(2 * N),
       scratch(be.norm_scratch_size(int(D))), dw(D), db(D);
   cu::device_buffer<bf> ca(std::size_t(n + 1)), cb(std::size_t(n + 1));
@@ -275,9 +277,8 @@ void BM_ops(benchmark::State& state) {
 void ops_args(benchmark::internal::Benchmark* b) {
   b->Arg(0)->Arg(1)->ArgNames({"offset"})->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
-// (the norms pick their kernel by width, not alignment: offset 0 only)
 void norm_args(benchmark::internal::Benchmark* b) {
-  b->Arg(0)->ArgNames({"offset"})->UseManualTime()->Unit(benchmark::kMicrosecond);
+  b->Arg(0)->Arg(1)->ArgNames({"block_kernels"})->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
 BENCHMARK(BM_ops<op_kind::norm_fwd>)->Name("BM_ops/norm_fwd")->Apply(norm_args);
 BENCHMARK(BM_ops<op_kind::norm_bwd>)->Name("BM_ops/norm_bwd")->Apply(norm_args);

@@ -1,4 +1,5 @@
-// The CUDA backend's norm operations (nn/ops_cuda.cuh) against the host ones in double:
+// The CUDA backend's norm operations (nn/ops_cuda.cuh) against the host ones in double, with
+// the warp-per-row kernels on (the default) and off (set_warp_norms(false)):
 // LayerNorm and RMSNorm, forward and backward, float or bf16 activations (y, dy), widths on
 // both sides of every switch between the warp-per-row kernels (D <= 1024: 8, 16, 24 or 32
 // columns per lane) and the block-per-row ones, row counts below and above the number of warps
@@ -79,10 +80,10 @@ void expect_close(const std::vector<G>& got, const std::vector<double>& ref, dou
 }
 
 template <bool Rms, class A>
-void norm_case(std::int64_t N, int D, std::uint64_t seed) {
+void norm_case(std::int64_t N, int D, std::uint64_t seed, bool warp_kernels) {
   const std::string name = std::string(Rms ? "rmsnorm" : "layernorm") +
                            (std::is_same_v<A, float> ? " float" : " bf16") + " N=" + std::to_string(N) +
-                           " D=" + std::to_string(D);
+                           " D=" + std::to_string(D) + (warp_kernels ? "" : " (block-per-row kernels)");
   const std::size_t nd = std::size_t(N) * std::size_t(D), nc = static_cast<std::size_t>(D);
   std::vector<float> x(nd), w(nc), b(nc), dx0(nd), dw0(nc), db0(nc);
   std::vector<A> dy(nd);
@@ -112,6 +113,7 @@ void norm_case(std::int64_t N, int D, std::uint64_t seed) {
                                  dwd.data(), Rms ? nullptr : dbd.data(), scratch.data());
 
     nn::cuda_backend<float> be;
+    be.set_warp_norms(warp_kernels);
     auto d_x = to_device(x), d_w = to_device(w), d_b = to_device(b), d_dx = to_device(dx0), d_dw = to_device(dw0),
          d_db = to_device(db0);
     auto d_dy = to_device(dy);
@@ -140,7 +142,8 @@ template <bool Rms, class A>
 void norm_widths() {
   std::uint64_t seed = Rms ? 100 : 200;
   for (int D : {1, 7, 64, 255, 256, 257, 512, 600, 768, 769, 1000, 1024, 1025, 1600})
-    for (std::int64_t N : {1, 9, 3000}) norm_case<Rms, A>(N, D, ++seed);
+    for (std::int64_t N : {1, 9, 3000})
+      for (bool warp : {true, false}) norm_case<Rms, A>(N, D, ++seed, warp);
 }
 
 // Device copies of a range, and of inputs placed at an aligned start (offset 0: the word kernels

@@ -14,7 +14,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
+#include <string_view>
 #include <type_traits>
 
 #include "tfm/backend/cuda/cublas.hpp"
@@ -23,8 +25,8 @@
 #include "tfm/core/error.hpp"
 #include "tfm/core/memory.hpp"
 #include "tfm/core/rng.hpp"
-#include "tfm/nn/config.hpp"  // first: see attention_cuda.cuh
 #include "tfm/nn/attention_cuda.cuh"
+#include "tfm/nn/config.hpp"  // first: see attention_cuda.cuh
 #include "tfm/nn/math.hpp"
 #include "tfm/nn/ops_host.hpp"
 #include "tfm/ops/detail/gemm_cuda.cuh"
@@ -626,6 +628,12 @@ struct cuda_state {
   std::unique_ptr<tfm::cuda::op_profiler> prof =
       tfm::cuda::op_profiler::requested_by_environment() ? std::make_unique<tfm::cuda::op_profiler>() : nullptr;
   tfm::cuda::device_buffer<double> result{2};
+  // The warp-per-row norm kernels (D <= 1024); TFM_CUDA_WARP_NORMS=0 at construction, or
+  // cuda_backend::set_warp_norms(false), selects the block-per-row ones for every width.
+  bool warp_norms = [] {
+    const char* e = std::getenv("TFM_CUDA_WARP_NORMS");
+    return !(e != nullptr && std::string_view(e) == "0");
+  }();
 };
 
 }  // namespace detail::ops_cuda
@@ -650,6 +658,10 @@ struct cuda_backend {
   // (linear_forward_mixed inside lora_forward_mixed, say) count in both.
   std::vector<tfm::cuda::op_profiler::entry> profile() { return st_->prof ? st_->prof->collect() : decltype(profile()){}; }
   tfm::cuda::op_scope prof(const char* name) const { return tfm::cuda::op_scope(st_->prof.get(), name, stream()); }
+  // Which norm kernels run for widths up to 1024 (see cuda_state::warp_norms): for comparing
+  // the two in tests and benchmarks.
+  void set_warp_norms(bool on) { st_->warp_norms = on; }
+  bool warp_norms() const { return st_->warp_norms; }
 
   // memory
   void zero(T* p, std::size_t n) { tfm::cuda::fill_async(p, 0, n * sizeof(T), stream()); }
@@ -700,7 +712,7 @@ struct cuda_backend {
       oc::norm_fwd_warp_kernel<Rms, decltype(cpl)::value, T, Y>
           <<<blocks, oc::norm_warps * 32, 0, stream()>>>(N, D, x, w, b, y, mean, rstd, eps);
     };
-    if (!oc::with_norm_cols_per_lane(D, warp_rows)) {
+    if (!st_->warp_norms || !oc::with_norm_cols_per_lane(D, warp_rows)) {
       const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
       oc::norm_fwd_kernel<Rms, T, Y><<<blocks, oc::threads, 0, stream()>>>(N, D, x, w, b, y, mean, rstd, eps);
     }
@@ -719,7 +731,7 @@ struct cuda_backend {
       oc::norm_bwd_warp_kernel<Rms, decltype(cpl)::value, T, G>
           <<<blocks, oc::norm_warps * 32, 0, stream()>>>(N, D, dy, x, w, mean, rstd, dx, acc, scratch);
     };
-    if (!oc::with_norm_cols_per_lane(D, warp_rows)) {
+    if (!st_->warp_norms || !oc::with_norm_cols_per_lane(D, warp_rows)) {
       blocks = int(N < oc::norm_blocks ? N : oc::norm_blocks);
       oc::norm_bwd_kernel<Rms, T, G>
           <<<blocks, oc::threads, 0, stream()>>>(N, D, dy, x, w, mean, rstd, dx, acc, scratch);
