@@ -265,6 +265,60 @@ BOOST_AUTO_TEST_CASE(forward_backward_equals_forward_then_backward) {
   check_forward_backward<cfg_llama_padded<double, nn::attn::flash>>(2);
 }
 
+// zero_grad() is lazy (the next backward writes the linear layers' gradients and clears the rest):
+// after a backward that left stale gradients, zero_grad() then two accumulating backwards give
+// the values of a model whose gradients were cleared eagerly (gradients() forces the clearing);
+// reading after zero_grad() alone gives zeros; a skipped backward (non-finite loss) leaves zeros.
+template <class Cfg>
+void check_lazy_zero_grad(int kv) {
+  nn::model<Cfg> lazy(small_dims(kv)), eager(small_dims(kv));
+  randomize(lazy, 41);
+  eager.parameters_from_host(lazy.parameters_to_host());
+  const int B = 2, T = 8;
+  auto tok0 = random_tokens(B * T, 23, 70), tgt0 = random_tokens(B * T, 23, 71);
+  lazy.forward_backward(tok0.data(), tgt0.data(), B, T);  // stale gradients
+  lazy.zero_grad();
+  eager.zero_grad();
+  (void)eager.gradients();  // cleared now: its backwards below add to zeros
+  for (int call = 0; call < 2; ++call) {
+    auto tok = random_tokens(B * T, 23, 72 + call), tgt = random_tokens(B * T, 23, 74 + call);
+    BOOST_TEST(lazy.forward_backward(tok.data(), tgt.data(), B, T) ==
+               eager.forward_backward(tok.data(), tgt.data(), B, T));
+  }
+  const auto gl = lazy.gradients_to_host(), ge = eager.gradients_to_host();
+  BOOST_TEST_REQUIRE(gl.size() == ge.size());
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < gl.size(); ++i) differ += gl[i] == ge[i] ? 0 : 1;  // == : +0 and -0 agree
+  BOOST_TEST(differ == 0u, differ << " of " << gl.size() << " gradients differ after a lazy zero_grad");
+  // zero_grad, then read: zeros
+  lazy.zero_grad();
+  std::size_t nonzero = 0;
+  for (auto v : lazy.gradients()) nonzero += v == 0 ? 0 : 1;
+  BOOST_TEST(nonzero == 0u);
+  // zero_grad, a backward skipped for a NaN loss, then read: zeros
+  lazy.forward_backward(tok0.data(), tgt0.data(), B, T);
+  lazy.zero_grad();
+  const char* head = lazy.has("lm_head.weight") ? "lm_head.weight" : "wte";  // every row's logits
+  const auto saved = lazy.param(head)[0];
+  lazy.param(head)[0] = std::numeric_limits<typename nn::model<Cfg>::T>::quiet_NaN();
+  BOOST_TEST(std::isnan(lazy.forward_backward(tok0.data(), tgt0.data(), B, T)));
+  lazy.param(head)[0] = saved;
+  nonzero = 0;
+  for (auto v : lazy.gradients_to_host()) nonzero += v == 0 ? 0 : 1;
+  BOOST_TEST(nonzero == 0u);
+}
+
+template <class P>
+using cfg_gpt2_lora = with_lora<cfg_gpt2<P>, nn::lora::adapters<nn::lora::qkv | nn::lora::o | nn::lora::down, 2>>;
+
+BOOST_AUTO_TEST_CASE(lazy_zero_grad) {
+  check_lazy_zero_grad<cfg_gpt2<double>>(4);                           // tied head, learned positions
+  check_lazy_zero_grad<cfg_untied<double>>(4);                         // untied: wte cleared, head written
+  check_lazy_zero_grad<cfg_llama_padded<double, nn::attn::flash>>(2);  // no biases, padded head
+  check_lazy_zero_grad<cfg_post_norm<double>>(4);
+  check_lazy_zero_grad<cfg_gpt2_lora<double>>(4);  // LoRA: adapters only, all cleared
+}
+
 // RoPE: q·k after rotation depends only on the position difference.
 BOOST_AUTO_TEST_CASE(rope_relative_position) {
   const int hd = 8, C = 40, rot = tfm::nn::math::rope_dims(hd, 1.0);

@@ -261,8 +261,14 @@ class model : private detail::param_table {
   std::span<const T> parameters() const { return {params_.data(), n_params_}; }
   // Gradients of the trainable parameters, in the layout of trainable_parameters(): all of
   // parameters() without LoRA, the adapter tail with it.
-  std::span<T> gradients() { return {grads_.data(), n_grads_}; }
-  std::span<const T> gradients() const { return {grads_.data(), n_grads_}; }
+  std::span<T> gradients() {
+    settle_grads();
+    return {grads_.data(), n_grads_};
+  }
+  std::span<const T> gradients() const {
+    settle_grads();
+    return {grads_.data(), n_grads_};
+  }
   std::span<T> trainable_parameters() { return {params_.data() + tail_, n_params_ - tail_}; }
   std::span<const T> trainable_parameters() const { return {params_.data() + tail_, n_params_ - tail_}; }
   std::size_t num_trainable() const { return n_grads_; }
@@ -277,6 +283,7 @@ class model : private detail::param_table {
     auto const& p = info(name);
     expects<invalid_argument>(p.trainable, "nn::model: parameter '", name,
                               "' is frozen (LoRA trains only the adapters) and has no gradient");
+    settle_grads();
     return {grads_.data() + p.grad_offset, p.size};
   }
 
@@ -295,7 +302,11 @@ class model : private detail::param_table {
     be_.upload(params_.data(), w.data(), n_params_);
   }
 
-  void zero_grad() { be_.zero(grads_.data(), n_grads_); }
+  // Gradients to zero. Lazily, as PyTorch's set_to_none: the next backward writes the linear
+  // layers' weight and bias gradients instead of adding to them (no clearing pass, no reading
+  // of the old values) and clears only the rest; reading the gradients before that (gradients(),
+  // grad(), gradients_to_host()) clears them all first.
+  void zero_grad() { grads_fresh_ = true; }
 
   // Copies of the parameters / gradients in host memory, and loading parameters from one (any space).
   std::vector<T> parameters_to_host() {
@@ -304,6 +315,7 @@ class model : private detail::param_table {
     return h;
   }
   std::vector<T> gradients_to_host() {
+    settle_grads();
     std::vector<T> h(n_grads_);
     be_.download(h.data(), grads_.data(), n_grads_);
     return h;
@@ -563,6 +575,17 @@ class model : private detail::param_table {
   }
   // The backward below the cross-entropy: the logits' buffer holds their gradient.
   void backward_from_logit_grads() {
+    // After zero_grad(): the linear layers' gradients (overwrite_grads_) are written, the rest
+    // cleared here first.
+    overwrite_grads_ = grads_fresh_;
+    if (grads_fresh_) {
+      for (auto [off, n] : cleared_by_backward()) be_.zero(grads_.data() + off, n);
+      grads_fresh_ = false;
+    }
+    struct reset {
+      bool& flag;
+      ~reset() { flag = false; }
+    } const reset_overwrite{overwrite_grads_};
     const int B = B_, T_ = T_cur_;
     const std::int64_t N = std::int64_t(B) * T_;
     const int D = d_.d_model, Vp = int(vocab_padded());
@@ -581,6 +604,56 @@ class model : private detail::param_table {
     T* dpos = nullptr;
     if constexpr (traits::learned_pos) dpos = g("wpe");
     be_.embedding_backward(B, T_, D, tokens_.data(), dr, g("wte"), dpos);
+  }
+
+  // ---- lazily cleared gradients (zero_grad) ----
+  // Clears the gradients now if zero_grad() left them logically zero. Const: the values do not
+  // change, only their storage catches up (a model defined const never had zero_grad() called).
+  void settle_grads() const {
+    if (!grads_fresh_) return;
+    auto& self = const_cast<model&>(*this);
+    self.be_.zero(self.grads_.data(), n_grads_);
+    grads_fresh_ = false;
+  }
+  // The gradient ranges (offsets into grads_, lengths) a backward after zero_grad() clears: all
+  // but those its linear layers write whole (weights, biases, the head; none with LoRA, whose
+  // base is frozen).
+  std::vector<std::pair<std::size_t, std::size_t>> cleared_by_backward() {
+    std::vector<std::pair<std::size_t, std::size_t>> written, cleared;
+    const auto add = [&](T* gp, std::int64_t n) {
+      if (gp) written.push_back({std::size_t(gp - grads_.data()), std::size_t(n)});
+    };
+    for (int l = 0; l < d_.layers; ++l) {
+      auto const& o = layer_[std::size_t(l)];
+      for_each_kind([&](auto kc) {
+        constexpr weight_kind k = decltype(kc)::value;
+        const matrix_shape sh = weight_shape(k);
+        add(go(kind_offset(o, k)), sh.size());
+        add(go(bias_offset(o, k)), sh.rows);
+      });
+    }
+    add(head_grad(), std::int64_t(vocab_padded()) * d_.d_model);
+    std::sort(written.begin(), written.end());
+    std::size_t at = 0;
+    for (auto [off, n] : written) {
+      if (off > at) cleared.push_back({at, off - at});
+      at = std::max(at, off + n);
+    }
+    if (n_grads_ > at) cleared.push_back({at, n_grads_ - at});
+    return cleared;
+  }
+  static std::ptrdiff_t bias_offset(const detail::layer_offsets& o, weight_kind k) {
+    switch (k) {
+      case weight_kind::attn_qkv:
+        return o.attn_b;
+      case weight_kind::attn_out:
+        return o.proj_b;
+      case weight_kind::mlp_in:
+        return o.fc_b;
+      case weight_kind::mlp_out:
+        return o.fcp_b;
+    }
+    return -1;
   }
 
   // ---- parameter table (detail::param_table) ----
@@ -971,9 +1044,10 @@ class model : private detail::param_table {
   void lin_bwd(std::int64_t N, int in, int out, const C* x, const C* W, bool io, const C* dy, DX* dx, double beta,
                T* dW, T* db) {
     if constexpr (mixed)
-      be_.linear_backward_mixed(N, in, out, x, W, io, dy, dx, beta, dW, db, buf(b_tile_), buf(b_scratch_));
+      be_.linear_backward_mixed(N, in, out, x, W, io, dy, dx, beta, dW, db, buf(b_tile_), buf(b_scratch_),
+                                overwrite_grads_);
     else
-      be_.linear_backward(N, in, out, x, W, io, dy, dx, beta, dW, db, buf(b_scratch_));
+      be_.linear_backward(N, in, out, x, W, io, dy, dx, beta, dW, db, buf(b_scratch_), overwrite_grads_);
   }
   // y = a (residual) + b (a block's output)
   void residual_add(std::int64_t n, const T* a, const C* b, T* y) {
@@ -1170,6 +1244,8 @@ class model : private detail::param_table {
   std::uint64_t dropout_seed_ = 0, dropout_step_ = 0;
   backend be_;
   buffer<T, Space> params_, grads_, arena_, sin_table_, rope_table_;
+  mutable bool grads_fresh_ = false;   // zero_grad() since the last backward: grads_ hold stale values
+  bool overwrite_grads_ = false;       // during such a backward: linear layers write their gradients
   buffer<C, Space> cparams_, carena_;  // mixed precision: the compute copy (empty otherwise); C activations
   std::vector<copy_run> cruns_;          // the compute copy's parameter runs
   std::size_t n_cparams_ = 0;

@@ -756,9 +756,11 @@ struct cuda_backend {
     }
   }
   std::size_t linear_scratch_size(int out) const { return std::size_t(out) * detail::ops_cuda::bias_chunks; }
-  // dx = beta·dx + dy·W (dx may be null); dW += dyᵀ·x (or xᵀ·dy); db += Σ dy.
+  // dx = beta·dx + dy·W (dx may be null); dW += dyᵀ·x (or xᵀ·dy); db += Σ dy. overwrite: dW = …
+  // (GEMM beta 0: the old contents are never read), db cleared first.
   void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* dy, T* dx,
-                       double beta, T* dW, T* db, T* scratch) {
+                       double beta, T* dW, T* db, T* scratch, bool overwrite = false) {
+    const float wbeta = overwrite ? 0.0f : 1.0f;
     const auto prof_scope = prof("linear_backward");
     using host::mat;
     using host::mat_mut;
@@ -768,10 +770,11 @@ struct cuda_backend {
     }
     if (!dW) {  // a frozen weight (LoRA): no gradient buffer
     } else if (in_out) {
-      gemm(1.0f, mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0f, mat_mut(dW, in, out, out));
+      gemm(1.0f, mat(x, N, in, in).transposed(), mat(dy, N, out, out), wbeta, mat_mut(dW, in, out, out));
     } else {
-      gemm(1.0f, mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0f, mat_mut(dW, out, in, in));
+      gemm(1.0f, mat(dy, N, out, out).transposed(), mat(x, N, in, in), wbeta, mat_mut(dW, out, in, in));
     }
+    if (db && overwrite) zero(db, std::size_t(out));
     if (db) bias_grad(N, out, dy, db, scratch);
   }
 
@@ -948,7 +951,8 @@ struct cuda_backend {
   }
   template <class C, class DX>
   void linear_backward_mixed(std::int64_t N, int in, int out, const C* x, const C* W, bool in_out, const C* dy, DX* dx,
-                             double beta, T* dW, T* db, T* tile, T* scratch) {
+                             double beta, T* dW, T* db, T* tile, T* scratch, bool overwrite = false) {
+    const float wbeta = overwrite ? 0.0f : 1.0f;
     const auto prof_scope = prof("linear_backward_mixed");
     using host::mat;
     using host::mat_mut;
@@ -963,10 +967,11 @@ struct cuda_backend {
     }
     if (dW) {
       if (in_out)
-        gemm_c(1.0f, mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0f, mat_mut(dW, in, out, out));
+        gemm_c(1.0f, mat(x, N, in, in).transposed(), mat(dy, N, out, out), wbeta, mat_mut(dW, in, out, out));
       else
-        gemm_c(1.0f, mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0f, mat_mut(dW, out, in, in));
+        gemm_c(1.0f, mat(dy, N, out, out).transposed(), mat(x, N, in, in), wbeta, mat_mut(dW, out, in, in));
     }
+    if (db && overwrite) zero(db, std::size_t(out));
     if (db) bias_grad(N, out, dy, db, scratch);
   }
   template <class C>

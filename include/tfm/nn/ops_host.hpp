@@ -226,19 +226,21 @@ void linear_forward(std::int64_t N, int in, int out, const T* x, const T* W, boo
 inline std::size_t linear_scratch_size(int out) { return std::size_t(out) * max_threads(); }
 
 // dx = beta·dx + dy·W (dx may be null: skipped); dW += dyᵀ·x (or xᵀ·dy); db += Σ dy (dW, db
-// may be null: skipped, a frozen layer).
+// may be null: skipped, a frozen layer). overwrite: dW = …, db = … instead (their old contents,
+// even NaN, are never read: a gradient buffer cleared lazily, nn::model::zero_grad).
 template <class T>
 void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* dy, T* dx,
-                     double beta, T* dW, T* db, T* scratch) {
+                     double beta, T* dW, T* db, T* scratch, bool overwrite = false) {
+  const double wbeta = overwrite ? 0.0 : 1.0;
   if (dx) {
     const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
     matmul<T>(1.0, mat(dy, N, out, out), Wm, beta, mat_mut(dx, N, in, in));
   }
   if (!dW) {
   } else if (in_out) {  // dW [in, out] += xᵀ·dy
-    matmul<T>(1.0, mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0, mat_mut(dW, in, out, out));
+    matmul<T>(1.0, mat(x, N, in, in).transposed(), mat(dy, N, out, out), wbeta, mat_mut(dW, in, out, out));
   } else {  // dW [out, in] += dyᵀ·x
-    matmul<T>(1.0, mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0, mat_mut(dW, out, in, in));
+    matmul<T>(1.0, mat(dy, N, out, out).transposed(), mat(x, N, in, in), wbeta, mat_mut(dW, out, in, in));
   }
   if (db) {
     const int threads = max_threads();
@@ -250,6 +252,7 @@ void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bo
       for (std::int64_t n = 0; n < N; ++n)
         for (int j = 0; j < out; ++j) p[j] += dy[n * out + j];
     }
+    if (overwrite) std::fill(db, db + out, T(0));
     for (int t = 0; t < threads; ++t)
       for (int j = 0; j < out; ++j) db[j] += scratch[std::size_t(out) * t + j];
   }
@@ -703,8 +706,8 @@ struct host_backend {
     host::linear_forward<T>(N, in, out, x, W, in_out, b, y);
   }
   void linear_backward(std::int64_t N, int in, int out, const T* x, const T* W, bool in_out, const T* dy, T* dx,
-                       double beta, T* dW, T* db, T* scratch) {
-    host::linear_backward<T>(N, in, out, x, W, in_out, dy, dx, beta, dW, db, scratch);
+                       double beta, T* dW, T* db, T* scratch, bool overwrite = false) {
+    host::linear_backward<T>(N, in, out, x, W, in_out, dy, dx, beta, dW, db, scratch, overwrite);
   }
   std::size_t linear_scratch_size(int out) const { return host::linear_scratch_size(out); }
   void gelu_forward(std::int64_t n, const T* x, T* y) { host::gelu_forward<T>(n, x, y); }
@@ -766,8 +769,8 @@ struct host_backend {
   }
   template <class C, class DX>
   void linear_backward_mixed(std::int64_t N, int in, int out, const C* x, const C* W, bool in_out, const C* dy, DX* dx,
-                             double beta, T* dW, T* db, T* tile, T* scratch) {
-    host::mixed::linear_backward<C, DX>(N, in, out, x, W, in_out, dy, dx, beta, dW, db, tile, scratch);
+                             double beta, T* dW, T* db, T* tile, T* scratch, bool overwrite = false) {
+    host::mixed::linear_backward<C, DX>(N, in, out, x, W, in_out, dy, dx, beta, dW, db, tile, scratch, overwrite);
   }
   template <class C>
   void lora_forward_mixed(std::int64_t N, int in, int rows, int r, const C* x, std::int64_t ldx, const C* A,

@@ -206,11 +206,13 @@ void linear_forward(std::int64_t N, int in, int out, const C* x, const C* W, boo
 }
 
 // dx = beta·dx + dy·W (dx in C, rounded once, or float; null: skipped); dW += dyᵀ·x or xᵀ·dy
-// (float, accumulated in float); db += Σ dy (float). dW / db null: skipped (frozen).
+// (float, accumulated in float); db += Σ dy (float). dW / db null: skipped (frozen). overwrite:
+// dW = …, db = … (their old contents never read; host::linear_backward).
 // tile: linear_scratch_floats(N, in) floats; bscratch: linear_scratch_size(out) floats.
 template <class C, class DX>
 void linear_backward(std::int64_t N, int in, int out, const C* x, const C* W, bool in_out, const C* dy, DX* dx,
-                     double beta, float* dW, float* db, float* tile, float* bscratch) {
+                     double beta, float* dW, float* db, float* tile, float* bscratch, bool overwrite = false) {
+  const double wbeta = overwrite ? 0.0 : 1.0;
   if (dx) {
     if constexpr (std::is_same_v<DX, float>) {
       const auto Wm = in_out ? mat(W, in, out, out).transposed() : mat(W, out, in, in);
@@ -227,9 +229,9 @@ void linear_backward(std::int64_t N, int in, int out, const C* x, const C* W, bo
   }
   if (!dW) {
   } else if (in_out) {  // dW [in, out] += xᵀ·dy
-    matmul<C>(1.0, mat(x, N, in, in).transposed(), mat(dy, N, out, out), 1.0, mat_mut(dW, in, out, out));
+    matmul<C>(1.0, mat(x, N, in, in).transposed(), mat(dy, N, out, out), wbeta, mat_mut(dW, in, out, out));
   } else {  // dW [out, in] += dyᵀ·x
-    matmul<C>(1.0, mat(dy, N, out, out).transposed(), mat(x, N, in, in), 1.0, mat_mut(dW, out, in, in));
+    matmul<C>(1.0, mat(dy, N, out, out).transposed(), mat(x, N, in, in), wbeta, mat_mut(dW, out, in, in));
   }
   if (db) {
     const int threads = max_threads();
@@ -241,6 +243,7 @@ void linear_backward(std::int64_t N, int in, int out, const C* x, const C* W, bo
       for (std::int64_t n = 0; n < N; ++n)
         for (int j = 0; j < out; ++j) p[j] += cvt<float>(dy[n * out + j]);
     }
+    if (overwrite) std::fill(db, db + out, 0.0f);
     for (int t = 0; t < threads; ++t)
       for (int j = 0; j < out; ++j) db[j] += bscratch[std::size_t(out) * t + j];
   }
