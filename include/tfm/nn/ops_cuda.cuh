@@ -477,13 +477,10 @@ __global__ void xent_bwd_kernel(std::int64_t N, int V, std::int64_t ld, const Z*
 }
 
 // ---- mixed precision (float math on compute-type C data) ----
-template <class C>
-__global__ void narrow_kernel(std::int64_t n, const float* x, C* y) {
-  TFM_OPS_CUDA_LOOP(i, n) y[i] = static_cast<C>(x[i]);
-}
-template <class C>
-__global__ void widen_kernel(std::int64_t n, const C* x, float* y) {
-  TFM_OPS_CUDA_LOOP(i, n) y[i] = static_cast<float>(x[i]);
+// y[i] = To(x[i]): narrowing float to C, widening C to float.
+template <class From, class To>
+__global__ void convert_kernel(std::int64_t n, const From* x, To* y) {
+  TFM_OPS_CUDA_LOOP(i, n) y[i] = static_cast<To>(x[i]);
 }
 
 // ---- element-wise kernels on words of V consecutive elements ----
@@ -532,28 +529,16 @@ __global__ void add_vec_kernel(std::int64_t words, const T* a, const S* b, T* y)
     reinterpret_cast<WT*>(y)[i] = r;
   }
 }
-template <class C, int V>
-__global__ void narrow_vec_kernel(std::int64_t words, const float* x, C* y) {
-  using WF = vec_word<float, V>;
-  using WC = vec_word<C, V>;
+template <class From, class To, int V>
+__global__ void convert_vec_kernel(std::int64_t words, const From* x, To* y) {
+  using WF = vec_word<From, V>;
+  using WT = vec_word<To, V>;
   TFM_OPS_CUDA_LOOP(i, words) {
     const WF a = reinterpret_cast<const WF*>(x)[i];
-    WC r;
+    WT r;
 #pragma unroll
-    for (int k = 0; k < V; ++k) r.v[k] = static_cast<C>(a.v[k]);
-    reinterpret_cast<WC*>(y)[i] = r;
-  }
-}
-template <class C, int V>
-__global__ void widen_vec_kernel(std::int64_t words, const C* x, float* y) {
-  using WC = vec_word<C, V>;
-  using WF = vec_word<float, V>;
-  TFM_OPS_CUDA_LOOP(i, words) {
-    const WC a = reinterpret_cast<const WC*>(x)[i];
-    WF r;
-#pragma unroll
-    for (int k = 0; k < V; ++k) r.v[k] = static_cast<float>(a.v[k]);
-    reinterpret_cast<WF*>(y)[i] = r;
+    for (int k = 0; k < V; ++k) r.v[k] = static_cast<To>(a.v[k]);
+    reinterpret_cast<WT*>(y)[i] = r;
   }
 }
 
@@ -899,30 +884,12 @@ struct cuda_backend {
   template <class C>
   void narrow(std::int64_t n, const T* x, C* y) {
     const auto prof_scope = prof("narrow");
-    if (n == 0) return;
-    namespace oc = detail::ops_cuda;
-    constexpr int V = 4;  // 16-byte float words, 8-byte C words
-    oc::launch_elementwise<V>(
-        n, oc::word_aligned<V>(x) && oc::word_aligned<V>(y),
-        [&](std::int64_t w) { oc::narrow_vec_kernel<C, V><<<oc::grid_for(w), oc::threads, 0, stream()>>>(w, x, y); },
-        [&](std::int64_t o, std::int64_t m) {
-          oc::narrow_kernel<C><<<oc::grid_for(m), oc::threads, 0, stream()>>>(m, x + o, y + o);
-        });
-    TFM_CUDA_CHECK(cudaGetLastError());
+    convert(n, x, y);
   }
   template <class C>
   void widen(std::int64_t n, const C* x, T* y) {
     const auto prof_scope = prof("widen");
-    if (n == 0) return;
-    namespace oc = detail::ops_cuda;
-    constexpr int V = 4;
-    oc::launch_elementwise<V>(
-        n, oc::word_aligned<V>(x) && oc::word_aligned<V>(y),
-        [&](std::int64_t w) { oc::widen_vec_kernel<C, V><<<oc::grid_for(w), oc::threads, 0, stream()>>>(w, x, y); },
-        [&](std::int64_t o, std::int64_t m) {
-          oc::widen_kernel<C><<<oc::grid_for(m), oc::threads, 0, stream()>>>(m, x + o, y + o);
-        });
-    TFM_CUDA_CHECK(cudaGetLastError());
+    convert(n, x, y);
   }
   template <class C>
   void zero_compute(C* p, std::size_t n) { tfm::cuda::fill_async(p, 0, n * sizeof(C), stream()); }
@@ -1183,6 +1150,22 @@ struct cuda_backend {
         },
         [&](std::int64_t o, std::int64_t m) {
           oc::gelu_bwd_kernel<T, S><<<oc::grid_for(m), oc::threads, 0, stream()>>>(m, x + o, dy + o, dx + o);
+        });
+    TFM_CUDA_CHECK(cudaGetLastError());
+  }
+  // y = To(x) over n elements (narrow, widen): 4 per word (16 bytes of float, 8 of C).
+  template <class From, class To>
+  void convert(std::int64_t n, const From* x, To* y) {
+    if (n == 0) return;
+    namespace oc = detail::ops_cuda;
+    constexpr int V = 4;
+    oc::launch_elementwise<V>(
+        n, oc::word_aligned<V>(x) && oc::word_aligned<V>(y),
+        [&](std::int64_t w) {
+          oc::convert_vec_kernel<From, To, V><<<oc::grid_for(w), oc::threads, 0, stream()>>>(w, x, y);
+        },
+        [&](std::int64_t o, std::int64_t m) {
+          oc::convert_kernel<From, To><<<oc::grid_for(m), oc::threads, 0, stream()>>>(m, x + o, y + o);
         });
     TFM_CUDA_CHECK(cudaGetLastError());
   }
