@@ -38,6 +38,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cuda_buffers.hpp"
 #include "golden_fixture.hpp"
 #include "model_configs.hpp"
 #include "step_compare.hpp"
@@ -170,19 +171,6 @@ struct attn_case {
 std::string describe(const attn_case& c) {
   return tfm::detail::concat("B=", c.B, " T=", c.T, " H=", c.H, " KV=", c.KV, " hd=", c.hd, c.causal ? " causal" : " bidir",
                              " W=", c.window, c.alibi ? " alibi" : "");
-}
-
-template <class T>
-cu::device_buffer<T> to_device(const std::vector<T>& h) {
-  cu::device_buffer<T> d(h.size());
-  cu::copy(d.data(), h.data(), h.size() * sizeof(T), cu::copy_kind::host_to_device);
-  return d;
-}
-template <class T>
-std::vector<T> to_host(const cu::device_buffer<T>& d) {
-  std::vector<T> h(d.size());
-  cu::copy(h.data(), d.data(), d.size() * sizeof(T), cu::copy_kind::device_to_host);
-  return h;
 }
 
 // Elements of the heads in a strided [B·T][ld] array (head part only), as doubles.

@@ -15,6 +15,8 @@
 
 #define TFM_TEST_MODULE test_ops_cuda
 #define TFM_TEST_NEEDS_CUDA
+#include "support/test_main.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -22,7 +24,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "support/test_main.hpp"
+#include "cuda_buffers.hpp"
 #include "tfm/backend/cuda/runtime.hpp"
 #include "tfm/core/dtype.hpp"
 #include "tfm/core/rng.hpp"
@@ -31,21 +33,11 @@
 
 namespace nn = tfm::nn;
 namespace cu = tfm::cuda;
+using tfm::test::to_device;
+using tfm::test::to_host;
 
 namespace {
 
-template <class T>
-cu::device_buffer<T> to_device(const std::vector<T>& h) {
-  cu::device_buffer<T> d(std::max<std::size_t>(h.size(), 1));
-  if (!h.empty()) TFM_CUDA_CHECK(cudaMemcpy(d.data(), h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return d;
-}
-template <class T>
-std::vector<T> to_host(const cu::device_buffer<T>& d, std::size_t n) {
-  std::vector<T> h(n);
-  TFM_CUDA_CHECK(cudaMemcpy(h.data(), d.data(), n * sizeof(T), cudaMemcpyDeviceToHost));
-  return h;
-}
 template <class T>
 double to_double(T v) {
   if constexpr (std::is_same_v<T, tfm::bfloat16>)
@@ -146,14 +138,8 @@ void norm_widths() {
       for (bool warp : {true, false}) norm_case<Rms, A>(N, D, ++seed, warp);
 }
 
-// Device copies of a range, and of inputs placed at an aligned start (offset 0: the word kernels
-// and a tail) or one element past it (offset 1: the element kernels only).
-template <class U>
-std::vector<U> device_range(const cu::device_buffer<U>& d, std::size_t off, std::size_t n) {
-  std::vector<U> h(n);
-  TFM_CUDA_CHECK(cudaMemcpy(h.data(), d.data() + off, n * sizeof(U), cudaMemcpyDeviceToHost));
-  return h;
-}
+// Device copies of inputs placed at an aligned start (offset 0: the word kernels and a tail) or
+// one element past it (offset 1: the element kernels only).
 template <class U>
 cu::device_buffer<U> placed(const std::vector<U>& v, std::size_t off) {
   std::vector<U> h(v.size() + 1, U(0));
@@ -203,12 +189,12 @@ void elementwise_case(std::size_t n, std::uint64_t seed) {
     be.narrow(m, df.data() + off, nh.data() + off);
     be.widen(m, nb.data() + off, wide_out.data() + off);
     be.synchronize();
-    y_at[off] = device_range(y, off, n);
-    dx_at[off] = device_range(dxo, off, n);
-    sum_at[off] = device_range(sum, off, n);
-    nb_at[off] = device_range(nb, off, n);
-    nh_at[off] = device_range(nh, off, n);
-    widen_at[off] = device_range(wide_out, off, n);
+    y_at[off] = to_host(y, n, off);
+    dx_at[off] = to_host(dxo, n, off);
+    sum_at[off] = to_host(sum, n, off);
+    nb_at[off] = to_host(nb, n, off);
+    nh_at[off] = to_host(nh, n, off);
+    widen_at[off] = to_host(wide_out, n, off);
   }
   BOOST_TEST(same_bits(y_at[0], y_at[1]), name << ": gelu forward, word and element kernels differ");
   BOOST_TEST(same_bits(dx_at[0], dx_at[1]), name << ": gelu backward, word and element kernels differ");
