@@ -163,8 +163,9 @@ BOOST_AUTO_TEST_CASE(mixed_runs_are_deterministic) {
 }
 
 BOOST_AUTO_TEST_CASE(vector_conversions_equal_scalar_ones) {
-  // widen_n / narrow_n (AVX2, F16C) against the scalar conversions, bit for bit: every bf16 and
-  // fp16 pattern widened; floats around rounding ties, overflow, subnormals, inf and NaN narrowed
+  // widen_n / narrow_n (AVX2, F16C; also with streaming stores) against the scalar conversions,
+  // bit for bit: every bf16 and fp16 pattern widened; floats around rounding ties, overflow,
+  // subnormals, inf and NaN narrowed
   namespace mx = tfm::nn::host::mixed;
   std::vector<float> x;
   for (std::uint32_t i = 0; i < 65536; ++i) {
@@ -187,6 +188,13 @@ BOOST_AUTO_TEST_CASE(vector_conversions_equal_scalar_ones) {
       if (!both_nan && vec[i].bits() != ref[i].bits()) ++bad;
     }
     BOOST_TEST(bad == 0u);
+    // with streaming stores (bf16), from every alignment of the destination: the same bits
+    for (std::size_t shift = 0; shift < 9; ++shift) {
+      std::vector<C> st(x.size() + 8);
+      mx::narrow_n(n - std::int64_t(shift), x.data() + shift, st.data() + shift, true);
+      BOOST_TEST(std::memcmp(st.data() + shift, vec.data() + shift, (x.size() - shift) * sizeof(C)) == 0,
+                 "streaming narrow, destination offset " << shift);
+    }
     std::vector<C> all(65536);
     for (std::uint32_t i = 0; i < 65536; ++i) all[i] = std::bit_cast<C>(std::uint16_t(i));
     std::vector<float> w(all.size());

@@ -45,10 +45,15 @@ inline constexpr std::int64_t chunk = 1 << 13;  // elements per parallel convers
 
 #if TFM_HOST_X86_SIMD
 // 8 floats to bfloat16, rounded to nearest even as cvt<bfloat16> does (NaN → bfloat16's NaN).
+// Stream: from the first 16-byte boundary of y on, with streaming stores (no read for ownership,
+// the lines go to memory, not the cache), then a store fence.
+template <bool Stream = false>
 TFM_TARGET_AVX2 inline void narrow_bf16_avx2(std::int64_t n, const float* x, tfm::bfloat16* y) {
   const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF);
   const __m256i qnan = _mm256_set1_epi32(tfm::bfloat16(std::numeric_limits<float>::quiet_NaN()).bits());
   std::int64_t i = 0;
+  if constexpr (Stream)
+    for (; i < n && reinterpret_cast<std::uintptr_t>(y + i) % 16 != 0; ++i) y[i] = tfm::bfloat16(x[i]);
   for (; i + 8 <= n; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);
     const __m256i u = _mm256_castps_si256(v);
@@ -56,9 +61,13 @@ TFM_TARGET_AVX2 inline void narrow_bf16_avx2(std::int64_t n, const float* x, tfm
     __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, lsb)), 16);
     r = _mm256_blendv_epi8(r, qnan, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
     const __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), packed);
+    if constexpr (Stream)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(y + i), packed);
+    else
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), packed);
   }
   for (; i < n; ++i) y[i] = tfm::bfloat16(x[i]);
+  if constexpr (Stream) _mm_sfence();  // weakly ordered: visible before the caller's join
 }
 // fp16 with F16C (round to nearest even, overflow → ±infinity); blocks holding a NaN go
 // through the scalar conversion (its canonical NaN).
@@ -93,11 +102,14 @@ void widen_n(std::int64_t n, const C* x, float* y) {
 #endif
   for (std::int64_t i = 0; i < n; ++i) y[i] = cvt<float>(x[i]);  // bf16: a shift, auto-vectorised
 }
+// stream: bfloat16 with streaming stores where the CPU has AVX2 (for copies too large to stay in
+// cache, which the next reader would find in memory anyway); the same values either way.
 template <class C>
-void narrow_n(std::int64_t n, const float* x, C* y) {
+void narrow_n(std::int64_t n, const float* x, C* y, [[maybe_unused]] bool stream = false) {
 #if TFM_HOST_X86_SIMD
   if constexpr (std::is_same_v<C, tfm::bfloat16>)
-    if (host::detail::use_avx2()) return detail::narrow_bf16_avx2(n, x, y);
+    if (host::detail::use_avx2())
+      return stream ? detail::narrow_bf16_avx2<true>(n, x, y) : detail::narrow_bf16_avx2(n, x, y);
   if constexpr (std::is_same_v<C, tfm::half>)
     if (tfm::host::cpu_has_f16c() && host::detail::use_avx2()) return detail::narrow_f16_f16c(n, x, y);
 #endif
