@@ -10,6 +10,9 @@
 //   BM_xent/{two_passes,fused}  the cross-entropy over 2048 × 50,257 logits, unfused and fused
 //   BM_model/<name>/bf16   the same with bf16 (fp16) compute over float weights; on CPUs without
 //                          AVX512_BF16/AMX the GEMMs widen bf16 to fp32 while packing
+//   BM_model/<name>/bf16_kept_copy  bf16 with the compute copy kept current by the optimizer (as
+//                          in training with the trainer): no narrowing of the weights per forward;
+//                          the optimizer's side of it is in bench_trainer (optimizer_writes_copy)
 //   BM_model/<name>/bf16_fp8  bf16 compute with fp8 (e4m3, per-tensor scale) block weights
 //                          (nn::fp8 storage); counter param_MB = parameter_bytes()
 //   BM_block/<name>        one transformer block alone (a 1-layer model minus embedding/head
@@ -21,6 +24,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "tfm/backend/host/threading.hpp"
@@ -102,11 +106,15 @@ struct block768_flash : block768 {
   using attention = nn::attn::config<nn::attn::mha, nn::attn::causal, nn::attn::flash>;
 };
 
-template <class Cfg>
+// kept_copy (mixed precision): the compute copy stays current between steps, as when the
+// optimizer writes it while updating (nn::model::update_parameters; the trainer does): the
+// forward then does not narrow the weights. Otherwise every forward narrows them.
+template <class Cfg, bool kept_copy = false>
 void BM_model(benchmark::State& state) {
   const int B = int(state.range(0)), T = int(state.range(1));
   nn::model<Cfg> m;
   m.init(1);
+  if constexpr (kept_copy) m.update_parameters([](std::span<float>, const auto&) {});  // writes nothing
   const int V = m.sizes().vocab;
   std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(tok.size());
   for (std::size_t i = 0; i < tok.size(); ++i) {
@@ -135,6 +143,11 @@ BENCHMARK(BM_model<small4>)->Name("BM_model/L4_d256/naive")->Args({8, 256})->Uni
 BENCHMARK(BM_model<small4_flash>)->Name("BM_model/L4_d256/flash")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<small4_flash_vpad>)->Name("BM_model/L4_d256/flash_vpad64")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<gpt2_small_flash_bf16>)->Name("BM_model/gpt2_small/flash/bf16")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model<gpt2_small_flash_bf16, true>)
+    ->Name("BM_model/gpt2_small/flash/bf16_kept_copy")
+    ->Args({4, 64})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_model<gpt2_small_flash_fp16>)->Name("BM_model/gpt2_small/flash/fp16")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<gpt2_small_flash_bf16_fp8>)->Name("BM_model/gpt2_small/flash/bf16_fp8")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<small4_flash_bf16>)->Name("BM_model/L4_d256/flash/bf16")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -7,7 +7,9 @@
 //   overhead_pct   100 · optimizer_ms / fwd_bwd_ms  (the target: at most 5)
 // Models: the tinyshakespeare configuration (0.8M parameters, B=12, T=64), the 4-layer d=256
 // model with GPT-2's vocabulary at B=8, T=256 (16M parameters), GPT-2 small at B=4, T=64 (124M),
-// with one micro-batch per step and with two (512 tokens per optimizer step).
+// with one micro-batch per step and with two (512 tokens per optimizer step), and in bf16 compute
+// with the optimizer writing the compute copy (optimizer_writes_copy:1, as the trainer does) or
+// the next forward narrowing every parameter (optimizer_writes_copy:0).
 // BM_lora_memory: GPT-2 small fully trained vs LoRA (q, v, rank 8): the memory of parameters,
 // gradients and AdamW state, the trainable parameter count, and one forward + backward + AdamW
 // step per iteration at B=1, T=64.
@@ -16,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "tfm/backend/host/threading.hpp"
@@ -34,8 +37,11 @@ struct gpt2_flash : nn::presets::gpt2<nn::dynamic_sizes> {
 };
 struct gpt2_naive : nn::presets::gpt2<nn::dynamic_sizes> {};
 
+// copy: with mixed precision, the optimizer writes the compute copy as it updates
+// (model::update_parameters, as the trainer does); else it updates through
+// trainable_parameters() and the next forward narrows every parameter (in fwd_bwd_ms).
 template <class Cfg>
-void BM_step_breakdown(benchmark::State& state, nn::dims d, int B, int T, int accum = 1) {
+void BM_step_breakdown(benchmark::State& state, nn::dims d, int B, int T, int accum = 1, bool copy = true) {
   nn::model<Cfg> m(d);
   m.init(1);
   tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
@@ -58,7 +64,17 @@ void BM_step_breakdown(benchmark::State& state, nn::dims d, int B, int T, int ac
     const auto t1 = clock::now();
     const auto gs = tr::global_grad_norm<float>(m.gradients(), opt.groups(), 1.0 / accum);
     const auto tn = clock::now();
-    opt.step(m.parameters(), m.gradients(), 1e-4, tr::clip_factor(gs.norm, 1.0) / accum);
+    const double scale = tr::clip_factor(gs.norm, 1.0) / accum;
+    if constexpr (nn::model<Cfg>::writes_compute_copy) {
+      if (copy) {
+        auto g = m.gradients();
+        m.update_parameters([&](std::span<float> p, const auto& c) { opt.step(p, g, 1e-4, scale, c); });
+      } else {
+        opt.step(m.trainable_parameters(), m.gradients(), 1e-4, scale);
+      }
+    } else {
+      opt.step(m.parameters(), m.gradients(), 1e-4, scale);
+    }
     const auto t2 = clock::now();
     fb += std::chrono::duration<double>(t1 - t0).count();
     op += std::chrono::duration<double>(t2 - t1).count();
@@ -86,6 +102,13 @@ void BM_step_gpt2_small(benchmark::State& s) {
 // the same with two micro-batches accumulated per optimizer step (512 tokens per step)
 void BM_step_gpt2_small_accum2(benchmark::State& s) {
   BM_step_breakdown<gpt2_naive>(s, {50257, 1024, 768, 12, 12, 12, 3072}, 4, 64, 2);
+}
+// GPT-2 small in bf16 compute (fp32 master weights and AdamW state), flash attention
+struct gpt2_flash_bf16 : gpt2_flash {
+  using precision = nn::precision_bf16;
+};
+void BM_step_gpt2_small_bf16(benchmark::State& s) {
+  BM_step_breakdown<gpt2_flash_bf16>(s, {50257, 1024, 768, 12, 12, 12, 3072}, 4, 64, 1, s.range(0) != 0);
 }
 struct gpt2_lora_qv : gpt2_naive {
   using lora = nn::lora::adapters<nn::lora::q | nn::lora::v, 8>;
@@ -126,6 +149,12 @@ BENCHMARK(BM_step_shakespeare)->Name("BM_step/shakespeare_L4_d128_B12_T64_flash"
 BENCHMARK(BM_step_shakespeare_naive)->Name("BM_step/shakespeare_L4_d128_B12_T64_naive")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_step_L4_d256)->Name("BM_step/L4_d256_V50257_B8_T256_flash")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_step_gpt2_small)->Name("BM_step/gpt2_small_B4_T64_naive")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_step_gpt2_small_bf16)
+    ->Name("BM_step/gpt2_small_B4_T64_bf16_flash")
+    ->ArgName("optimizer_writes_copy")
+    ->Arg(1)
+    ->Arg(0)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_step_gpt2_small_accum2)->Name("BM_step/gpt2_small_B4_T64_accum2_naive")->Unit(benchmark::kMillisecond);
 
 // The memory-bandwidth floor under the optimizer of GPT-2 small (124.4M fp32 parameters):

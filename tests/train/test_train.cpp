@@ -1,15 +1,20 @@
 // The trainer's parts: optimizers against PyTorch's numbers (tools/optim_reference.py),
 // parameter groups, schedules, clipping, batches from shards and their errors, and the loop:
-// loss goes down, accumulation, non-finite steps skipped, determinism and exact resume.
+// loss goes down, accumulation, non-finite steps skipped, determinism and exact resume, and the
+// optimizer writing a mixed-precision model's compute copy.
 #define TFM_TEST_MODULE train
 #include "support/test_main.hpp"
 #include "support/temp_files.hpp"
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "nn/model_configs.hpp"
@@ -333,13 +338,13 @@ struct run_result {
 };
 
 // Trains the small model (config Cfg) on the pattern corpus; out_dir empty: no files.
-template <class Cfg = small_cfg>
+template <class Cfg = small_cfg, class Opt = tr::adamw<float>>
 run_result train_small(std::int64_t steps, const fs::path& out = {}, std::int64_t stop_after = -1, bool resume = false,
                        int accum = 1, int batch = 4, tr::loss_scaling scaling = {}) {
   nn::model<Cfg> m(small_dims());
   m.init(11);
-  tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
-                       {.beta1 = 0.9, .beta2 = 0.99});
+  Opt opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
+          {.beta1 = 0.9, .beta2 = 0.99});
   auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
   auto [trs, vas] = tr::split_at(c, 0.9);
   tr::batch_source train(c, trs, 12, tr::sampling::random_windows, 99);
@@ -480,7 +485,120 @@ namespace {
 struct fp8_weights_cfg : tfm::test::cfg_gpt2<tfm::bfloat16> {
   using storage = nn::fp8<>;
 };
+struct lora_bf16_cfg : tfm::test::cfg_gpt2<tfm::bfloat16> {
+  using lora = nn::lora::adapters<nn::lora::q | nn::lora::v | nn::lora::up, 4>;
+};
+// The optimizers without their copy-writing step: the trainer then updates through
+// trainable_parameters() and the next forward narrows every parameter.
+template <class Base>
+struct without_copy : Base {
+  using Base::Base;
+  void step(std::span<float> p, std::span<const float> g, double lr, double s) { Base::step(p, g, lr, s); }
+};
+
+// n optimizer steps on a model of Cfg with sizes d; with_copy: through update_parameters (the
+// optimizer writes the compute copy), else through trainable_parameters(). Returns every loss.
+template <class Cfg, class Opt>
+std::vector<double> steps_on(nn::model<Cfg>& m, Opt& opt, int n, bool with_copy) {
+  std::vector<std::int32_t> tok(2 * 16), tgt(tok.size());
+  std::vector<double> losses;
+  for (int s = 0; s < n; ++s) {
+    for (std::size_t i = 0; i < tok.size(); ++i) {
+      tok[i] = std::int32_t(tfm::rng::random_u32(3, std::uint64_t(s), i) % std::uint32_t(m.sizes().vocab));
+      tgt[i] = std::int32_t(tfm::rng::random_u32(4, std::uint64_t(s), i) % std::uint32_t(m.sizes().vocab));
+    }
+    m.zero_grad();
+    losses.push_back(m.forward_backward(tok.data(), tgt.data(), 2, 16));
+    auto g = m.gradients();
+    if (with_copy)
+      m.update_parameters([&](std::span<float> p, const auto& copy) { opt.step(p, g, 1e-2, 0.5, copy); });
+    else
+      opt.step(m.trainable_parameters(), g, 1e-2, 0.5);
+  }
+  losses.push_back(m.forward(tok.data(), tgt.data(), 2, 16));
+  return losses;
+}
+
+// The compute copy equals the parameters narrowed (what a refresh would write), for every block
+// matrix the multiplies read from the copy.
+template <class Cfg>
+void check_copy_is_current(nn::model<Cfg>& m) {
+  for (int l = 0; l < m.sizes().layers; ++l)
+    for (auto k :
+         {nn::weight_kind::attn_qkv, nn::weight_kind::attn_out, nn::weight_kind::mlp_in, nn::weight_kind::mlp_out}) {
+      const auto w = m.effective_weight(l, k);  // skips the refresh: the copy as the optimizer left it
+      std::vector<float> p(w.size());
+      const auto& all = std::as_const(m).parameters();
+      const char* name = k == nn::weight_kind::attn_qkv   ? ".attn.c_attn.weight"
+                         : k == nn::weight_kind::attn_out ? ".attn.c_proj.weight"
+                         : k == nn::weight_kind::mlp_in   ? ".mlp.c_fc.weight"
+                                                          : ".mlp.c_proj.weight";
+      const auto& info = m.info("h." + std::to_string(l) + name);
+      BOOST_TEST_REQUIRE(info.size == w.size());
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < w.size(); ++i) bad += w[i].bits() != tfm::bfloat16(all[info.offset + i]).bits();
+      BOOST_TEST(bad == 0u, "layer " << l << name << ": " << bad << " copy elements differ from the parameters");
+    }
+}
 }  // namespace
+
+// The optimizer writing a bf16 model's compute copy block by block (model::update_parameters)
+// gives the losses and weights of the plain path, in which every forward narrows the parameters
+// again, bit for bit: AdamW and SGD, dense and fp8 block storage (the copy skips the packed
+// matrices), LoRA (only the adapters are updated and copied), through the trainer too.
+BOOST_AUTO_TEST_CASE(optimizer_writes_the_compute_copy) {
+  // 2 layers of d = 64, F = 256 and a 96-token vocabulary: ~115k parameters, several copy blocks
+  // per thread, ranges that end inside blocks
+  const nn::dims d{96, 16, 64, 2, 4, 4, 256};
+  auto compare = [&]<class Cfg, class Opt>(std::type_identity<Cfg>, std::type_identity<Opt>, auto make_opt,
+                                           const char* what) {
+    nn::model<Cfg> a(d), b(d);
+    a.init(5);
+    b.init(5);
+    Opt oa = make_opt(a), ob = make_opt(b);
+    const auto la = steps_on(a, oa, 6, true), lb = steps_on(b, ob, 6, false);
+    BOOST_TEST_CONTEXT(what) {
+      for (std::size_t i = 0; i < la.size(); ++i) BOOST_TEST(la[i] == lb[i]);
+      const auto pa = a.parameters_to_host(), pb = b.parameters_to_host();
+      BOOST_TEST(std::memcmp(pa.data(), pb.data(), pa.size() * sizeof(float)) == 0);
+      BOOST_TEST(la.front() != la.back());  // the steps changed something
+      if constexpr (nn::model<Cfg>::all_dense) check_copy_is_current(a);
+    }
+  };
+  const auto adam = [](auto& m) {
+    return tr::adamw<float>(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
+                            {.beta1 = 0.9, .beta2 = 0.99});
+  };
+  const auto sgd = [](auto& m) {
+    return tr::sgd<float>(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.01}),
+                          {.momentum = 0.9});
+  };
+  using bf16_cfg = tfm::test::cfg_gpt2<tfm::bfloat16>;
+  compare(std::type_identity<bf16_cfg>{}, std::type_identity<tr::adamw<float>>{}, adam, "bf16 adamw");
+  compare(std::type_identity<bf16_cfg>{}, std::type_identity<tr::sgd<float>>{}, sgd, "bf16 sgd");
+  compare(std::type_identity<fp8_weights_cfg>{}, std::type_identity<tr::adamw<float>>{}, adam, "fp8 storage adamw");
+  compare(std::type_identity<lora_bf16_cfg>{}, std::type_identity<tr::adamw<float>>{}, adam, "lora bf16 adamw");
+
+  // through the trainer: the copy-writing path equals the plain one
+  static_assert(tr::trainer<nn::model<bf16_cfg>, tr::adamw<float>, tr::constant_lr>::writes_compute_copy);
+  static_assert(
+      !tr::trainer<nn::model<bf16_cfg>, without_copy<tr::adamw<float>>, tr::constant_lr>::writes_compute_copy);
+  static_assert(!tr::trainer<nn::model<small_cfg>, tr::adamw<float>, tr::constant_lr>::writes_compute_copy);
+  auto x = train_small<bf16_cfg>(20), y = train_small<bf16_cfg, without_copy<tr::adamw<float>>>(20);
+  BOOST_TEST(std::memcmp(x.weights.data(), y.weights.data(), x.weights.size() * sizeof(float)) == 0);
+  BOOST_TEST(x.summary.last_loss == y.summary.last_loss);
+
+  // writable parameters handed out after an update make the next forward refresh the copy
+  nn::model<bf16_cfg> m(d);
+  m.init(7);
+  auto o = adam(m);
+  steps_on(m, o, 1, true);
+  const auto before = m.effective_weight(0, nn::weight_kind::attn_qkv);
+  m.param("h.0.attn.c_attn.weight")[3] = 0.75f;
+  const auto after = m.effective_weight(0, nn::weight_kind::attn_qkv);
+  BOOST_TEST(float(after[3]) == 0.75f);
+  BOOST_TEST(float(before[3]) != 0.75f);
+}
 BOOST_AUTO_TEST_CASE(fp8_weights_train_like_fp32) {
   auto f = train_small(150);
   auto q = train_small<fp8_weights_cfg>(150);

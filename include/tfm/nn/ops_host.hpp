@@ -756,6 +756,10 @@ struct host_backend {
   // ---- mixed precision (T = float, C = bfloat16 or half; see ops_host_mixed.hpp) ----
   template <class C>
   void narrow(std::int64_t n, const T* x, C* y) { host::mixed::narrow(n, x, y); }
+  template <class C>  // on the calling thread; stream: the copy is too large to stay in cache
+  void narrow_here(std::int64_t n, const T* x, C* y, bool stream) {
+    host::mixed::narrow_n(n, x, y, stream);
+  }
   template <class C>
   void zero_compute(C* p, std::size_t n) { tfm::host::zero_fill(p, n); }
   std::size_t mixed_tile_floats(std::int64_t N, std::int64_t width) const {

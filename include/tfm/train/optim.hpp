@@ -10,6 +10,11 @@
 // step(params, grads, lr, grad_scale) applies grad_scale to every gradient as it reads it, so
 // gradient accumulation (1/steps) and clipping (max_norm/‖g‖) cost no separate pass. Every loop
 // is elementwise with a static partition over threads: the result does not depend on timing.
+//
+// step(params, grads, lr, grad_scale, copy) also calls copy(off, n) for each block of
+// copy_block_elements parameters right after updating it: with nn::model::update_parameters this
+// writes a mixed-precision model's compute copy while the block is still in cache, instead of the
+// next forward narrowing every parameter again.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -239,6 +244,13 @@ struct state_tensor {
   std::span<S> data;
 };
 
+// What step() does after updating a block when there is no copy to write.
+struct no_copy {
+  void operator()(std::size_t, std::size_t) const noexcept {}
+};
+// Parameters per block between an update and its copy (64 KiB of fp32: in L2 on every x86).
+inline constexpr std::size_t copy_block_elements = std::size_t(1) << 14;
+
 namespace detail {
 // n zeroed state values in a host buffer: 2 MiB aligned and offered to huge pages from 4 MiB on,
 // like the model's parameters and gradients (core/memory.hpp), so every array an update streams
@@ -248,6 +260,20 @@ tfm::buffer<S> zeroed_state(std::size_t n) {
   tfm::buffer<S> b(n);
   tfm::host::zero_fill(b.data(), n);
   return b;
+}
+// update(r, b, e) over elements [b, e) of range r; with a copy to write, in blocks of
+// copy_block_elements, each followed by copy(offset, length) of the block just updated.
+template <class Copy, class Update>
+void blockwise(const flat_range& r, std::size_t b, std::size_t e, Update& update, const Copy& copy) {
+  if constexpr (std::is_same_v<Copy, no_copy>) {
+    update(r, b, e);
+  } else {
+    for (std::size_t i = b; i < e; i += copy_block_elements) {
+      const std::size_t j = std::min(e, i + copy_block_elements);
+      update(r, i, j);
+      copy(r.off + i, j - i);
+    }
+  }
 }
 // The constants of one fp32 AdamW update (see adamw::step).
 struct adamw_consts {
@@ -342,7 +368,8 @@ class adamw : public detail::host_optimizer<adamw<T, S>, T> {
   std::size_t state_bytes() const { return (m_.size() + v_.size()) * sizeof(S); }
   std::vector<state_tensor<S>> state() { return {{"exp_avg", {m_.data(), m_.size()}}, {"exp_avg_sq", {v_.data(), v_.size()}}}; }
 
-  void step(std::span<T> params, std::span<const T> grads, double lr, double grad_scale = 1.0) {
+  template <class Copy = no_copy>
+  void step(std::span<T> params, std::span<const T> grads, double lr, double grad_scale = 1.0, const Copy& copy = {}) {
     expects(params.size() == n_ && grads.size() == n_, "adamw::step: ", params.size(), " parameters and ",
             grads.size(), " gradients for an optimizer of ", n_);
     ++t_;
@@ -351,7 +378,7 @@ class adamw : public detail::host_optimizer<adamw<T, S>, T> {
     const S b1 = S(o_.beta1), b2 = S(o_.beta2), c1 = S(1 - o_.beta1), c2 = S(1 - o_.beta2);
     const S step_size = S(lr / bc1), eps = S(o_.eps), gs = S(grad_scale);
     const S inv_bc2_sqrt = S(1.0 / std::sqrt(bc2));
-    detail::parallel_over(ranges_, [&](int, const detail::flat_range& r, std::size_t b, std::size_t e) {
+    const auto update = [&](const detail::flat_range& r, std::size_t b, std::size_t e) {
       const S decay = S(1.0 - lr * r.weight_decay);
       T* p = params.data() + r.off;
       const T* g = grads.data() + r.off;
@@ -394,6 +421,9 @@ class adamw : public detail::host_optimizer<adamw<T, S>, T> {
         v[i] = vi;
         p[i] = T(S(p[i]) * decay - step_size * mi / (std::sqrt(vi) * inv_bc2_sqrt + eps));
       }
+    };
+    detail::parallel_over(ranges_, [&](int, const detail::flat_range& r, std::size_t b, std::size_t e) {
+      detail::blockwise<Copy>(r, b, e, update, copy);
     });
   }
 
@@ -424,13 +454,14 @@ class sgd : public detail::host_optimizer<sgd<T, S>, T> {
     return {{"momentum_buffer", {buf_.data(), buf_.size()}}};
   }
 
-  void step(std::span<T> params, std::span<const T> grads, double lr, double grad_scale = 1.0) {
+  template <class Copy = no_copy>
+  void step(std::span<T> params, std::span<const T> grads, double lr, double grad_scale = 1.0, const Copy& copy = {}) {
     expects(params.size() == n_ && grads.size() == n_, "sgd::step: ", params.size(), " parameters and ",
             grads.size(), " gradients for an optimizer of ", n_);
     ++t_;
     const S mu = S(o_.momentum), lr_ = S(lr), gs = S(grad_scale);
     const bool nest = o_.nesterov, mom = o_.momentum > 0;
-    detail::parallel_over(ranges_, [&](int, const detail::flat_range& r, std::size_t b, std::size_t e) {
+    const auto update = [&](const detail::flat_range& r, std::size_t b, std::size_t e) {
       const S wd = S(r.weight_decay);
       T* p = params.data() + r.off;
       const T* g = grads.data() + r.off;
@@ -444,6 +475,9 @@ class sgd : public detail::host_optimizer<sgd<T, S>, T> {
         }
         p[i] = T(S(p[i]) - lr_ * d);
       }
+    };
+    detail::parallel_over(ranges_, [&](int, const detail::flat_range& r, std::size_t b, std::size_t e) {
+      detail::blockwise<Copy>(r, b, e, update, copy);
     });
   }
 

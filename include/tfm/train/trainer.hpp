@@ -123,6 +123,17 @@ template <class Model, class Optimizer, class Schedule, class Source = batch_sou
 class trainer {
  public:
   using T = typename Model::T;
+  // Whether the optimizer step writes the model's compute copy (host model with mixed precision,
+  // optimizer with a step(params, grads, lr, scale, copy)); see update() below.
+  static constexpr bool writes_compute_copy = [] {
+    if constexpr (requires { Model::writes_compute_copy; }) {
+      if constexpr (Model::writes_compute_copy)
+        return requires(Optimizer & o, Model & m, const typename Model::compute_copy_writer& w) {
+          o.step(m.trainable_parameters(), m.gradients(), 1.0, 1.0, w);
+        };
+    }
+    return false;
+  }();
 
   trainer(Model& m, Optimizer& opt, Schedule sched, Source& train, train_options o = {})
       : m_(m), opt_(opt), sched_(std::move(sched)), train_(train), o_(std::move(o)) {
@@ -290,7 +301,7 @@ class trainer {
       return std::numeric_limits<double>::quiet_NaN();
     }
     bad_row_ = 0;
-    opt_.step(m_.trainable_parameters(), m_.gradients(), lr, scale * clip_factor(gs.norm, o_.clip));
+    update(lr, scale * clip_factor(gs.norm, o_.clip));
     if (o_.scaling.enabled && ++good_steps_ >= o_.scaling.interval) {
       loss_scale_ *= o_.scaling.growth;
       good_steps_ = 0;
@@ -380,6 +391,17 @@ class trainer {
   }
 
  private:
+  // The optimizer step. A host model with mixed precision has its compute copy written by the
+  // optimizer block by block as it updates (model::update_parameters), when the optimizer can:
+  // the next forward then skips narrowing every parameter.
+  void update(double lr, double grad_scale) {
+    auto g = m_.gradients();
+    if constexpr (writes_compute_copy) {
+      m_.update_parameters([&](auto p, const auto& copy) { opt_.step(p, g, lr, grad_scale, copy); });
+    } else {
+      opt_.step(m_.trainable_parameters(), g, lr, grad_scale);
+    }
+  }
   Model& m_;
   Optimizer& opt_;
   Schedule sched_;
