@@ -9,7 +9,8 @@
 // model with GPT-2's vocabulary at B=8, T=256 (16M parameters), GPT-2 small at B=4, T=64 (124M),
 // with one micro-batch per step and with two (512 tokens per optimizer step), and in bf16 compute
 // with the optimizer writing the compute copy (optimizer_writes_copy:1, as the trainer does) or
-// the next forward narrowing every parameter (optimizer_writes_copy:0).
+// the next forward narrowing every parameter (optimizer_writes_copy:0); BM_step_copy_interleaved
+// runs those two paths alternately in one loop.
 // BM_lora_memory: GPT-2 small fully trained vs LoRA (q, v, rank 8): the memory of parameters,
 // gradients and AdamW state, the trainable parameter count, and one forward + backward + AdamW
 // step per iteration at B=1, T=64.
@@ -24,6 +25,7 @@
 #include "tfm/backend/host/threading.hpp"
 #include "tfm/backend/host/zero.hpp"
 #include "tfm/core/memory.hpp"
+#include "tfm/core/rng.hpp"
 #include "tfm/nn/model.hpp"
 #include "tfm/train/trainer.hpp"
 
@@ -110,6 +112,62 @@ struct gpt2_flash_bf16 : gpt2_flash {
 void BM_step_gpt2_small_bf16(benchmark::State& s) {
   BM_step_breakdown<gpt2_flash_bf16>(s, {50257, 1024, 768, 12, 12, 12, 3072}, 4, 64, 1, s.range(0) != 0);
 }
+// The two bf16 paths interleaved in one loop, so that the machine's memory speed (which moves by
+// up to 1.8x between runs here) moves both alike. Each iteration: two steps with the optimizer
+// writing the compute copy, then two updating through trainable_parameters(); the second of each
+// pair is timed (the first brings the copy to that path's steady state).
+//   copy_* / plain_*: whole step, fwd_bwd (forward + backward, incl. any narrowing), optimizer
+//   (norm + update, incl. any copy writing); saved_pct = 100 (plain - copy) / plain
+void BM_step_copy_interleaved(benchmark::State& state) {
+  nn::model<gpt2_flash_bf16> m({50257, 1024, 768, 12, 12, 12, 3072});
+  m.init(1);
+  tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
+                       {.beta1 = 0.9, .beta2 = 0.99});
+  const int B = 4, T = 64;
+  std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(tok.size());
+  for (std::size_t i = 0; i < tok.size(); ++i) {
+    tok[i] = std::int32_t(tfm::rng::random_u32(3, 0, i) % 50257u);
+    tgt[i] = std::int32_t(tfm::rng::random_u32(3, 1, i) % 50257u);
+  }
+  using clock = std::chrono::steady_clock;
+  double fb[2] = {0, 0}, op[2] = {0, 0};
+  std::int64_t wins = 0, n = 0;
+  const auto step = [&](bool copy, bool timed) {
+    const auto t0 = clock::now();
+    m.zero_grad();
+    m.forward_backward(tok.data(), tgt.data(), B, T);
+    const auto t1 = clock::now();
+    auto g = m.gradients();
+    const double scale = tr::clip_factor(tr::global_grad_norm<float>(g, opt.groups()).norm, 1.0);
+    if (copy)
+      m.update_parameters([&](std::span<float> p, const auto& c) { opt.step(p, g, 1e-6, scale, c); });
+    else
+      opt.step(m.trainable_parameters(), g, 1e-6, scale);
+    const auto t2 = clock::now();
+    if (timed) {
+      fb[copy] += std::chrono::duration<double>(t1 - t0).count();
+      op[copy] += std::chrono::duration<double>(t2 - t1).count();
+    }
+    return std::chrono::duration<double>(t2 - t0).count();
+  };
+  for (auto _ : state) {
+    step(true, false);
+    const double c = step(true, true);
+    step(false, false);
+    const double p = step(false, true);
+    wins += c < p;
+    ++n;
+  }
+  const double k = 1e3 / double(n);
+  state.counters["copy_step_ms"] = k * (fb[1] + op[1]);
+  state.counters["plain_step_ms"] = k * (fb[0] + op[0]);
+  state.counters["copy_fwd_bwd_ms"] = k * fb[1];
+  state.counters["plain_fwd_bwd_ms"] = k * fb[0];
+  state.counters["copy_optimizer_ms"] = k * op[1];
+  state.counters["plain_optimizer_ms"] = k * op[0];
+  state.counters["saved_pct"] = 100.0 * ((fb[0] + op[0]) - (fb[1] + op[1])) / (fb[0] + op[0]);
+  state.counters["copy_faster_in"] = double(wins) / double(n);
+}
 struct gpt2_lora_qv : gpt2_naive {
   using lora = nn::lora::adapters<nn::lora::q | nn::lora::v, 8>;
 };
@@ -154,6 +212,10 @@ BENCHMARK(BM_step_gpt2_small_bf16)
     ->ArgName("optimizer_writes_copy")
     ->Arg(1)
     ->Arg(0)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_step_copy_interleaved)
+    ->Name("BM_step_copy_interleaved/gpt2_small_B4_T64_bf16_flash")
+    ->Iterations(8)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_step_gpt2_small_accum2)->Name("BM_step/gpt2_small_B4_T64_accum2_naive")->Unit(benchmark::kMillisecond);
 

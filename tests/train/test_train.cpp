@@ -578,6 +578,13 @@ BOOST_AUTO_TEST_CASE(optimizer_writes_the_compute_copy) {
   compare(std::type_identity<bf16_cfg>{}, std::type_identity<tr::sgd<float>>{}, sgd, "bf16 sgd");
   compare(std::type_identity<fp8_weights_cfg>{}, std::type_identity<tr::adamw<float>>{}, adam, "fp8 storage adamw");
   compare(std::type_identity<lora_bf16_cfg>{}, std::type_identity<tr::adamw<float>>{}, adam, "lora bf16 adamw");
+  {  // the streaming stores that large copies take
+    const std::size_t saved = nn::model<bf16_cfg>::stream_copy_min_bytes;
+    nn::model<bf16_cfg>::stream_copy_min_bytes = 0;
+    compare(std::type_identity<bf16_cfg>{}, std::type_identity<tr::adamw<float>>{}, adam, "bf16 adamw, streaming");
+    compare(std::type_identity<bf16_cfg>{}, std::type_identity<tr::sgd<float>>{}, sgd, "bf16 sgd, streaming");
+    nn::model<bf16_cfg>::stream_copy_min_bytes = saved;
+  }
 
   // through the trainer: the copy-writing path equals the plain one
   static_assert(tr::trainer<nn::model<bf16_cfg>, tr::adamw<float>, tr::constant_lr>::writes_compute_copy);

@@ -350,9 +350,21 @@ class model : private detail::param_table {
   // again (parameters(), trainable_parameters(), param(), init, parameters_from_host), so a span
   // taken before update_parameters must not be written after it.
   static constexpr bool writes_compute_copy = mixed && std::is_same_v<Space, space::host>;
+  // Copies of at least this many bytes are written with streaming stores: too large for the caches,
+  // the next forward reads them from memory either way, and ordinary stores would first read each
+  // line (GPT-2 small's 249 MB bf16 copy: 250 instead of 500 MB moved). A variable, so that tests
+  // can take the streaming path with small models.
+  static inline std::size_t stream_copy_min_bytes = std::size_t(128) << 20;
   class compute_copy_writer {
    public:
+    using compute_type = C;
+    // Rounds trainable parameters [off, off + n) into the copy.
     void operator()(std::size_t off, std::size_t n) const { m_->write_copy(off, n); }
+    // The copy of trainable parameters [off, off + n) as one array (an optimizer may write it
+    // itself), or null where the range crosses a gap of the copy (packed matrices).
+    C* contiguous(std::size_t off, std::size_t n) const { return m_->copy_of(off, n); }
+    // Whether the copy is too large for the caches (written with streaming stores).
+    bool streaming() const { return m_->n_cparams_ * sizeof(C) >= stream_copy_min_bytes; }
 
    private:
     friend class model;
@@ -802,7 +814,6 @@ class model : private detail::param_table {
     if (n_params_ > at || cruns_.empty()) cruns_.push_back({at, dst, n_params_ - at}), dst += n_params_ - at;
     n_cparams_ = dst;
   }
-  static constexpr std::size_t stream_copy_min_bytes = std::size_t(128) << 20;
   // The compute copy from the parameters (mixed precision), unless it is current.
   void refresh_copy() {
     if constexpr (mixed)
@@ -817,10 +828,7 @@ class model : private detail::param_table {
                                 "nn::model: compute copy range [", off, ", ", off + n, ") is outside the ",
                                 n_params_ - tail_, " trainable parameters");
       const std::size_t a = tail_ + off, e = a + n;
-      // a copy too large for the caches goes out with streaming stores: the next forward reads it
-      // from memory either way, and ordinary stores would first read every line (GPT-2 small's
-      // 249 MB bf16 copy: 250 instead of 500 MB moved)
-      const bool stream = n_cparams_ * sizeof(C) >= stream_copy_min_bytes;
+      const bool stream = compute_copy_writer(this).streaming();
       auto it =
           std::upper_bound(cruns_.begin(), cruns_.end(), a, [](std::size_t v, const copy_run& r) { return v < r.src; });
       if (it != cruns_.begin()) --it;
@@ -830,6 +838,22 @@ class model : private detail::param_table {
           be_.narrow_here(std::int64_t(hi - lo), params_.data() + lo, cparams_.data() + it->dst + (lo - it->src),
                           stream);
       }
+    }
+  }
+  C* copy_of(std::size_t off, std::size_t n) {
+    if constexpr (writes_compute_copy) {
+      expects<invalid_argument>(off <= n_params_ - tail_ && n <= n_params_ - tail_ - off,
+                                "nn::model: compute copy range [", off, ", ", off + n, ") is outside the ",
+                                n_params_ - tail_, " trainable parameters");
+      const std::size_t a = tail_ + off;
+      auto it =
+          std::upper_bound(cruns_.begin(), cruns_.end(), a, [](std::size_t v, const copy_run& r) { return v < r.src; });
+      if (it == cruns_.begin()) return nullptr;
+      --it;
+      if (a + n > it->src + it->n) return nullptr;
+      return cparams_.data() + it->dst + (a - it->src);
+    } else {
+      return nullptr;
     }
   }
   // Every forward: the compute copy (mixed precision) and the packed matrices from the parameters.
