@@ -594,6 +594,13 @@ BOOST_AUTO_TEST_CASE(optimizer_writes_the_compute_copy) {
   auto x = train_small<bf16_cfg>(20), y = train_small<bf16_cfg, without_copy<tr::adamw<float>>>(20);
   BOOST_TEST(std::memcmp(x.weights.data(), y.weights.data(), x.weights.size() * sizeof(float)) == 0);
   BOOST_TEST(x.summary.last_loss == y.summary.last_loss);
+  {  // resuming loads the weights (the copy goes stale and is refreshed): still exact
+    temp_dir dir;
+    train_small<bf16_cfg>(20, dir.path, 10);
+    auto resumed = train_small<bf16_cfg>(20, dir.path, -1, true);
+    BOOST_TEST(resumed.summary.step == 20);
+    BOOST_TEST(std::memcmp(x.weights.data(), resumed.weights.data(), x.weights.size() * sizeof(float)) == 0);
+  }
 
   // writable parameters handed out after an update make the next forward refresh the copy
   nn::model<bf16_cfg> m(d);
@@ -605,6 +612,17 @@ BOOST_AUTO_TEST_CASE(optimizer_writes_the_compute_copy) {
   const auto after = m.effective_weight(0, nn::weight_kind::attn_qkv);
   BOOST_TEST(float(after[3]) == 0.75f);
   BOOST_TEST(float(before[3]) != 0.75f);
+  // likewise loading weights (checkpoint resume, LoRA merge) and init
+  steps_on(m, o, 1, true);
+  auto w = m.parameters_to_host();
+  const std::size_t at = m.info("h.0.attn.c_attn.weight").offset + 5;
+  w[at] = -0.5f;
+  m.parameters_from_host(w);
+  BOOST_TEST(float(m.effective_weight(0, nn::weight_kind::attn_qkv)[5]) == -0.5f);
+  steps_on(m, o, 1, true);
+  m.init(7);
+  BOOST_TEST(float(m.effective_weight(0, nn::weight_kind::attn_qkv)[5]) ==
+             float(tfm::bfloat16(std::as_const(m).parameters()[at])));
 }
 BOOST_AUTO_TEST_CASE(fp8_weights_train_like_fp32) {
   auto f = train_small(150);
