@@ -8,6 +8,8 @@
 //                          parameters: num_weights(), without alignment gaps or head padding)
 //   BM_model/L4_d256/flash_vpad64  the head padded to 50,304 rows (vocab_multiple = 64)
 //   BM_xent/{two_passes,fused}  the cross-entropy over 2048 × 50,257 logits, unfused and fused
+//   BM_gelu/fwd_bwd/{avx2,avx512}  GELU forward + backward kernels over GPT-2 small's B=4 T=64
+//                          MLP activations (the model dispatches to the widest the CPU runs)
 //   BM_model/<name>/bf16   the same with bf16 (fp16) compute over float weights; on CPUs without
 //                          AVX512_BF16/AMX the GEMMs widen bf16 to fp32 while packing
 //   BM_model/<name>/bf16_kept_copy  bf16 with the compute copy kept current by the optimizer (as
@@ -212,5 +214,40 @@ void BM_xent(benchmark::State& state) {
 }
 BENCHMARK(BM_xent<false>)->Name("BM_xent/two_passes/2048x50257")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_xent<true>)->Name("BM_xent/fused/2048x50257")->Unit(benchmark::kMillisecond)->UseRealTime();
+
+#if TFM_HOST_X86_SIMD
+// GELU forward + backward over GPT-2 small's MLP activations of a B=4, T=64 step (12 layers of
+// 256 × 3072 floats), over the thread team, with the AVX2 (isa 0) or AVX-512 (isa 1) kernels.
+template <int isa>
+void BM_gelu(benchmark::State& state) {
+  namespace hd = tfm::nn::host::detail;
+  if (isa == 1 && !tfm::host::cpu_supports(tfm::host::isa::avx512)) return state.SkipWithError("no AVX-512");
+  if (!tfm::host::cpu_supports(tfm::host::isa::avx2)) return state.SkipWithError("no AVX2");
+  const std::int64_t n = 12 * 256 * 3072;
+  std::vector<float> x(static_cast<std::size_t>(n)), dy(x.size()), y(x.size()), dx(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x[i] = 4.0f * tfm::rng::normal(1, 0, i);
+    dy[i] = tfm::rng::normal(1, 1, i);
+  }
+  for (auto _ : state) {
+    hd::parallel_chunks(n, [&](std::int64_t a, std::int64_t b) {
+      if constexpr (isa == 1)
+        hd::gelu_forward_avx512(a, b, x.data(), y.data());
+      else
+        hd::gelu_forward_avx2(a, b, x.data(), y.data());
+    });
+    hd::parallel_chunks(n, [&](std::int64_t a, std::int64_t b) {
+      if constexpr (isa == 1)
+        hd::gelu_backward_avx512(a, b, x.data(), dy.data(), dx.data());
+      else
+        hd::gelu_backward_avx2(a, b, x.data(), dy.data(), dx.data());
+    });
+    benchmark::DoNotOptimize(dx.data());
+  }
+  state.counters["elements_per_s"] = benchmark::Counter(double(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_gelu<0>)->Name("BM_gelu/fwd_bwd/avx2/12x256x3072")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_gelu<1>)->Name("BM_gelu/fwd_bwd/avx512/12x256x3072")->Unit(benchmark::kMillisecond)->UseRealTime();
+#endif
 
 BENCHMARK_MAIN();

@@ -1,7 +1,8 @@
 // The host softmax cross-entropy (nn/ops_host.hpp) against float64 references: every SIMD row
 // kernel this CPU runs (AVX2, AVX-512) and the dispatching entry points, over vocabulary sizes
 // that exercise the vector loops, their two-accumulator unrolling and the scalar tails (1 … 50257,
-// GPT-2's), with large and equal logits and ignored targets; and host::zero_fill.
+// GPT-2's), with large and equal logits and ignored targets; the GELU kernels (AVX-512 against
+// AVX2); and host::zero_fill.
 #define TFM_TEST_MODULE test_ops_host
 #include "support/test_main.hpp"
 
@@ -109,6 +110,43 @@ BOOST_AUTO_TEST_CASE(exp16_equals_exp8) {
     _mm256_storeu_ps(&b[i + 8], tfm::host::avx2::exp8(_mm256_loadu_ps(&x[i + 8])));
   }
   for (std::size_t i = 0; i < x.size(); ++i) BOOST_TEST(a[i] == b[i], "x=" << x[i]);
+}
+
+// The AVX-512 GELU kernels equal the AVX2 ones bit for bit (forward and backward, lengths that
+// leave AVX2 and scalar tails, huge, zero, signed-zero, NaN and saturating inputs), and both are
+// within float rounding of the double GELU.
+BOOST_AUTO_TEST_CASE(gelu_avx512_equals_avx2) {
+  if (!tfm::host::cpu_supports(tfm::host::isa::avx512)) {
+    BOOST_TEST_MESSAGE("SKIP: this CPU has no AVX-512");
+    return;
+  }
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (std::int64_t n : {1, 7, 8, 15, 16, 17, 31, 40, 1000, 4099}) {
+    std::vector<float> x(static_cast<std::size_t>(n)), dy(x.size());
+    for (auto& v : x) v = nd(rng);
+    for (auto& v : dy) v = nd(rng);
+    const float special[] = {1e30f, -1e30f, 0.0f, -0.0f, 12.0f, -12.0f, std::numeric_limits<float>::quiet_NaN()};
+    for (std::size_t i = 0; i < std::size(special) && i < x.size(); ++i) x[i] = special[i];
+    std::vector<float> f2(x.size()), f5(x.size()), b2(x.size()), b5(x.size());
+    hd::gelu_forward_avx2(0, n, x.data(), f2.data());
+    hd::gelu_forward_avx512(0, n, x.data(), f5.data());
+    hd::gelu_backward_avx2(0, n, x.data(), dy.data(), b2.data());
+    hd::gelu_backward_avx512(0, n, x.data(), dy.data(), b5.data());
+    BOOST_TEST(std::memcmp(f2.data(), f5.data(), f2.size() * sizeof(float)) == 0, "forward, n=" << n);
+    BOOST_TEST(std::memcmp(b2.data(), b5.data(), b2.size() * sizeof(float)) == 0, "backward, n=" << n);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double u = x[i];
+      if (std::isnan(u) || std::abs(u) > 1e3) continue;
+      const double t = std::tanh(0.7978845608028654 * (u + 0.044715 * u * u * u));
+      const double y = 0.5 * u * (1 + t);
+      const double g = 0.5 * (1 + t) + 0.5 * u * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * u * u);
+      BOOST_TEST(std::abs(f5[i] - y) <= 1e-6 * (1 + std::abs(y)), "gelu(" << u << ")");
+      // 1 + tanh cancels for u ≪ 0: absolute error in units of dy
+      BOOST_TEST(std::abs(b5[i] - dy[i] * g) <= 1e-6 * std::abs(dy[i]) * (1 + std::abs(u)) + 1e-6 * std::abs(dy[i] * g),
+                 "gelu'(" << u << ") · " << dy[i] << ": " << b5[i] << " vs " << dy[i] * g);
+    }
+  }
 }
 #endif
 

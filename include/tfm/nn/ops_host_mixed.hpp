@@ -338,11 +338,7 @@ void gelu_forward(std::int64_t n, const C* x, C* y) {
     alignas(64) float buf[detail::chunk];
     const std::int64_t a = c * detail::chunk, m = std::min(n, a + detail::chunk) - a;
     widen_n(m, x + a, buf);
-#if TFM_HOST_X86_SIMD
-    if (host::detail::use_avx2())
-      host::detail::gelu_forward_avx2(0, m, buf, buf);
-    else
-#endif
+    if (!host::detail::gelu_forward_simd(0, m, buf, buf))
       for (std::int64_t i = 0; i < m; ++i) buf[i] = math::gelu_tanh(buf[i]);
     narrow_n(m, buf, y + a);
   }
@@ -356,11 +352,7 @@ void gelu_backward(std::int64_t n, const C* x, const C* dy, C* dx) {
     const std::int64_t a = c * detail::chunk, m = std::min(n, a + detail::chunk) - a;
     widen_n(m, x + a, xb);
     widen_n(m, dy + a, gb);
-#if TFM_HOST_X86_SIMD
-    if (host::detail::use_avx2())
-      host::detail::gelu_backward_avx2(0, m, xb, gb, gb);
-    else
-#endif
+    if (!host::detail::gelu_backward_simd(0, m, xb, gb, gb))
       for (std::int64_t i = 0; i < m; ++i) gb[i] *= math::gelu_tanh_grad(xb[i]);
     narrow_n(m, gb, dx + a);
   }
