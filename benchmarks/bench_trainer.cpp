@@ -19,7 +19,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <span>
 #include <vector>
 
 #include "tfm/backend/host/threading.hpp"
@@ -39,9 +38,9 @@ struct gpt2_flash : nn::presets::gpt2<nn::dynamic_sizes> {
 };
 struct gpt2_naive : nn::presets::gpt2<nn::dynamic_sizes> {};
 
-// copy: with mixed precision, the optimizer writes the compute copy as it updates
-// (model::update_parameters, as the trainer does); else it updates through
-// trainable_parameters() and the next forward narrows every parameter (in fwd_bwd_ms).
+// copy: with mixed precision, the optimizer writes the compute copy as it updates (as the trainer
+// does, train::optimizer_step); else it updates through trainable_parameters() and the next
+// forward narrows every parameter (in fwd_bwd_ms).
 template <class Cfg>
 void BM_step_breakdown(benchmark::State& state, nn::dims d, int B, int T, int accum = 1, bool copy = true) {
   nn::model<Cfg> m(d);
@@ -66,17 +65,7 @@ void BM_step_breakdown(benchmark::State& state, nn::dims d, int B, int T, int ac
     const auto t1 = clock::now();
     const auto gs = tr::global_grad_norm<float>(m.gradients(), opt.groups(), 1.0 / accum);
     const auto tn = clock::now();
-    const double scale = tr::clip_factor(gs.norm, 1.0) / accum;
-    if constexpr (nn::model<Cfg>::writes_compute_copy) {
-      if (copy) {
-        auto g = m.gradients();
-        m.update_parameters([&](std::span<float> p, const auto& c) { opt.step(p, g, 1e-4, scale, c); });
-      } else {
-        opt.step(m.trainable_parameters(), m.gradients(), 1e-4, scale);
-      }
-    } else {
-      opt.step(m.parameters(), m.gradients(), 1e-4, scale);
-    }
+    tr::optimizer_step(m, opt, m.gradients(), 1e-4, tr::clip_factor(gs.norm, 1.0) / accum, copy);
     const auto t2 = clock::now();
     fb += std::chrono::duration<double>(t1 - t0).count();
     op += std::chrono::duration<double>(t2 - t1).count();
@@ -138,11 +127,7 @@ void BM_step_copy_interleaved(benchmark::State& state) {
     m.forward_backward(tok.data(), tgt.data(), B, T);
     const auto t1 = clock::now();
     auto g = m.gradients();
-    const double scale = tr::clip_factor(tr::global_grad_norm<float>(g, opt.groups()).norm, 1.0);
-    if (copy)
-      m.update_parameters([&](std::span<float> p, const auto& c) { opt.step(p, g, 1e-6, scale, c); });
-    else
-      opt.step(m.trainable_parameters(), g, 1e-6, scale);
+    tr::optimizer_step(m, opt, g, 1e-6, tr::clip_factor(tr::global_grad_norm<float>(g, opt.groups()).norm, 1.0), copy);
     const auto t2 = clock::now();
     if (timed) {
       fb[copy] += std::chrono::duration<double>(t1 - t0).count();

@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <span>
 #include <string>
@@ -345,10 +346,10 @@ class model : private detail::param_table {
   //   f(std::span<T> trainable, const compute_copy_writer& copy)
   // with the trainable parameters (as trainable_parameters()), and f calls copy(off, n) for every
   // range [off, off + n) of the span it changed, once changed, from any thread (disjoint ranges at
-  // a time): the optimizers of train/optim.hpp narrow each block right after updating it, while it
-  // is in cache. The forwards after it skip the refresh until writable parameters are handed out
-  // again (parameters(), trainable_parameters(), param(), init, parameters_from_host), so a span
-  // taken before update_parameters must not be written after it.
+  // a time), or writes copy.contiguous(off, n) itself: the optimizers of train/optim.hpp write each
+  // block's copy while it is in cache (AdamW in its vector loop). The forwards after it skip the refresh until writable
+  // parameters are handed out again (parameters(), trainable_parameters(), param(), init, parameters_from_host), so a
+  // span taken before update_parameters must not be written after it.
   static constexpr bool writes_compute_copy = mixed && std::is_same_v<Space, space::host>;
   // Copies of at least this many bytes are written with streaming stores: too large for the caches,
   // the next forward reads them from memory either way, and ordinary stores would first read each
@@ -364,7 +365,7 @@ class model : private detail::param_table {
     // itself), or null where the range crosses a gap of the copy (packed matrices).
     C* contiguous(std::size_t off, std::size_t n) const { return m_->copy_of(off, n); }
     // Whether the copy is too large for the caches (written with streaming stores).
-    bool streaming() const { return m_->n_cparams_ * sizeof(C) >= stream_copy_min_bytes; }
+    bool streaming() const { return m_->copy_streams(); }
 
    private:
     friend class model;
@@ -751,10 +752,7 @@ class model : private detail::param_table {
   C* pc(std::ptrdiff_t o) {
     if (o < 0) return nullptr;
     if constexpr (mixed) {
-      // the run holding parameter offset o (runs ascend in both offsets)
-      auto it = std::upper_bound(cruns_.begin(), cruns_.end(), std::size_t(o),
-                                 [](std::size_t v, const copy_run& r) { return v < r.src; });
-      --it;
+      const auto it = run_at(std::size_t(o));
       return cparams_.data() + it->dst + (std::size_t(o) - it->src);
     } else {
       return params_.data() + o;
@@ -820,19 +818,27 @@ class model : private detail::param_table {
       if (!copy_current_)
         for (auto const& r : cruns_) be_.narrow(std::int64_t(r.n), params_.data() + r.src, cparams_.data() + r.dst);
   }
+  // The copy run holding parameter offset a (runs ascend in both offsets): the last one starting at
+  // or before a (a may lie past its end, in a packed matrix); begin() if none does.
+  typename std::vector<copy_run>::const_iterator run_at(std::size_t a) const {
+    auto it =
+        std::upper_bound(cruns_.begin(), cruns_.end(), a, [](std::size_t v, const copy_run& r) { return v < r.src; });
+    return it == cruns_.begin() ? it : std::prev(it);
+  }
+  bool copy_streams() const { return n_cparams_ * sizeof(C) >= stream_copy_min_bytes; }
+  void expect_trainable_range(std::size_t off, std::size_t n) const {
+    expects<invalid_argument>(off <= n_params_ - tail_ && n <= n_params_ - tail_ - off,
+                              "nn::model: compute copy range [", off, ", ", off + n, ") is outside the ",
+                              n_params_ - tail_, " trainable parameters");
+  }
   // The compute copy of trainable parameters [off, off + n), on the calling thread
   // (compute_copy_writer).
   void write_copy(std::size_t off, std::size_t n) {
     if constexpr (writes_compute_copy) {
-      expects<invalid_argument>(off <= n_params_ - tail_ && n <= n_params_ - tail_ - off,
-                                "nn::model: compute copy range [", off, ", ", off + n, ") is outside the ",
-                                n_params_ - tail_, " trainable parameters");
+      expect_trainable_range(off, n);
       const std::size_t a = tail_ + off, e = a + n;
-      const bool stream = compute_copy_writer(this).streaming();
-      auto it =
-          std::upper_bound(cruns_.begin(), cruns_.end(), a, [](std::size_t v, const copy_run& r) { return v < r.src; });
-      if (it != cruns_.begin()) --it;
-      for (; it != cruns_.end() && it->src < e; ++it) {
+      const bool stream = copy_streams();
+      for (auto it = run_at(a); it != cruns_.end() && it->src < e; ++it) {
         const std::size_t lo = std::max(a, it->src), hi = std::min(e, it->src + it->n);
         if (lo < hi)
           be_.narrow_here(std::int64_t(hi - lo), params_.data() + lo, cparams_.data() + it->dst + (lo - it->src),
@@ -840,17 +846,13 @@ class model : private detail::param_table {
       }
     }
   }
+  // The compute copy of trainable parameters [off, off + n) when one run holds all of it, else null.
   C* copy_of(std::size_t off, std::size_t n) {
     if constexpr (writes_compute_copy) {
-      expects<invalid_argument>(off <= n_params_ - tail_ && n <= n_params_ - tail_ - off,
-                                "nn::model: compute copy range [", off, ", ", off + n, ") is outside the ",
-                                n_params_ - tail_, " trainable parameters");
+      expect_trainable_range(off, n);
       const std::size_t a = tail_ + off;
-      auto it =
-          std::upper_bound(cruns_.begin(), cruns_.end(), a, [](std::size_t v, const copy_run& r) { return v < r.src; });
-      if (it == cruns_.begin()) return nullptr;
-      --it;
-      if (a + n > it->src + it->n) return nullptr;
+      const auto it = run_at(a);
+      if (a < it->src || a + n > it->src + it->n) return nullptr;
       return cparams_.data() + it->dst + (a - it->src);
     } else {
       return nullptr;

@@ -467,15 +467,13 @@ class adamw : public detail::host_optimizer<adamw<T, S>, T> {
         if (tfm::host::cpu_runs<tfm::host::isa::avx512>()) {
           const std::size_t n16 = (e - b) / 16 * 16;
           const detail::adamw_consts k{b1, b2, c1, c2, gs, decay, step_size, inv_bc2_sqrt, eps};
-          bool done = false;
           if constexpr (std::is_same_v<std::remove_cv_t<std::remove_pointer_t<decltype(dst)>>, bfloat16>) {
             if (dst != nullptr && tfm::host::cpu_runs<tfm::host::isa::avx512_bf16>()) {
               detail::adamw_avx512_bf16_copy(p + b, g + b, m + b, v + b, n16, k, dst, stream);
               copied = n16;
-              done = true;
             }
           }
-          if (!done) detail::adamw_avx512(p + b, g + b, m + b, v + b, n16, k);
+          if (copied == 0) detail::adamw_avx512(p + b, g + b, m + b, v + b, n16, k);
           i += n16;
         }
       }

@@ -28,6 +28,7 @@
 #include <limits>
 #include <numbers>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -117,23 +118,43 @@ eval_metrics evaluate(Model& m, const batch_source& src, int batches, int B, std
   return e;
 }
 
+// Whether opt.step can write m's compute copy as it updates: a host model with mixed precision
+// (nn::model::writes_compute_copy) and an optimizer with step(params, grads, lr, scale, copy).
+template <class Model, class Optimizer>
+inline constexpr bool optimizer_writes_copy = [] {
+  if constexpr (requires { Model::writes_compute_copy; }) {
+    if constexpr (Model::writes_compute_copy)
+      return requires(Optimizer & o, Model & m, const typename Model::compute_copy_writer& w) {
+        o.step(m.trainable_parameters(), m.gradients(), 1.0, 1.0, w);
+      };
+  }
+  return false;
+}();
+
+// One optimizer step over m's trainable parameters with gradients g (what the trainer does).
+// Where optimizer_writes_copy and write_copy: through m.update_parameters, the optimizer writing
+// the compute copy as it updates, so the next forward skips narrowing every parameter; else
+// through trainable_parameters() (the next forward narrows them).
+template <class Model, class Optimizer>
+void optimizer_step(Model& m, Optimizer& opt, std::span<const typename Model::T> g, double lr, double grad_scale,
+                    [[maybe_unused]] bool write_copy = true) {
+  if constexpr (optimizer_writes_copy<Model, Optimizer>) {
+    if (write_copy) {
+      m.update_parameters([&](auto p, const auto& copy) { opt.step(p, g, lr, grad_scale, copy); });
+      return;
+    }
+  }
+  opt.step(m.trainable_parameters(), g, lr, grad_scale);
+}
+
 // Source: where training batches come from — batch_source, instruction_batches, or any type with
 // seq_len(), next(B, tokens, targets), position() and set_position().
 template <class Model, class Optimizer, class Schedule, class Source = batch_source>
 class trainer {
  public:
   using T = typename Model::T;
-  // Whether the optimizer step writes the model's compute copy (host model with mixed precision,
-  // optimizer with a step(params, grads, lr, scale, copy)); see update() below.
-  static constexpr bool writes_compute_copy = [] {
-    if constexpr (requires { Model::writes_compute_copy; }) {
-      if constexpr (Model::writes_compute_copy)
-        return requires(Optimizer & o, Model & m, const typename Model::compute_copy_writer& w) {
-          o.step(m.trainable_parameters(), m.gradients(), 1.0, 1.0, w);
-        };
-    }
-    return false;
-  }();
+  // Whether the optimizer step writes the model's compute copy (optimizer_step).
+  static constexpr bool writes_compute_copy = optimizer_writes_copy<Model, Optimizer>;
 
   trainer(Model& m, Optimizer& opt, Schedule sched, Source& train, train_options o = {})
       : m_(m), opt_(opt), sched_(std::move(sched)), train_(train), o_(std::move(o)) {
@@ -391,17 +412,7 @@ class trainer {
   }
 
  private:
-  // The optimizer step. A host model with mixed precision has its compute copy written by the
-  // optimizer block by block as it updates (model::update_parameters), when the optimizer can:
-  // the next forward then skips narrowing every parameter.
-  void update(double lr, double grad_scale) {
-    auto g = m_.gradients();
-    if constexpr (writes_compute_copy) {
-      m_.update_parameters([&](auto p, const auto& copy) { opt_.step(p, g, lr, grad_scale, copy); });
-    } else {
-      opt_.step(m_.trainable_parameters(), g, lr, grad_scale);
-    }
-  }
+  void update(double lr, double grad_scale) { optimizer_step(m_, opt_, m_.gradients(), lr, grad_scale); }
   Model& m_;
   Optimizer& opt_;
   Schedule sched_;
