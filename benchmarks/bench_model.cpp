@@ -15,6 +15,8 @@
 //   BM_model/<name>/bf16_kept_copy  bf16 with the compute copy kept current by the optimizer (as
 //                          in training with the trainer): no narrowing of the weights per forward;
 //                          the optimizer's side of it is in bench_trainer (optimizer_writes_copy)
+//   BM_model_bf16_vs_fp32/<name>  fp32 and bf16 (kept copy) steps alternating in one loop;
+//                          counters fp32_ms, bf16_ms, bf16_speedup (the drift-free ratio)
 //   BM_model/<name>/bf16_fp8  bf16 compute with fp8 (e4m3, per-tensor scale) block weights
 //                          (nn::fp8 storage); counter param_MB = parameter_bytes()
 //   BM_block/<name>        one transformer block alone (a 1-layer model minus embedding/head
@@ -24,6 +26,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <random>
 #include <span>
@@ -139,6 +142,55 @@ void BM_model(benchmark::State& state) {
   state.counters["param_MB"] = double(m.parameter_bytes()) / 1e6;
 }
 
+// fp32 against bf16 compute, alternating step by step in one loop (this machine's memory speed
+// drifts by up to 1.8× between runs, so separate runs cannot give a ratio): each iteration runs
+// one fp32 step and one bf16 step with the compute copy kept current (as the trainer runs it).
+// Counters: fp32_ms, bf16_ms (per step, averages) and bf16_speedup = fp32_ms / bf16_ms (the
+// issue's "bf16 ≥ 2× the fp32 step"). Iteration time is the sum of the two steps.
+template <class Cfg>
+void BM_model_bf16_vs_fp32(benchmark::State& state) {
+  using fp32_cfg = Cfg;
+  using bf16_cfg = with_precision<Cfg, nn::precision_bf16>;
+  const int B = int(state.range(0)), T = int(state.range(1));
+  nn::model<fp32_cfg> m32;
+  nn::model<bf16_cfg> m16;
+  m32.init(1);
+  m16.init(1);
+  m16.update_parameters([](std::span<float>, const auto&) {});  // the copy stays current
+  const int V = m32.sizes().vocab;
+  std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(tok.size());
+  for (std::size_t i = 0; i < tok.size(); ++i) {
+    tok[i] = std::int32_t(tfm::rng::random_u32(3, 0, i) % std::uint32_t(V));
+    tgt[i] = std::int32_t(tfm::rng::random_u32(3, 1, i) % std::uint32_t(V));
+  }
+  const auto step = [&](auto& m) {
+    const auto t0 = std::chrono::steady_clock::now();
+    m.zero_grad();
+    m.forward_backward(tok.data(), tgt.data(), B, T);
+    benchmark::DoNotOptimize(m.gradients().data());
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  step(m32);  // plans the arenas, warms caches
+  step(m16);
+  double t32 = 0, t16 = 0;
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    // Alternate which precision goes first, so neither always follows the other's cache state.
+    if (n % 2 == 0) {
+      t32 += step(m32);
+      t16 += step(m16);
+    } else {
+      t16 += step(m16);
+      t32 += step(m32);
+    }
+    ++n;
+  }
+  state.counters["fp32_ms"] = 1e3 * t32 / double(n);
+  state.counters["bf16_ms"] = 1e3 * t16 / double(n);
+  state.counters["bf16_speedup"] = t32 / t16;
+  state.counters["params_M"] = double(m32.num_weights()) / 1e6;
+}
+
 BENCHMARK(BM_model<gpt2_small_cfg>)->Name("BM_model/gpt2_small/naive")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<gpt2_small_flash>)->Name("BM_model/gpt2_small/flash")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<small4>)->Name("BM_model/L4_d256/naive")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -153,6 +205,16 @@ BENCHMARK(BM_model<gpt2_small_flash_bf16, true>)
 BENCHMARK(BM_model<gpt2_small_flash_fp16>)->Name("BM_model/gpt2_small/flash/fp16")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<gpt2_small_flash_bf16_fp8>)->Name("BM_model/gpt2_small/flash/bf16_fp8")->Args({4, 64})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<small4_flash_bf16>)->Name("BM_model/L4_d256/flash/bf16")->Args({8, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_model_bf16_vs_fp32<gpt2_small_flash>)
+    ->Name("BM_model_bf16_vs_fp32/gpt2_small/flash")
+    ->Args({4, 64})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_model_bf16_vs_fp32<small4_flash>)
+    ->Name("BM_model_bf16_vs_fp32/L4_d256/flash")
+    ->Args({8, 256})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_model<llama_small>)->Name("BM_model/llama_d512_L8/naive")->Args({4, 128})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<block768>)->Name("BM_block/d768/naive")->Args({4, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_model<block768_flash>)->Name("BM_block/d768/flash")->Args({4, 256})->Unit(benchmark::kMillisecond)->UseRealTime();
