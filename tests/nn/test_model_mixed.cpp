@@ -189,8 +189,8 @@ BOOST_AUTO_TEST_CASE(vector_conversions_equal_scalar_ones) {
     }
     BOOST_TEST(bad == 0u);
     // with streaming stores (bf16), from every alignment of the destination: the same bits
-    for (std::size_t shift = 0; shift < 9; ++shift) {
-      std::vector<C> st(x.size() + 8);
+    for (std::size_t shift = 0; shift < 17; ++shift) {  // every 32-byte alignment of a bf16 row
+      std::vector<C> st(x.size() + 16);
       mx::narrow_n(n - std::int64_t(shift), x.data() + shift, st.data() + shift, true);
       BOOST_TEST(std::memcmp(st.data() + shift, vec.data() + shift, (x.size() - shift) * sizeof(C)) == 0,
                  "streaming narrow, destination offset " << shift);
@@ -209,4 +209,23 @@ BOOST_AUTO_TEST_CASE(vector_conversions_equal_scalar_ones) {
   };
   check(tfm::bfloat16{});
   check(tfm::half{});
+#if TFM_HOST_X86_SIMD
+  // The AVX-512 bf16 narrow against the AVX2 one, NaN bits included, over every length up to 40
+  // (vector body and tail) and the whole pattern set, plain and streaming.
+  if (tfm::host::cpu_runs<tfm::host::isa::avx512>()) {
+    std::vector<tfm::bfloat16> a(x.size()), b(x.size());
+    for (std::int64_t len : {std::int64_t(0), std::int64_t(1), std::int64_t(15), std::int64_t(16), std::int64_t(17),
+                             std::int64_t(33), std::int64_t(40), n}) {
+      std::fill(a.begin(), a.end(), tfm::bfloat16(1.0f));
+      std::fill(b.begin(), b.end(), tfm::bfloat16(1.0f));
+      mx::detail::narrow_bf16_avx512(len, x.data(), a.data());
+      mx::detail::narrow_bf16_avx2(len, x.data(), b.data());
+      BOOST_TEST(std::memcmp(a.data(), b.data(), a.size() * sizeof(tfm::bfloat16)) == 0, "length " << len);
+      mx::detail::narrow_bf16_avx512<true>(len, x.data(), a.data());
+      BOOST_TEST(std::memcmp(a.data(), b.data(), a.size() * sizeof(tfm::bfloat16)) == 0, "streaming, length " << len);
+    }
+  } else {
+    BOOST_TEST_MESSAGE("no AVX-512 on this CPU: the AVX-512 bf16 narrow is not compared");
+  }
+#endif
 }

@@ -69,6 +69,34 @@ TFM_TARGET_AVX2 inline void narrow_bf16_avx2(std::int64_t n, const float* x, tfm
   for (; i < n; ++i) y[i] = tfm::bfloat16(x[i]);
   if constexpr (Stream) _mm_sfence();  // weakly ordered: visible before the caller's join
 }
+// The same steps over 16 lanes (the results are narrow_bf16_avx2's bit for bit; the tail goes
+// through it). Not vcvtneps2bf16: that instruction flushes subnormal inputs to zero and keeps
+// NaN signs and payloads, so its bits differ from cvt<bfloat16>'s.
+template <bool Stream = false>
+TFM_TARGET_AVX512 inline void narrow_bf16_avx512(std::int64_t n, const float* x, tfm::bfloat16* y) {
+  constexpr __mmask16 all = 0xFFFF;
+  const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7FFF);
+  const __m512i qnan = _mm512_set1_epi32(tfm::bfloat16(std::numeric_limits<float>::quiet_NaN()).bits());
+  std::int64_t i = 0;
+  if constexpr (Stream)
+    for (; i < n && reinterpret_cast<std::uintptr_t>(y + i) % 32 != 0; ++i) y[i] = tfm::bfloat16(x[i]);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    const __m512i u = _mm512_castps_si512(v);
+    // (maskz forms with every lane set: GCC 12's unmasked ones start from an "undefined" vector
+    // that -Wmaybe-uninitialized reports)
+    const __m512i lsb = _mm512_and_si512(_mm512_maskz_srli_epi32(all, u, 16), one);
+    __m512i r = _mm512_maskz_srli_epi32(all, _mm512_add_epi32(u, _mm512_add_epi32(bias, lsb)), 16);
+    r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), qnan);
+    const __m256i packed = _mm512_maskz_cvtepi32_epi16(all, r);  // every lane is below 2^16
+    if constexpr (Stream)
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(y + i), packed);
+    else
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), packed);
+  }
+  if constexpr (Stream) _mm_sfence();
+  narrow_bf16_avx2(n - i, x + i, y + i);
+}
 // fp16 with F16C (round to nearest even, overflow → ±infinity); blocks holding a NaN go
 // through the scalar conversion (its canonical NaN).
 TFM_TARGET_AVX2_F16C inline void narrow_f16_f16c(std::int64_t n, const float* x, tfm::half* y) {
@@ -102,14 +130,17 @@ void widen_n(std::int64_t n, const C* x, float* y) {
 #endif
   for (std::int64_t i = 0; i < n; ++i) y[i] = cvt<float>(x[i]);  // bf16: a shift, auto-vectorised
 }
-// stream: bfloat16 with streaming stores where the CPU has AVX2 (for copies too large to stay in
+// stream: bfloat16 with streaming stores where the CPU has AVX2 or AVX-512 (for copies too large to stay in
 // cache, which the next reader would find in memory anyway); the same values either way.
 template <class C>
 void narrow_n(std::int64_t n, const float* x, C* y, [[maybe_unused]] bool stream = false) {
 #if TFM_HOST_X86_SIMD
-  if constexpr (std::is_same_v<C, tfm::bfloat16>)
+  if constexpr (std::is_same_v<C, tfm::bfloat16>) {
+    if (host::detail::use_avx512())
+      return stream ? detail::narrow_bf16_avx512<true>(n, x, y) : detail::narrow_bf16_avx512(n, x, y);
     if (host::detail::use_avx2())
       return stream ? detail::narrow_bf16_avx2<true>(n, x, y) : detail::narrow_bf16_avx2(n, x, y);
+  }
   if constexpr (std::is_same_v<C, tfm::half>)
     if (tfm::host::cpu_has_f16c() && host::detail::use_avx2()) return detail::narrow_f16_f16c(n, x, y);
 #endif
