@@ -4,6 +4,8 @@
 // Counters: tokens_per_s, GFLOP/s (the FLOPs the causal band needs: 4·hd per allowed (i, j)
 // pair and head forward, 8·hd backward — dV, dP, dQ, dK; recomputation not counted) and
 // attn_bytes (the extra memory of the variant: naive probabilities + scratch, flash lse + scratch).
+// attention_flash_fwd_bwd_two_pass: the flash backward forced to its two-pass schedule (dK/dV,
+// then dQ), against attention_flash_fwd_bwd's one pass.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -83,8 +85,9 @@ void bm_naive(benchmark::State& state, bool backward) {
   set_counters(state, Tn, backward, bytes);
 }
 
-void bm_flash(benchmark::State& state, bool backward) {
+void bm_flash(benchmark::State& state, bool backward, detail::attn::flash_backward_schedule schedule) {
   const int Tn = int(state.range(0));
+  detail::attn::flash_backward_schedule_used = schedule;
   inputs in(Tn);
   const int threads = tfm::host::num_threads();
   std::vector<float> lse(std::size_t(kB) * kH * Tn), scratch(flash_scratch_size(in.s, threads) + 1);
@@ -102,9 +105,11 @@ void bm_flash(benchmark::State& state, bool backward) {
     benchmark::ClobberMemory();
   }
   set_counters(state, Tn, backward, bytes);
+  detail::attn::flash_backward_schedule_used = detail::attn::flash_backward_schedule::automatic;
 }
 
 void register_all() {
+  using schedule = detail::attn::flash_backward_schedule;
   const int seqs[] = {256, 512, 1024, 2048, 4096, 8192};
   for (int Tn : seqs) {
     for (bool bwd : {false, true}) {
@@ -113,11 +118,17 @@ void register_all() {
           ->Arg(Tn)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
-      benchmark::RegisterBenchmark(("attention_flash_" + pass).c_str(), bm_flash, bwd)
+      benchmark::RegisterBenchmark(("attention_flash_" + pass).c_str(), bm_flash, bwd, schedule::automatic)
           ->Arg(Tn)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }
+    // the backward's two passes (dK/dV, then dQ recomputing P and dS) instead of the one pass
+    // that (b, kv head) pairs enough for the threads allow
+    benchmark::RegisterBenchmark("attention_flash_fwd_bwd_two_pass", bm_flash, true, schedule::two_pass)
+        ->Arg(Tn)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   }
 }
 

@@ -3,7 +3,9 @@
 // Two implementations of docs/model.md's attention (masks, sliding window, ALiBi, GQA/MQA):
 //  * naive: materialises the probabilities P[B][H][T][T]; the reference.
 //  * flash: tiled, online softmax, O(T) extra memory (logsumexp per row); the backward pass
-//    follows FlashAttention-2: P is recomputed from the saved logsumexp, D_i = rowsum(dO∘O).
+//    follows FlashAttention-2: P is recomputed from the saved logsumexp, D_i = rowsum(dO∘O); one
+//    task per (batch, kv head) sums dQ, dK and dV together, or, with few such pairs or a sliding
+//    window, dK/dV and dQ run as two passes (the same bits where both apply).
 //
 // Layouts. Element (b,t,h,d) of q is q[(b*T + t)*ld_q + h*hd + d]; k and v are the same with the
 // kv head g in place of h (strides ld_k, ld_v). dq, dk, dv share the layout (and strides) of
@@ -83,6 +85,12 @@ namespace detail::attn {
 
 inline constexpr int flash_br = 64;  // query rows per tile
 inline constexpr int flash_bc = 64;  // keys per tile
+
+// The flash backward's schedule: one pass over (b, kv head) pairs where they are enough for the
+// threads and no sliding window is set, else two passes (attention_flash_backward). `two_pass`
+// forces the two passes (the tests compare the schedules bit for bit).
+enum class flash_backward_schedule { automatic, two_pass };
+inline flash_backward_schedule flash_backward_schedule_used = flash_backward_schedule::automatic;
 
 template <int HeadDim>
 inline void check(const attention_shape& s, const attention_mask& m, const char* op) {
@@ -593,9 +601,94 @@ void attention_flash_backward(const attention_shape& s, const attention_mask& m,
     }
   };
 
+  const int ktiles = (Tn + BC - 1) / BC;
+  // The dK/dV products of one key tile against the query tiles that see it, for query head h;
+  // with dq (rows of head h, stride ld_q) also dQ += dS·K over the same tiles.
+  auto key_tile = [&](int b, int g, int h, int j0, int nc, const T* kt, const T* vt, T* P, T* dS, T* dkt, T* dvt,
+                      T* dq_head) {
+    const int ibeg = bd.row_begin(j0), iend = bd.row_end(j0 + nc);
+    const T* qb = q + std::int64_t(b) * Tn * s.ld_q + std::int64_t(h) * hd;
+    const T* dob = dout + std::int64_t(b) * Tn * ldo + std::int64_t(h) * hd;
+    const T* kb = k + (std::int64_t(b) * Tn + j0) * s.ld_k + std::int64_t(g) * hd;
+    for (int i0 = ibeg; i0 < iend; i0 += BR) {
+      const int nr = std::min(iend, i0 + BR) - i0;
+      tile(b, h, i0, nr, j0, nc, kt, vt, P, dS);
+      if (fast) {  // dVᵀ += Pᵀ·dO, dKᵀ += dSᵀ·Q over the tile (masked entries are 0)
+        da::tile_gemm<HeadDim>(nc, nr, P, 1, BC, dob + std::int64_t(i0) * ldo, ldo, dvt, hd, true);
+        da::tile_gemm<HeadDim>(nc, nr, dS, 1, BC, qb + std::int64_t(i0) * s.ld_q, s.ld_q, dkt, hd, true);
+        if (dq_head)
+          da::tile_gemm<HeadDim>(nr, nc, dS, BC, 1, kb, s.ld_k, dq_head + std::int64_t(i0) * s.ld_q, s.ld_q, true);
+        continue;
+      }
+      for (int r = 0; r < nr; ++r) {
+        const T* qr = qb + std::int64_t(i0 + r) * s.ld_q;
+        const T* dor = dob + std::int64_t(i0 + r) * ldo;
+        const T* pr = P + r * BC;
+        const T* dr = dS + r * BC;
+        for (int c = 0; c < nc; ++c) {
+          if (pr[c] != T(0)) da::axpy<T, HeadDim>(pr[c], dor, dvt + c * hd, hd);
+          if (dr[c] != T(0)) da::axpy<T, HeadDim>(dr[c], qr, dkt + c * hd, hd);
+        }
+        if (dq_head) {
+          T* dqr = dq_head + std::int64_t(i0 + r) * s.ld_q;
+          for (int c = 0; c < nc; ++c)
+            if (dr[c] != T(0)) da::axpy<T, HeadDim>(dr[c], kb + std::int64_t(c) * s.ld_k, dqr, hd);
+        }
+      }
+    }
+  };
+  auto store_key_tile = [&](int b, int g, int j0, int nc, const T* dkt, const T* dvt) {
+    T* dkb = dk + (std::int64_t(b) * Tn + j0) * s.ld_k + std::int64_t(g) * hd;
+    T* dvb = dv + (std::int64_t(b) * Tn + j0) * s.ld_v + std::int64_t(g) * hd;
+    for (int c = 0; c < nc; ++c)
+      for (int d = 0; d < hd; ++d) {
+        dkb[c * s.ld_k + d] = dkt[c * hd + d];
+        dvb[c * s.ld_v + d] = dvt[c * hd + d];
+      }
+  };
+
+  // One pass, when there are (b, kv head) pairs enough for the threads: a task owns a pair, so it
+  // can sum dQ of the group's query heads as well as dK, dV over its key tiles, and P, dS are
+  // computed once per tile instead of once for dK/dV and again for dQ (two of the seven tile
+  // products and half the exponentials). Without a sliding window both schedules cut the same
+  // tiles and sum every element in the same order, so the results are the two-pass ones bit for
+  // bit (and do not depend on the thread count); a window keeps the two passes.
+  const std::int64_t pairs = std::int64_t(B) * KV;
+  if (m.window == 0 && pairs >= 2 * std::int64_t(nthreads) &&
+      da::flash_backward_schedule_used == da::flash_backward_schedule::automatic) {
+#pragma omp parallel num_threads(nthreads)
+    {
+      std::vector<T> kt_buf(std::size_t(hd) * BC), vt_buf(std::size_t(hd) * BC), p_buf(std::size_t(BR) * BC),
+          ds_buf(std::size_t(BR) * BC), dk_buf(std::size_t(BC) * hd), dv_buf(std::size_t(BC) * hd);
+      T *kt = kt_buf.data(), *vt = vt_buf.data(), *P = p_buf.data(), *dS = ds_buf.data();
+      T *dkt = dk_buf.data(), *dvt = dv_buf.data();
+#pragma omp for schedule(dynamic)
+      for (std::int64_t task = 0; task < pairs; ++task) {
+        const int b = int(task / KV), g = int(task % KV);
+        for (int h = g * G; h < (g + 1) * G; ++h)
+          for (int t = 0; t < Tn; ++t) {
+            T* row = dq + (std::int64_t(b) * Tn + t) * s.ld_q + std::int64_t(h) * hd;
+            for (int d = 0; d < hd; ++d) row[d] = T(0);
+          }
+        for (int jt = 0; jt < ktiles; ++jt) {
+          const int j0 = jt * BC, nc = std::min(Tn, j0 + BC) - j0;
+          da::load_transposed<T, HeadDim>(k + (std::int64_t(b) * Tn + j0) * s.ld_k + std::int64_t(g) * hd, s.ld_k, nc,
+                                          hd, kt);
+          da::load_transposed<T, HeadDim>(v + (std::int64_t(b) * Tn + j0) * s.ld_v + std::int64_t(g) * hd, s.ld_v, nc,
+                                          hd, vt);
+          for (int x = 0; x < BC * hd; ++x) dkt[x] = dvt[x] = T(0);
+          for (int h = g * G; h < (g + 1) * G; ++h)
+            key_tile(b, g, h, j0, nc, kt, vt, P, dS, dkt, dvt,
+                     dq + std::int64_t(b) * Tn * s.ld_q + std::int64_t(h) * hd);
+          store_key_tile(b, g, j0, nc, dkt, dvt);
+        }
+      }
+    }
+    return;
+  }
+
   // Pass 1: dK, dV. One task per (b, kv head, key tile); it loops the group's query heads and
   // the query tiles that see the key tile, so no two tasks write the same element.
-  const int ktiles = (Tn + BC - 1) / BC;
   const std::int64_t ktasks = std::int64_t(B) * KV * ktiles;
 #pragma omp parallel num_threads(nthreads)
   {
@@ -614,41 +707,9 @@ void attention_flash_backward(const attention_shape& s, const attention_mask& m,
       const T* vb = v + (std::int64_t(b) * Tn + j0) * s.ld_v + std::int64_t(g) * hd;
       da::load_transposed<T, HeadDim>(kb, s.ld_k, nc, hd, kt);
       da::load_transposed<T, HeadDim>(vb, s.ld_v, nc, hd, vt);
-      for (int x = 0; x < BC * hd; ++x) {
-        dkt[x] = T(0);
-        dvt[x] = T(0);
-      }
-      const int ibeg = bd.row_begin(j0), iend = bd.row_end(j1);
-      for (int h = g * G; h < (g + 1) * G; ++h) {
-        const T* qb = q + std::int64_t(b) * Tn * s.ld_q + std::int64_t(h) * hd;
-        const T* dob = dout + std::int64_t(b) * Tn * ldo + std::int64_t(h) * hd;
-        for (int i0 = ibeg; i0 < iend; i0 += BR) {
-          const int nr = std::min(iend, i0 + BR) - i0;
-          tile(b, h, i0, nr, j0, nc, kt, vt, P, dS);
-          if (fast) {  // dVᵀ += Pᵀ·dO, dKᵀ += dSᵀ·Q over the tile (masked entries are 0)
-            da::tile_gemm<HeadDim>(nc, nr, P, 1, BC, dob + std::int64_t(i0) * ldo, ldo, dvt, hd, true);
-            da::tile_gemm<HeadDim>(nc, nr, dS, 1, BC, qb + std::int64_t(i0) * s.ld_q, s.ld_q, dkt, hd, true);
-            continue;
-          }
-          for (int r = 0; r < nr; ++r) {
-            const T* qr = qb + std::int64_t(i0 + r) * s.ld_q;
-            const T* dor = dob + std::int64_t(i0 + r) * ldo;
-            const T* pr = P + r * BC;
-            const T* dr = dS + r * BC;
-            for (int c = 0; c < nc; ++c) {
-              if (pr[c] != T(0)) da::axpy<T, HeadDim>(pr[c], dor, dvt + c * hd, hd);
-              if (dr[c] != T(0)) da::axpy<T, HeadDim>(dr[c], qr, dkt + c * hd, hd);
-            }
-          }
-        }
-      }
-      T* dkb = dk + (std::int64_t(b) * Tn + j0) * s.ld_k + std::int64_t(g) * hd;
-      T* dvb = dv + (std::int64_t(b) * Tn + j0) * s.ld_v + std::int64_t(g) * hd;
-      for (int c = 0; c < nc; ++c)
-        for (int d = 0; d < hd; ++d) {
-          dkb[c * s.ld_k + d] = dkt[c * hd + d];
-          dvb[c * s.ld_v + d] = dvt[c * hd + d];
-        }
+      for (int x = 0; x < BC * hd; ++x) dkt[x] = dvt[x] = T(0);
+      for (int h = g * G; h < (g + 1) * G; ++h) key_tile(b, g, h, j0, nc, kt, vt, P, dS, dkt, dvt, nullptr);
+      store_key_tile(b, g, j0, nc, dkt, dvt);
     }
   }
 
