@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "tfm/backend/host/cpu.hpp"
+#include "tfm/backend/host/simd.hpp"
 #include "tfm/backend/host/threading.hpp"
 #include "tfm/core/error.hpp"
 
@@ -187,8 +188,15 @@ inline void axpy(T a, const T* x, T* y, int hd_dyn) {
 
 // Transposes rows [j0, j0+nc) of one head (row stride ld) into dst[d*flash_bc + c]; columns
 // nc..flash_bc-1 are zeroed.
+#if TFM_HOST_X86_SIMD
+TFM_TARGET_AVX512 inline void load_transposed_avx512(const float* src, std::int64_t ld, int nc, int hd, float* dst);
+#endif
 template <class T, int HeadDim>
 inline void load_transposed(const T* src, std::int64_t ld, int nc, int hd_dyn, T* dst) {
+#if TFM_HOST_X86_SIMD
+  if constexpr (std::is_same_v<T, float> && HeadDim > 0 && HeadDim % 16 == 0)
+    if (tfm::host::cpu_runs<tfm::host::isa::avx512>()) return load_transposed_avx512(src, ld, nc, HeadDim, dst);
+#endif
   const int hd = HeadDim > 0 ? HeadDim : hd_dyn;
   constexpr int BC = flash_bc;
   for (int c = 0; c < nc; ++c) {
@@ -249,6 +257,86 @@ TFM_TARGET_AVX512 inline void tile_gemm_avx512(int m, int k, const float* a, std
   int i = 0;
   for (; i + MR <= m; i += MR) rows.template operator()<MR>(i);
   for (; i < m; ++i) rows.template operator()<1>(i);
+}
+// ---- the fp32 AVX-512 row steps of the flash kernels (with the tile products above) ----
+// A row of scores is flash_bc = 64 floats, 4 vectors; key c of the tile is allowed for
+// cl ≤ c < ch (the caller skips rows with none). d(c) = |rel − c| with rel = i − j0, the ALiBi
+// distance, enters only when slope ≠ 0.
+namespace avx512_rows {
+inline constexpr int vectors = flash_bc / 16;
+TFM_TARGET_AVX512 inline __mmask16 allowed(int v, int cl, int ch) {
+  const int lo = std::clamp(cl - 16 * v, 0, 16), hi = std::clamp(ch - 16 * v, 0, 16);
+  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+// s·scale − slope·d(c) for the 16 keys of vector v.
+TFM_TARGET_AVX512 inline __m512 logits(const float* sr, int v, float scale, float slope, int rel) {
+  const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(sr + 16 * v), _mm512_set1_ps(scale));
+  if (slope == 0.0f) return x;
+  const __m512i c = _mm512_add_epi32(_mm512_set1_epi32(16 * v),
+                                     _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  // (maskz forms with every lane: GCC 12 warns about the plain intrinsics' undefined operand)
+  const __m512 d =
+      _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_abs_epi32(0xFFFF, _mm512_sub_epi32(_mm512_set1_epi32(rel), c)));
+  return _mm512_fnmadd_ps(_mm512_set1_ps(slope), d, x);
+}
+}  // namespace avx512_rows
+
+// Forward, one row: the allowed logits' max joins the running max m; sr becomes
+// exp(logit − m_new) at the allowed keys and 0 elsewhere; returns their sum and sets alpha =
+// exp(m_old − m_new) (0 for the row's first keys).
+TFM_TARGET_AVX512 inline float flash_row_forward_avx512(float* sr, int cl, int ch, int rel, float scale, float slope,
+                                                        float& m, float& alpha) {
+  namespace r = avx512_rows;
+  __m512 x[r::vectors];
+  __mmask16 k[r::vectors];
+  __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int v = 0; v < r::vectors; ++v) {
+    k[v] = r::allowed(v, cl, ch);
+    x[v] = r::logits(sr, v, scale, slope, rel);
+    mx = _mm512_mask_max_ps(mx, k[v], mx, x[v]);
+  }
+  const float mnew = std::max(m, tfm::host::avx512::hmax16(mx));
+  alpha = m == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(m - mnew);
+  m = mnew;
+  const __m512 mv = _mm512_set1_ps(mnew);
+  __m512 sum = _mm512_setzero_ps();
+  for (int v = 0; v < r::vectors; ++v) {
+    const __m512 p = _mm512_maskz_mov_ps(k[v], tfm::host::avx512::exp16(_mm512_sub_ps(x[v], mv)));
+    _mm512_storeu_ps(sr + 16 * v, p);
+    sum = _mm512_add_ps(sum, p);
+  }
+  alignas(64) float t[16];
+  _mm512_store_ps(t, sum);
+  float total = 0;
+  for (int i = 0; i < 16; ++i) total += t[i];
+  return total;
+}
+// Backward, one row: pr = P = exp(logit − L) and dr = dS = P·(dP − D)·scale at the allowed keys
+// (dr holds dP on entry), 0 elsewhere.
+TFM_TARGET_AVX512 inline void flash_row_backward_avx512(float* pr, float* dr, int cl, int ch, int rel, float scale,
+                                                        float slope, float L, float D) {
+  namespace r = avx512_rows;
+  const __m512 lv = _mm512_set1_ps(L), dv = _mm512_set1_ps(D), sv = _mm512_set1_ps(scale);
+  for (int v = 0; v < r::vectors; ++v) {
+    const __mmask16 k = r::allowed(v, cl, ch);
+    const __m512 p =
+        _mm512_maskz_mov_ps(k, tfm::host::avx512::exp16(_mm512_sub_ps(r::logits(pr, v, scale, slope, rel), lv)));
+    const __m512 ds = _mm512_mul_ps(_mm512_mul_ps(p, _mm512_sub_ps(_mm512_loadu_ps(dr + 16 * v), dv)), sv);
+    _mm512_storeu_ps(pr + 16 * v, p);
+    _mm512_storeu_ps(dr + 16 * v, _mm512_maskz_mov_ps(k, ds));
+  }
+}
+// load_transposed for fp32 with hd a multiple of 16: 16×16 blocks through registers.
+TFM_TARGET_AVX512 inline void load_transposed_avx512(const float* src, std::int64_t ld, int nc, int hd, float* dst) {
+  constexpr int BC = flash_bc;
+  for (int c0 = 0; c0 < BC; c0 += 16)
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = c0 + i < nc ? _mm512_castps_si512(_mm512_loadu_ps(src + (c0 + i) * ld + d0)) : _mm512_setzero_si512();
+      tfm::host::avx512::transpose_16x16_epi32(r);
+      for (int d = 0; d < 16; ++d) _mm512_storeu_si512(dst + (d0 + d) * BC + c0, r[d]);
+    }
 }
 #endif
 
@@ -486,6 +574,23 @@ void attention_flash_forward(const attention_shape& s, const attention_mask& m, 
           const int i = i0 + r;
           const int cl = std::max(bd.lo(i), j0) - j0, ch = std::min(bd.hi(i), j1) - j0;
           T* sr = S + r * BC;
+#if TFM_HOST_X86_SIMD
+          if constexpr (std::is_same_v<T, float>) {
+            if (fast) {  // P·V below runs over the whole tile: masked entries count 0
+              if (ch <= cl) {
+                for (int c = 0; c < BC; ++c) sr[c] = T(0);
+                continue;
+              }
+              T alpha;
+              const T sum = da::flash_row_forward_avx512(sr, cl, ch, i - j0, scale, slope, mrow[r], alpha);
+              lrow[r] = lrow[r] * alpha + sum;
+              T* ar = acc + r * hd;
+              if (alpha != T(1))
+                for (int d = 0; d < hd; ++d) ar[d] *= alpha;
+              continue;
+            }
+          }
+#endif
           if (fast) {  // P·V below runs over the whole tile: masked entries count 0
             for (int c = 0; c < std::min(cl, nc); ++c) sr[c] = T(0);
             for (int c = std::max(ch, 0); c < nc; ++c) sr[c] = T(0);
@@ -591,6 +696,14 @@ void attention_flash_backward(const attention_shape& s, const attention_mask& m,
         for (int c = 0; c < BC; ++c) pr[c] = dr[c] = T(0);
         continue;
       }
+#if TFM_HOST_X86_SIMD
+      if constexpr (std::is_same_v<T, float>) {
+        if (fast) {
+          da::flash_row_backward_avx512(pr, dr, cl, ch, i - j0, scale, slope, L, Di);
+          continue;
+        }
+      }
+#endif
       for (int c = 0; c < cl; ++c) pr[c] = dr[c] = T(0);
       for (int c = ch; c < BC; ++c) pr[c] = dr[c] = T(0);
       for (int c = cl; c < ch; ++c) {

@@ -125,6 +125,36 @@ TFM_TARGET_AVX512 inline __m512 exp16(__m512 x) {
   return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
+// 16×16 transpose of 32-bit elements: r[i] holds row i on entry and column i on return.
+TFM_TARGET_AVX512 inline void transpose_16x16_epi32(__m512i (&r)[16]) {
+  constexpr __mmask8 all8 = 0xFF;
+  __m512i t[16], u[16];
+  for (int g = 0; g < 4; ++g) {
+    t[4 * g + 0] = _mm512_maskz_unpacklo_epi32(all16, r[4 * g], r[4 * g + 1]);
+    t[4 * g + 1] = _mm512_maskz_unpackhi_epi32(all16, r[4 * g], r[4 * g + 1]);
+    t[4 * g + 2] = _mm512_maskz_unpacklo_epi32(all16, r[4 * g + 2], r[4 * g + 3]);
+    t[4 * g + 3] = _mm512_maskz_unpackhi_epi32(all16, r[4 * g + 2], r[4 * g + 3]);
+  }
+  // u[4g + m], 128-bit lane L: column 4L + m of rows 4g .. 4g + 3.
+  for (int g = 0; g < 4; ++g) {
+    u[4 * g + 0] = _mm512_maskz_unpacklo_epi64(all8, t[4 * g], t[4 * g + 2]);
+    u[4 * g + 1] = _mm512_maskz_unpackhi_epi64(all8, t[4 * g], t[4 * g + 2]);
+    u[4 * g + 2] = _mm512_maskz_unpacklo_epi64(all8, t[4 * g + 1], t[4 * g + 3]);
+    u[4 * g + 3] = _mm512_maskz_unpackhi_epi64(all8, t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {
+    // v: lanes 0, 1 of u_m and of u_4+m; w: lanes 2, 3 of them; x, y: the same of u_8+m, u_12+m.
+    const __m512i v = _mm512_maskz_shuffle_i32x4(all16, u[m], u[4 + m], 0x44);
+    const __m512i w = _mm512_maskz_shuffle_i32x4(all16, u[m], u[4 + m], 0xEE);
+    const __m512i x = _mm512_maskz_shuffle_i32x4(all16, u[8 + m], u[12 + m], 0x44);
+    const __m512i y = _mm512_maskz_shuffle_i32x4(all16, u[8 + m], u[12 + m], 0xEE);
+    r[m] = _mm512_maskz_shuffle_i32x4(all16, v, x, 0x88);       // lane 0 of u_m .. u_12+m
+    r[4 + m] = _mm512_maskz_shuffle_i32x4(all16, v, x, 0xDD);   // lane 1
+    r[8 + m] = _mm512_maskz_shuffle_i32x4(all16, w, y, 0x88);   // lane 2
+    r[12 + m] = _mm512_maskz_shuffle_i32x4(all16, w, y, 0xDD);  // lane 3
+  }
+}
+
 // Horizontal max of 16 floats (GCC 12's _mm512_reduce_max_ps warns about an uninitialised operand
 // inside the intrinsic).
 TFM_TARGET_AVX512 inline float hmax16(__m512 v) {

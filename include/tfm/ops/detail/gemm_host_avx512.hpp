@@ -71,38 +71,8 @@ TFM_TARGET_AVX512 inline void gemm_store_avx512_12x32(__m512 (&acc)[12][2],
   gemm_store_tile<mr, nr>(tile, out);
 }
 
-// 16×16 transpose of 32-bit elements: r[i] holds row i on entry and column i on return.
-TFM_TARGET_AVX512 inline void transpose_16x16_epi32(__m512i (&r)[16]) {
-  // (The zero-masked forms with a full mask are the plain instructions; GCC 12 warns about the
-  // undefined source operand of the plain intrinsics.)
-  constexpr __mmask16 all16 = 0xFFFF;
-  constexpr __mmask8 all8 = 0xFF;
-  __m512i t[16], u[16];
-  for (int g = 0; g < 4; ++g) {
-    t[4 * g + 0] = _mm512_maskz_unpacklo_epi32(all16, r[4 * g], r[4 * g + 1]);
-    t[4 * g + 1] = _mm512_maskz_unpackhi_epi32(all16, r[4 * g], r[4 * g + 1]);
-    t[4 * g + 2] = _mm512_maskz_unpacklo_epi32(all16, r[4 * g + 2], r[4 * g + 3]);
-    t[4 * g + 3] = _mm512_maskz_unpackhi_epi32(all16, r[4 * g + 2], r[4 * g + 3]);
-  }
-  // u[4g + m], 128-bit lane L: column 4L + m of rows 4g .. 4g + 3.
-  for (int g = 0; g < 4; ++g) {
-    u[4 * g + 0] = _mm512_maskz_unpacklo_epi64(all8, t[4 * g], t[4 * g + 2]);
-    u[4 * g + 1] = _mm512_maskz_unpackhi_epi64(all8, t[4 * g], t[4 * g + 2]);
-    u[4 * g + 2] = _mm512_maskz_unpacklo_epi64(all8, t[4 * g + 1], t[4 * g + 3]);
-    u[4 * g + 3] = _mm512_maskz_unpackhi_epi64(all8, t[4 * g + 1], t[4 * g + 3]);
-  }
-  for (int m = 0; m < 4; ++m) {
-    // v: lanes 0, 1 of u_m and of u_4+m; w: lanes 2, 3 of them; x, y: the same of u_8+m, u_12+m.
-    const __m512i v = _mm512_maskz_shuffle_i32x4(all16, u[m], u[4 + m], 0x44);
-    const __m512i w = _mm512_maskz_shuffle_i32x4(all16, u[m], u[4 + m], 0xEE);
-    const __m512i x = _mm512_maskz_shuffle_i32x4(all16, u[8 + m], u[12 + m], 0x44);
-    const __m512i y = _mm512_maskz_shuffle_i32x4(all16, u[8 + m], u[12 + m], 0xEE);
-    r[m] = _mm512_maskz_shuffle_i32x4(all16, v, x, 0x88);       // lane 0 of u_m .. u_12+m
-    r[4 + m] = _mm512_maskz_shuffle_i32x4(all16, v, x, 0xDD);   // lane 1
-    r[8 + m] = _mm512_maskz_shuffle_i32x4(all16, w, y, 0x88);   // lane 2
-    r[12 + m] = _mm512_maskz_shuffle_i32x4(all16, w, y, 0xDD);  // lane 3
-  }
-}
+// (host::avx512::transpose_16x16_epi32, tfm/backend/host/simd.hpp, shared with the attention tiles)
+using host::avx512::transpose_16x16_epi32;
 
 // One fp32 A panel (r ≤ 12 rows × kc): rows with unit stride are transposed 16 K values at a
 // time; other layouts take the portable routine.
