@@ -295,7 +295,7 @@ TFM_TARGET_AVX512 inline float flash_row_forward_avx512(float* sr, int cl, int c
     x[v] = r::logits(sr, v, scale, slope, rel);
     mx = _mm512_mask_max_ps(mx, k[v], mx, x[v]);
   }
-  const float mnew = std::max(m, tfm::host::avx512::hmax16(mx));
+  const float mnew = std::max(m, tfm::host::avx512::reduce_max16(mx));
   alpha = m == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(m - mnew);
   m = mnew;
   const __m512 mv = _mm512_set1_ps(mnew);
@@ -305,11 +305,7 @@ TFM_TARGET_AVX512 inline float flash_row_forward_avx512(float* sr, int cl, int c
     _mm512_storeu_ps(sr + 16 * v, p);
     sum = _mm512_add_ps(sum, p);
   }
-  alignas(64) float t[16];
-  _mm512_store_ps(t, sum);
-  float total = 0;
-  for (int i = 0; i < 16; ++i) total += t[i];
-  return total;
+  return tfm::host::avx512::reduce_add16(sum);
 }
 // Backward, one row: pr = P = exp(logit − L) and dr = dS = P·(dP − D)·scale at the allowed keys
 // (dr holds dP on entry), 0 elsewhere.
