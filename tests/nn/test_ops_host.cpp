@@ -44,10 +44,11 @@ double ref_sum_exp(const std::vector<float>& r, double m) {
   return s;
 }
 
-// Each row kernel against float64: the max exactly, Σ exp(r − m) and s·exp(r − l) to float
-// precision (relative 2e-6: the degree-7 exp is good to ~1e-7 per element).
-template <class Max, class SumExp, class ScaledExp>
-void check_row_kernels(Max row_max, SumExp row_sum_exp, ScaledExp scaled_exp) {
+// Each row kernel against float64: the max exactly, Σ exp(r − m) to float precision (relative
+// 2e-6: the degree-7 exp is good to ~1e-7 per element), and with the exponentials stored (what
+// the cross-entropy's gradient is made of) the same sum, bit for bit, and each e[j] to 2e-6.
+template <class Max, class SumExp, class SumExpStore>
+void check_row_kernels(Max row_max, SumExp row_sum_exp, SumExpStore row_sum_exp_store) {
   for (int V : vocab_sizes) {
     for (float shift : {0.0f, 1e4f, -30.0f}) {
       const auto r = make_row(V, 4.0f, shift, unsigned(V) * 7u + 1u);
@@ -56,13 +57,15 @@ void check_row_kernels(Max row_max, SumExp row_sum_exp, ScaledExp scaled_exp) {
       const double s = row_sum_exp(r.data(), V, m);
       const double s_ref = ref_sum_exp(r, m);
       BOOST_TEST(std::abs(s - s_ref) <= 2e-6 * s_ref, "V=" << V << " shift=" << shift << ": " << s << " vs " << s_ref);
-      const float l = float(double(m) + std::log(s_ref)), scale = 0.25f;
-      std::vector<float> d(r.size());
-      scaled_exp(r.data(), V, l, scale, d.data());
+      std::vector<float> e(r.size(), -1.0f);
+      BOOST_TEST(row_sum_exp_store(r.data(), V, m, e.data()) == s, "V=" << V << " shift=" << shift);
       for (int j = 0; j < V; ++j) {
-        const double want = double(scale) * std::exp(double(r[std::size_t(j)]) - double(l));
-        BOOST_TEST(std::abs(d[std::size_t(j)] - want) <= 2e-6 * want + 1e-30, "V=" << V << " j=" << j);
+        const double want = std::exp(double(r[std::size_t(j)]) - double(m));
+        BOOST_TEST(std::abs(e[std::size_t(j)] - want) <= 2e-6 * want + 1e-30, "V=" << V << " j=" << j);
       }
+      std::vector<float> in_place = r;  // e may be r
+      BOOST_TEST(row_sum_exp_store(in_place.data(), V, m, in_place.data()) == s);
+      BOOST_TEST(std::memcmp(in_place.data(), e.data(), e.size() * sizeof(float)) == 0);
     }
     // all logits equal: the max is that value and the sum is V
     const std::vector<float> flat(std::size_t(V), 3.5f);
@@ -76,7 +79,7 @@ void check_row_kernels(Max row_max, SumExp row_sum_exp, ScaledExp scaled_exp) {
 BOOST_AUTO_TEST_CASE(row_kernels_portable) {
   check_row_kernels([](const float* r, int V) { return hd::row_max<float>(r, V); },
                     [](const float* r, int V, float m) { return hd::row_sum_exp<float>(r, V, m); },
-                    [](const float* r, int V, float l, float s, float* d) { hd::scaled_exp<float>(r, V, l, s, d); });
+                    [](const float* r, int V, float m, float* e) { return hd::row_sum_exp<float>(r, V, m, e); });
 }
 
 #if TFM_HOST_X86_SIMD
@@ -85,14 +88,18 @@ BOOST_AUTO_TEST_CASE(row_kernels_avx2) {
     BOOST_TEST_MESSAGE("SKIP: this CPU has no AVX2");
     return;
   }
-  check_row_kernels(hd::row_max_avx2, hd::row_sum_exp_avx2, hd::scaled_exp_avx2);
+  check_row_kernels(
+      hd::row_max_avx2, [](const float* r, int V, float m) { return hd::row_sum_exp_avx2(r, V, m); },
+      [](const float* r, int V, float m, float* e) { return hd::row_sum_exp_avx2<true>(r, V, m, e); });
 }
 BOOST_AUTO_TEST_CASE(row_kernels_avx512) {
   if (!tfm::host::cpu_supports(tfm::host::isa::avx512)) {
     BOOST_TEST_MESSAGE("SKIP: this CPU has no AVX-512");
     return;
   }
-  check_row_kernels(hd::row_max_avx512, hd::row_sum_exp_avx512, hd::scaled_exp_avx512);
+  check_row_kernels(
+      hd::row_max_avx512, [](const float* r, int V, float m) { return hd::row_sum_exp_avx512(r, V, m); },
+      [](const float* r, int V, float m, float* e) { return hd::row_sum_exp_avx512<true>(r, V, m, e); });
 }
 // exp16 equals exp8 lane by lane (the same polynomial), over the clamped range and beyond.
 BOOST_AUTO_TEST_CASE(exp16_equals_exp8) {
@@ -195,7 +202,7 @@ BOOST_AUTO_TEST_CASE(xent_forward_backward) {
         const std::size_t i = std::size_t(n) * V + std::size_t(j);
         double want = 0;
         if (n != 3) {
-          want = scale * std::exp(double(z[i]) - double(lse[std::size_t(n)]));
+          want = scale * std::exp(double(z[i]) - lse_ref[std::size_t(n)]);  // the exact softmax
           if (j == y[std::size_t(n)]) want -= scale;
         }
         BOOST_TEST(std::abs(dz[i] - want) <= 2e-6 * scale + 2e-6 * std::abs(want), "V=" << V << " row " << n << " j=" << j);

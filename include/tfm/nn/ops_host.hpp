@@ -398,15 +398,23 @@ TFM_TARGET_AVX2 inline float row_max_avx2(const float* r, int V) {
 }
 // Float lanes sum blocks of 256 values (16 per lane); the blocks add up in double, so the error
 // does not grow with V (one float sum per lane over GPT-2's 50257 was off by 2e-6 relative).
-TFM_TARGET_AVX2 inline double row_sum_exp_avx2(const float* r, int V, float m) {
+// With Store, e[j] = exp(r[j] − m) too (e may be r): the same sum.
+template <bool Store = false>
+TFM_TARGET_AVX2 inline double row_sum_exp_avx2(const float* r, int V, float m, [[maybe_unused]] float* e = nullptr) {
   const __m256 mv = _mm256_set1_ps(m);
   __m256d total = _mm256_setzero_pd();
   int j = 0;
   while (j + 16 <= V) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     for (const int end = std::min(V - 15, j + 256); j < end; j += 16) {
-      a0 = _mm256_add_ps(a0, tfm::host::avx2::exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j), mv)));
-      a1 = _mm256_add_ps(a1, tfm::host::avx2::exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j + 8), mv)));
+      const __m256 x0 = tfm::host::avx2::exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j), mv));
+      const __m256 x1 = tfm::host::avx2::exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j + 8), mv));
+      if constexpr (Store) {
+        _mm256_storeu_ps(e + j, x0);
+        _mm256_storeu_ps(e + j + 8, x1);
+      }
+      a0 = _mm256_add_ps(a0, x0);
+      a1 = _mm256_add_ps(a1, x1);
     }
     const __m256 a = _mm256_add_ps(a0, a1);
     total = _mm256_add_pd(total, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
@@ -415,16 +423,12 @@ TFM_TARGET_AVX2 inline double row_sum_exp_avx2(const float* r, int V, float m) {
   alignas(32) double t[4];
   _mm256_store_pd(t, total);
   double s = (t[0] + t[1]) + (t[2] + t[3]);
-  for (; j < V; ++j) s += nn::detail::attn::exp_t<float>(r[j] - m);
+  for (; j < V; ++j) {
+    const float x = nn::detail::attn::exp_t<float>(r[j] - m);
+    if constexpr (Store) e[j] = x;
+    s += x;
+  }
   return s;
-}
-// d[j] = s·exp(r[j] − l)
-TFM_TARGET_AVX2 inline void scaled_exp_avx2(const float* r, int V, float l, float s, float* d) {
-  const __m256 lv = _mm256_set1_ps(l), sv = _mm256_set1_ps(s);
-  int j = 0;
-  for (; j + 8 <= V; j += 8)
-    _mm256_storeu_ps(d + j, _mm256_mul_ps(sv, tfm::host::avx2::exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j), lv))));
-  for (; j < V; ++j) d[j] = s * nn::detail::attn::exp_t<float>(r[j] - l);
 }
 // The same three over 16 lanes, with two accumulators where a sum or max carries a dependency.
 TFM_TARGET_AVX512 inline float row_max_avx512(const float* r, int V) {
@@ -438,7 +442,9 @@ TFM_TARGET_AVX512 inline float row_max_avx512(const float* r, int V) {
   for (; j < V; ++j) s = std::max(s, r[j]);
   return s;
 }
-TFM_TARGET_AVX512 inline double row_sum_exp_avx512(const float* r, int V, float m) {
+template <bool Store = false>
+TFM_TARGET_AVX512 inline double row_sum_exp_avx512(const float* r, int V, float m,
+                                                   [[maybe_unused]] float* e = nullptr) {
   using tfm::host::avx512::all16;
   const __m512 mv = _mm512_set1_ps(m);
   __m512d total = _mm512_setzero_pd();
@@ -446,8 +452,14 @@ TFM_TARGET_AVX512 inline double row_sum_exp_avx512(const float* r, int V, float 
   while (j + 32 <= V) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     for (const int end = std::min(V - 31, j + 512); j < end; j += 32) {
-      a0 = _mm512_add_ps(a0, tfm::host::avx512::exp16(_mm512_sub_ps(_mm512_loadu_ps(r + j), mv)));
-      a1 = _mm512_add_ps(a1, tfm::host::avx512::exp16(_mm512_sub_ps(_mm512_loadu_ps(r + j + 16), mv)));
+      const __m512 x0 = tfm::host::avx512::exp16(_mm512_sub_ps(_mm512_loadu_ps(r + j), mv));
+      const __m512 x1 = tfm::host::avx512::exp16(_mm512_sub_ps(_mm512_loadu_ps(r + j + 16), mv));
+      if constexpr (Store) {
+        _mm512_storeu_ps(e + j, x0);
+        _mm512_storeu_ps(e + j + 16, x1);
+      }
+      a0 = _mm512_add_ps(a0, x0);
+      a1 = _mm512_add_ps(a1, x1);
     }
     const __m512 a = _mm512_add_ps(a0, a1);
     total = _mm512_add_pd(total, _mm512_maskz_cvtps_pd(0xFF, _mm512_maskz_extractf32x8_ps(0xFF, a, 0)));
@@ -456,15 +468,12 @@ TFM_TARGET_AVX512 inline double row_sum_exp_avx512(const float* r, int V, float 
   alignas(64) double t[8];
   _mm512_store_pd(t, total);
   double s = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
-  for (; j < V; ++j) s += nn::detail::attn::exp_t<float>(r[j] - m);
+  for (; j < V; ++j) {
+    const float x = nn::detail::attn::exp_t<float>(r[j] - m);
+    if constexpr (Store) e[j] = x;
+    s += x;
+  }
   return s;
-}
-TFM_TARGET_AVX512 inline void scaled_exp_avx512(const float* r, int V, float l, float s, float* d) {
-  const __m512 lv = _mm512_set1_ps(l), sv = _mm512_set1_ps(s);
-  int j = 0;
-  for (; j + 16 <= V; j += 16)
-    _mm512_storeu_ps(d + j, _mm512_mul_ps(sv, tfm::host::avx512::exp16(_mm512_sub_ps(_mm512_loadu_ps(r + j), lv))));
-  for (; j < V; ++j) d[j] = s * nn::detail::attn::exp_t<float>(r[j] - l);
 }
 #endif
 inline bool use_avx512() { return tfm::host::cpu_runs<tfm::host::isa::avx512>(); }
@@ -482,28 +491,22 @@ T row_max(const T* r, int V) {
   for (int j = 1; j < V; ++j) m = std::max(m, r[j]);
   return m;
 }
-// Σ exp(r − m), summed in double.
+// Σ exp(r − m), summed in double; with e, also e[j] = exp(r[j] − m) (e may be r; the same sum).
 template <class T>
-double row_sum_exp(const T* r, int V, T m) {
+double row_sum_exp(const T* r, int V, T m, T* e = nullptr) {
 #if TFM_HOST_X86_SIMD
   if constexpr (std::is_same_v<T, float>) {
-    if (use_avx512()) return row_sum_exp_avx512(r, V, m);
-    if (use_avx2()) return row_sum_exp_avx2(r, V, m);
+    if (use_avx512()) return e ? row_sum_exp_avx512<true>(r, V, m, e) : row_sum_exp_avx512(r, V, m);
+    if (use_avx2()) return e ? row_sum_exp_avx2<true>(r, V, m, e) : row_sum_exp_avx2(r, V, m);
   }
 #endif
   double s = 0;
-  for (int j = 0; j < V; ++j) s += nn::detail::attn::exp_t<T>(r[j] - m);
-  return s;
-}
-template <class T>
-void scaled_exp(const T* r, int V, T l, T s, T* d) {
-#if TFM_HOST_X86_SIMD
-  if constexpr (std::is_same_v<T, float>) {
-    if (use_avx512()) return scaled_exp_avx512(r, V, l, s, d);
-    if (use_avx2()) return scaled_exp_avx2(r, V, l, s, d);
+  for (int j = 0; j < V; ++j) {
+    const T x = nn::detail::attn::exp_t<T>(r[j] - m);
+    if (e) e[j] = x;
+    s += x;
   }
-#endif
-  for (int j = 0; j < V; ++j) d[j] = s * nn::detail::attn::exp_t<T>(r[j] - l);
+  return s;
 }
 }  // namespace detail
 
@@ -637,33 +640,55 @@ inline void check_targets(std::int64_t N, int V, const std::int32_t* y, int igno
                               ignore_index);
 }
 namespace detail {
-// One row of the forward: lse and loss (0 when the target is ignored); returns the loss in double.
+// The gradient of a row from its exponentials: d[j] = e[j]·(scale / Σ), then d[y] −= scale
+// (softmax − onehot, scaled): one exponential per logit, shared with the forward's sum.
 template <class T>
-double xent_row_forward(const T* r, int V, std::int32_t y, int ignore_index, T& lse, T& loss) {
+void xent_row_gradient(T* d, int V, std::int32_t y, double sum, double scale) {
+  const T c = T(scale / sum);
+  for (int j = 0; j < V; ++j) d[j] *= c;
+  d[y] -= T(scale);
+}
+// One row of the forward: lse and loss (0 when the target is ignored); returns the loss in double.
+// With d, also the backward (xent_row_backward's values, bit for bit): the forward's
+// exponentials go to d (which may be r) and become the gradient there.
+template <class T>
+double xent_row_forward(const T* r, int V, std::int32_t y, int ignore_index, T& lse, T& loss, double scale = 0,
+                        T* d = nullptr, std::int64_t ld = 0) {
+  const bool grad = d && y != ignore_index && scale != 0;
   const T m = row_max(r, V);
-  const double l = double(m) + std::log(row_sum_exp(r, V, m));
+  const T ry = y != ignore_index ? r[y] : T(0);  // before d, which may be r, is written
+  const double sum = row_sum_exp(r, V, m, grad ? d : nullptr);
+  const double l = double(m) + std::log(sum);
   lse = T(l);
+  if (d) {
+    std::fill(d + V, d + ld, T(0));
+    if (grad)
+      xent_row_gradient(d, V, y, sum, scale);
+    else
+      std::fill(d, d + V, T(0));
+  }
   if (y == ignore_index) {
     loss = 0;
     return 0;
   }
-  const double v = l - double(r[y]);
+  const double v = l - double(ry);
   loss = T(v);
   return v;
 }
-// One row of the backward: d = scale·(softmax(r) − onehot(y)) from the row's lse, 0 when the
-// target is ignored, and 0 in the padding columns V … ld−1. d may be r.
+// One row of the backward: d = scale·(softmax(r) − onehot(y)), 0 when the target is ignored, and 0
+// in the padding columns V … ld−1. d may be r. The row's max and Σ exp are computed again rather
+// than taken from lse, so that d equals the fused pass's (xent_row_forward with d) bit for bit and
+// does not inherit lse's rounding to T (for float logits near 1e4 that alone is 5e-4 relative).
 template <class T>
-void xent_row_backward(const T* r, T* d, int V, std::int64_t ld, std::int32_t y, int ignore_index, T lse,
-                       double scale) {
+void xent_row_backward(const T* r, T* d, int V, std::int64_t ld, std::int32_t y, int ignore_index,
+                       [[maybe_unused]] T lse, double scale) {
   std::fill(d + V, d + ld, T(0));
   if (y == ignore_index || scale == 0) {
     std::fill(d, d + V, T(0));
     return;
   }
-  const T s = T(scale);
-  scaled_exp(r, V, lse, s, d);
-  d[y] -= s;
+  const double sum = row_sum_exp(r, V, row_max(r, V), d);
+  xent_row_gradient(d, V, y, sum, scale);
 }
 }  // namespace detail
 
@@ -678,9 +703,9 @@ double xent_rows(const char* what, std::int64_t N, int V, std::int64_t ld, const
   std::int64_t cnt = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total, cnt)
   for (std::int64_t n = 0; n < N; ++n) {
-    total += detail::xent_row_forward(z + n * ld, V, y[n], ignore_index, lse[n], losses[n]);
+    total += detail::xent_row_forward(z + n * ld, V, y[n], ignore_index, lse[n], losses[n], scale,
+                                      dz ? dz + n * ld : nullptr, ld);
     cnt += y[n] != ignore_index;
-    if (dz) detail::xent_row_backward(z + n * ld, dz + n * ld, V, ld, y[n], ignore_index, lse[n], scale);
   }
   count = cnt;
   return total;

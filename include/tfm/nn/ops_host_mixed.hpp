@@ -394,11 +394,9 @@ void gelu_backward(std::int64_t n, const C* x, const C* dy, C* dx) {
 
 // ---- softmax cross-entropy over C logits (computed in float; see host::xent_forward) ----
 // Each row is widened into a float buffer, and host::detail's row kernels run on it.
-template <class C>
-void xent_row_backward(float* row, C* d, int V, std::int64_t ld, std::int32_t y, int ignore_index, float lse,
-                       double scale);
 // The forward over every row, and with dz the backward of each row right after it (one widening
-// per row); `what` names the caller in errors.
+// per row, and the forward's exponentials become the gradient: xent_row_backward's values bit for
+// bit); `what` names the caller in errors.
 template <class C>
 double xent_rows(const char* what, std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y,
                  int ignore_index, float* lse, float* losses, std::int64_t& count, double scale, C* dz) {
@@ -412,9 +410,14 @@ double xent_rows(const char* what, std::int64_t N, int V, std::int64_t ld, const
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < N; ++n) {
       widen_n(V, z + n * ld, row.data());
-      total += host::detail::xent_row_forward(row.data(), V, y[n], ignore_index, lse[n], losses[n]);
+      total += host::detail::xent_row_forward(row.data(), V, y[n], ignore_index, lse[n], losses[n], scale,
+                                              dz ? row.data() : nullptr, V);
       cnt += y[n] != ignore_index;
-      if (dz) xent_row_backward(row.data(), dz + n * ld, V, ld, y[n], ignore_index, lse[n], scale);
+      if (dz) {
+        C* d = dz + n * ld;
+        narrow_n(V, row.data(), d);  // the gradient, or zeros for an ignored target
+        std::fill(d + V, d + ld, cvt<C>(0.0f));
+      }
     }
   }
   count = cnt;
