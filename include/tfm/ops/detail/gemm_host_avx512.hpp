@@ -109,6 +109,8 @@ TFM_TARGET_AVX512 inline void gemm_pack_a_columns_avx512(strided_matrix<const fl
   const __mmask16 full = 0x0FFF, last = static_cast<__mmask16>((1u << tail) - 1);
   for (std::int64_t k = 0; k < a.cols; ++k) {
     const float* col = a.data + k * a.col_stride;
+    if (k + gemm_pack_prefetch_columns < a.cols)
+      gemm_prefetch_span(col + gemm_pack_prefetch_columns * a.col_stride, a.rows * std::int64_t(sizeof(float)));
     for (std::int64_t p = 0; p < panels; ++p) {
       const __mmask16 m = p + 1 < panels ? full : last;
       _mm512_mask_storeu_ps(dst + p * panel_stride + k * mr, full,
@@ -266,6 +268,35 @@ struct gemm_host_kernel<host::isa::avx512_bf16, bfloat16>
   static constexpr int k_group = 2;
   static constexpr gemm_block_sizes blocks = gemm_host_tuning<host::isa::avx512_bf16>::blocks;
 
+  // A blocks whose columns are contiguous (a transposed operand): K pairs outermost across all
+  // the block's panels, so each column is read once rather than once per panel (the output head's
+  // weight gradient reads its gradient rows this way, 100 KB apart), with the columns
+  // gemm_pack_prefetch_columns ahead prefetched. The same packed panels as pack_a_panel.
+  static void pack_a(strided_matrix<const bfloat16> a, std::uint16_t* dst, std::int64_t panel_stride) {
+    if (a.row_stride == 1 && a.col_stride != 1) return pack_a_columns(a, dst, panel_stride);
+    gemm_panelwise_packing::pack_a(a, dst, panel_stride);
+  }
+  TFM_TARGET_AVX512_BF16 static void pack_a_columns(strided_matrix<const bfloat16> a, std::uint16_t* TFM_RESTRICT dst,
+                                                    std::int64_t panel_stride) {
+    const std::int64_t kc = a.cols, panels = (a.rows + mr - 1) / mr;
+    const std::int64_t bytes = a.rows * std::int64_t(sizeof(bfloat16));
+    const __m512i lo_idx = bf16_interleave_index(0);
+    for (std::int64_t k = 0; k < kc; k += 2) {
+      if (k + gemm_pack_prefetch_columns + 1 < kc) {
+        gemm_prefetch_span(&a(0, k + gemm_pack_prefetch_columns), bytes);
+        gemm_prefetch_span(&a(0, k + gemm_pack_prefetch_columns + 1), bytes);
+      }
+      const bfloat16* c0 = &a(0, k);
+      const bfloat16* c1 = k + 1 < kc ? &a(0, k + 1) : nullptr;
+      for (std::int64_t p = 0; p < panels; ++p) {
+        const std::int64_t rows = std::min<std::int64_t>(mr, a.rows - p * mr);
+        const __m512i x = bf16_load_masked(c0 + p * mr, rows);
+        const __m512i y = c1 ? bf16_load_masked(c1 + p * mr, rows) : _mm512_setzero_si512();
+        _mm512_mask_storeu_epi32(dst + p * panel_stride + (k / 2) * mr * 2, 0x0FFF,
+                                 _mm512_permutex2var_epi16(x, lo_idx, y));
+      }
+    }
+  }
   // One A panel (r ≤ 12 rows × kc) with K paired: rows or columns with unit stride through
   // AVX-512 (a 16×16 transpose of K pairs, or interleaving column pairs), others element-wise.
   TFM_TARGET_AVX512_BF16 static void pack_a_panel(strided_matrix<const bfloat16> a,

@@ -64,6 +64,19 @@ void gemm_store_tile(const float* acc, const gemm_tile_out& o) {
   }
 }
 
+// Packing an operand whose K direction runs across memory rows (a transposed operand: the output
+// head's gradient, rows of 50,257 elements, for its weight gradient) takes a few cache lines from
+// each of many rows a page or more apart, which the hardware prefetchers do not follow: the
+// column-wise packing loops prefetch the column this many K steps ahead.
+inline constexpr std::int64_t gemm_pack_prefetch_columns = 16;
+
+// Prefetches the cache lines of [p, p + bytes) into L1.
+TFM_ALWAYS_INLINE void gemm_prefetch_span(const void* p, std::int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (std::int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(c + off, 0, 3);
+  if (bytes > 0) __builtin_prefetch(c + bytes - 1, 0, 3);  // the last line when p is not aligned
+}
+
 // Packs a (r ≤ MR rows × kc) into one A panel.
 template <int MR, class T>
 void gemm_pack_a_panel_generic(strided_matrix<const T> a, float* TFM_RESTRICT dst) {
