@@ -9,6 +9,7 @@
 //                        element (k, j) at q·NR·kc + k·NR + j, columns past nc are zero.
 // Zero padding lets the micro-kernel always compute whole MR×NR tiles.
 #pragma once
+#include <algorithm>
 #include <concepts>
 #include <cstdint>
 
@@ -119,12 +120,19 @@ void gemm_pack_b_panel_generic(strided_matrix<const T> b, float* TFM_RESTRICT ds
   }
 }
 
-// Packs a (mc × kc) into ceil(mc/MR) A panels, panel by panel with pack_panel(rows, dst).
+// Packs a (mc × kc) into ceil(mc/MR) A panels, panel by panel with pack_panel(rows, dst). With
+// row-major rows, the next panel's rows are prefetched while one is packed: each row gives only
+// kc elements (12 lines of bf16), too short a stream for the hardware prefetchers when the rows
+// are far apart (the output head's gradient, for the gradient of its input).
 template <int MR, class T, class PackPanel>
 void gemm_pack_a_panels(strided_matrix<const T> a, std::int64_t panel_stride,
                         PackPanel&& pack_panel) {
+  const bool prefetch = a.col_stride == 1;
   for (std::int64_t i = 0, p = 0; i < a.rows; i += MR, ++p) {
     const std::int64_t r = a.rows - i < MR ? a.rows - i : MR;
+    if (prefetch)
+      for (std::int64_t q = i + MR; q < std::min<std::int64_t>(a.rows, i + 2 * MR); ++q)
+        gemm_prefetch_span(a.data + q * a.row_stride, a.cols * std::int64_t(sizeof(T)));
     pack_panel(sub_matrix(a, i, 0, r, a.cols), p * panel_stride);
   }
 }
