@@ -678,7 +678,7 @@ double xent_row_forward(const T* r, int V, std::int32_t y, int ignore_index, T& 
 // One row of the backward: d = scale·(softmax(r) − onehot(y)), 0 when the target is ignored, and 0
 // in the padding columns V … ld−1. d may be r. The row's max and Σ exp are computed again rather
 // than taken from lse, so that d equals the fused pass's (xent_row_forward with d) bit for bit and
-// does not inherit lse's rounding to T (for float logits near 1e4 that alone is 5e-4 relative).
+// does not inherit lse's rounding to T (which can reach 5e-4 relative for float logits near 1e4).
 template <class T>
 void xent_row_backward(const T* r, T* d, int V, std::int64_t ld, std::int32_t y, int ignore_index,
                        [[maybe_unused]] T lse, double scale) {
