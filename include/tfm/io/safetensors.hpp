@@ -24,6 +24,7 @@
 #include <system_error>
 #include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -138,7 +139,8 @@ namespace detail {
 
 // ---------------------------------------------------------------------------------------------
 // Minimal JSON: objects (key order kept), arrays, strings with all escapes, integers, and the
-// literals true/false/null. Fractions and exponents are rejected: headers never use them.
+// literals true/false/null. Fractions and exponents are rejected: headers never use them; so is
+// ill-formed UTF-8 in strings (the format's header is UTF-8).
 // ---------------------------------------------------------------------------------------------
 struct json_value {
   enum class kind { null, boolean, integer, string, array, object };
@@ -214,13 +216,14 @@ class json_parser {
         ++p_;
         return v;
       }
+      // A set, not a scan of `keys`: a header of 100k tensors must not take 10^10 comparisons.
+      std::unordered_set<std::string> seen;
       for (;;) {
         skip_ws();
         if (peek() != '"') fail("expected a string key");
         const std::size_t key_pos = p_;
         std::string key = parse_string();
-        for (const auto& k : v.keys)
-          if (k == key) fail_at(key_pos, tfm::detail::concat("duplicate key \"", key, "\""));
+        if (!seen.insert(key).second) fail_at(key_pos, tfm::detail::concat("duplicate key \"", key, "\""));
         skip_ws();
         expect(':');
         skip_ws();
@@ -350,6 +353,25 @@ class json_parser {
     return v;
   }
 
+  // Bytes of the well-formed UTF-8 sequence at p_ (a lead byte >= 0x80): the header is UTF-8.
+  std::size_t utf8_length() const {
+    const auto at = [&](std::size_t k) { return static_cast<unsigned char>(t_[p_ + k]); };
+    const unsigned char b0 = at(0);
+    const std::size_t n = b0 >= 0xC2 && b0 <= 0xDF   ? 2
+                          : b0 >= 0xE0 && b0 <= 0xEF ? 3
+                          : b0 >= 0xF0 && b0 <= 0xF4 ? 4
+                                                     : 0;
+    bool ok = n > 0 && p_ + n <= t_.size();
+    for (std::size_t k = 1; ok && k < n; ++k) {
+      // The second byte's range excludes overlong forms, surrogates and code points above U+10FFFF.
+      const unsigned char lo = k > 1 ? 0x80 : b0 == 0xE0 ? 0xA0 : b0 == 0xF0 ? 0x90 : 0x80;
+      const unsigned char hi = k > 1 ? 0xBF : b0 == 0xED ? 0x9F : b0 == 0xF4 ? 0x8F : 0xBF;
+      ok = at(k) >= lo && at(k) <= hi;
+    }
+    if (!ok) fail("invalid UTF-8 in string");
+    return n;
+  }
+
   std::string parse_string() {
     expect('"');
     std::string out;
@@ -361,6 +383,12 @@ class json_parser {
         return out;
       }
       if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
+      if (static_cast<unsigned char>(c) >= 0x80) {
+        const std::size_t n = utf8_length();
+        out.append(t_.substr(p_, n));
+        p_ += n;
+        continue;
+      }
       if (c != '\\') {
         out += c;
         ++p_;
@@ -439,16 +467,21 @@ inline std::string st_where(const std::filesystem::path& p) {
   return tfm::detail::concat("safetensors: ", p.string(), ": ");
 }
 
-// Product of dims times element size, or nullopt on overflow.
+// Product of dims times element size, or nullopt on overflow. The element count must fit an
+// int64 at every step of the product, as st_tensor_info::numel() forms it, even when a later dim
+// is 0 ([2^31, 2^32, 0] has no bytes, but numel() would overflow on the way).
 inline std::optional<std::uint64_t> st_byte_size(std::span<const std::int64_t> shape, st_dtype t) noexcept {
-  std::uint64_t n = st_dtype_size(t);
+  constexpr auto max_count = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  std::uint64_t count = 1;
   for (const std::int64_t d : shape) {
     if (d < 0) return std::nullopt;
     const auto ud = static_cast<std::uint64_t>(d);
-    if (ud != 0 && n > std::numeric_limits<std::uint64_t>::max() / ud) return std::nullopt;
-    n *= ud;
+    if (ud != 0 && count > max_count / ud) return std::nullopt;
+    count *= ud;
   }
-  return n;
+  const std::uint64_t size = st_dtype_size(t);
+  if (count != 0 && size > std::numeric_limits<std::uint64_t>::max() / count) return std::nullopt;
+  return count * size;
 }
 
 inline std::string shape_string(std::span<const std::int64_t> shape) {
