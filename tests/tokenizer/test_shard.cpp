@@ -153,3 +153,31 @@ BOOST_AUTO_TEST_CASE(rejects_bad_files_naming_them) {
   BOOST_TEST(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator{}) == 2);
   check_throws([&] { tfm::shard_writer w(never, 100, 100); }, {"never.bin", "eot id 100"});
 }
+
+// The fields the payload checksum does not cover are checked against what the writer guarantees,
+// so a corrupted header is refused rather than read with a wrong end-of-text id or document count.
+BOOST_AUTO_TEST_CASE(rejects_corrupt_header_fields) {
+  temp_dir dir;
+  const auto good = dir.path / "fields.bin";
+  write_docs(good, 1000, 7, {{1, 2, 3}, {4, 5}});
+  const std::string bytes = slurp(good);
+  const auto bad = dir.path / "bad_fields.bin";
+  const auto with = [&](std::size_t offset, auto value) {
+    std::string b = bytes;
+    std::memcpy(b.data() + offset, &value, sizeof value);
+    spit(bad, b);
+  };
+
+  with(44, std::uint32_t{1000});  // eot_id == vocab_size
+  check_throws([&] { tfm::token_shard s(bad); }, {"bad_fields.bin", "end-of-text id 1000", "vocab size 1000"});
+  with(56, std::uint64_t{1} << 40);  // reserved
+  check_throws([&] { tfm::token_shard s(bad, false); }, {"bad_fields.bin", "reserved header field"});
+  with(32, std::uint64_t{8});  // document_count > token_count (7)
+  check_throws([&] { tfm::token_shard s(bad); }, {"bad_fields.bin", "8 documents", "only 7 tokens"});
+  with(44, std::uint32_t{5});  // another id below the vocabulary: the first token is not it
+  check_throws([&] { tfm::token_shard s(bad); }, {"bad_fields.bin", "first token is 7", "end-of-text id 5"});
+  check_throws([&] { tfm::token_shard s(bad, false); }, {"bad_fields.bin", "first token is 7"});
+
+  // A directory is named as one (it opens, but cannot be mapped).
+  check_throws([&] { tfm::token_shard s(dir.path); }, {dir.path.string(), "is a directory"});
+}

@@ -198,8 +198,9 @@ inline void write_shard(const std::filesystem::path& path, std::span<const std::
 }
 
 // A shard mapped read-only into memory, checked when opened: magic, version, token width,
-// file size against the header (truncation), vocabulary against the token width, and (unless
-// `verify` is false) the checksum and every id < vocab_size.
+// file size against the header (truncation), vocabulary against the token width, the fields the
+// checksum does not cover (eot id < vocab_size, document count <= token count, reserved 0, the
+// first id is the eot id), and (unless `verify` is false) the checksum and every id < vocab_size.
 class token_shard {
  public:
   explicit token_shard(std::filesystem::path path, bool verify = true) : path_(std::move(path)) {
@@ -255,6 +256,7 @@ class token_shard {
     if (fd_ < 0) fail("cannot open (", std::strerror(errno), ")");
     struct stat st {};
     if (::fstat(fd_, &st) != 0) fail("cannot stat (", std::strerror(errno), ")");
+    if (!S_ISREG(st.st_mode)) fail(S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
     size_ = std::size_t(st.st_size);
     if (size_ < sizeof(shard_header))
       fail("truncated: ", size_, " bytes, smaller than the ", sizeof(shard_header), "-byte header");
@@ -269,16 +271,24 @@ class token_shard {
       fail("vocab size ", h_.vocab_size, " does not fit ", h_.token_bytes, "-byte ids");
     const std::uint64_t payload = (size_ - sizeof h_);
     if (h_.token_count > payload / h_.token_bytes)
-      fail("truncated: header says ", h_.token_count, " tokens (", h_.token_count * h_.token_bytes,
-           " bytes) but the file holds ", payload, " bytes after the header");
+      fail("truncated: header says ", h_.token_count, " tokens of ", h_.token_bytes, " bytes but the file holds ",
+           payload, " bytes after the header");
     if (h_.token_count * h_.token_bytes != payload)
       fail("size mismatch: ", payload - h_.token_count * h_.token_bytes, " bytes after the last token");
+    // What the writer guarantees of the fields the checksum does not cover.
+    if (h_.eot_id >= h_.vocab_size) fail("end-of-text id ", h_.eot_id, " is not below vocab size ", h_.vocab_size);
+    if (h_.reserved != 0) fail("reserved header field is ", h_.reserved, ", not 0 (corrupted header)");
+    if (h_.document_count > h_.token_count)
+      fail("header says ", h_.document_count, " documents but the shard holds only ", h_.token_count,
+           " tokens (each document starts with the end-of-text id)");
     if (verify) {
       if (XXH64(base_ + sizeof h_, payload, 0) != h_.checksum) fail("checksum mismatch (corrupted payload)");
       for (std::uint64_t i = 0; i < h_.token_count; ++i)
         if (const auto id = (*this)[i]; id >= h_.vocab_size)
           fail("token ", i, " is ", id, ", not below vocab size ", h_.vocab_size);
     }
+    if (h_.token_count > 0 && (*this)[0] != h_.eot_id)
+      fail("the first token is ", (*this)[0], ", not the end-of-text id ", h_.eot_id, " that starts every document");
   }
 
   template <class... A>
