@@ -449,6 +449,54 @@ BOOST_AUTO_TEST_CASE(bad_files_give_errors_naming_the_file) {
   check_throws<fmt>([&] { tfm::from_hf_tokenizer_json("nope", "n.json"); }, {"n.json", "malformed JSON"});
 }
 
+// Counts and ids that would size an allocation (a vocabulary of 2^31 - 1 tokens is 64 GiB of
+// strings) are checked against what the file holds first; ids that do not fit a token_id are
+// refused rather than cut to 32 bits; JSON fields of the wrong type are reported with the file.
+BOOST_AUTO_TEST_CASE(corrupt_counts_and_ids_are_refused_before_allocating) {
+  temp_dir dir;
+  using fmt = tfm::tokenizer_format_error;
+  const auto tok = train_on(sample_text(2000, 3), 300, tfm::pre_tokenizer_kind::gpt2, {"<|endoftext|>"});
+  const std::string good = tfm::to_tfm_format(tok);
+  const auto replaced = [](std::string s, const std::string& from, const std::string& to) {
+    return s.replace(s.find(from), from.size(), to);
+  };
+  const std::string tokens_line = "tokens " + std::to_string(tok.vocab_size());
+  check_throws<fmt>([&] { tfm::from_tfm_format(replaced(good, tokens_line, "tokens 2147483647"), "n.tfm"); },
+                    {"n.tfm:3", "'tokens 2147483647' but only"});
+  const std::string merges_line = "merges " + std::to_string(tok.merges().size());
+  check_throws<fmt>([&] { tfm::from_tfm_format(replaced(good, merges_line, "merges 18446744073709551615"), "m.tfm"); },
+                    {"m.tfm:", "'merges 18446744073709551615' but only"});
+
+  const auto j = nlohmann::json::parse(tfm::to_hf_tokenizer_json(tok));
+  const auto hf_error = [&](auto edit, const std::vector<std::string>& needles) {
+    auto k = j;
+    edit(k);
+    check_throws<fmt>([&] { tfm::from_hf_tokenizer_json(k.dump(), "t.json"); }, needles);
+  };
+  hf_error([](auto& k) { k["model"]["vocab"]["\xC4\xA0\xC4\xA0\xC4\xA0"] = 2147483647u; },
+           {"t.json", "has id 2147483647 (too large"});
+  hf_error([](auto& k) { k["added_tokens"][0]["id"] = 4294967296ull + 299; },  // 299 once cut to 32 bits
+           {"t.json", "malformed added token"});
+  hf_error([](auto& k) { k["added_tokens"][0]["id"] = 4294967295ull; }, {"t.json", "malformed added token"});
+  hf_error([](auto& k) { k["pre_tokenizer"]["use_regex"] = "yes"; }, {"t.json", "wrong JSON type"});
+  hf_error([](auto& k) { k["model"]["type"] = 5; }, {"t.json", "wrong JSON type"});
+
+  nlohmann::json vocab = j["model"]["vocab"];
+  std::string merges;
+  for (const auto& m : j["model"]["merges"]) merges += m.get<std::string>() + "\n";
+  dir.write("vocab.json", vocab.dump());
+  dir.write("merges.txt", merges);
+  dir.write("tokenizer_config.json", R"({"special_tokens": {"<|endoftext|>": 4294967595}})");  // 299 + 2^32
+  check_throws<fmt>([&] { tfm::load_hf_vocab_dir(dir.path); }, {"tokenizer_config.json", "4294967595"});
+  dir.write("tokenizer_config.json", R"({"added_tokens_decoder": {"4294967295": {"content": "<x>"}}})");
+  check_throws<fmt>([&] { tfm::load_hf_vocab_dir(dir.path); }, {"vocab.json", "has id 4294967295 (too large"});
+  fs::remove(dir.path / "tokenizer_config.json");
+
+  // a directory where a file should be says so
+  fs::create_directories(dir.path / "t.tfm");
+  check_throws<tfm::tokenizer_io_error>([&] { tfm::load(dir.path / "t.tfm"); }, {"t.tfm", "is a directory"});
+}
+
 BOOST_AUTO_TEST_CASE(progress_bar_prints_plain_lines_when_not_a_terminal) {
   // Only checks that it runs; CTest's stderr is not a terminal, so these are plain lines.
   tfm::bpe_train_options o;

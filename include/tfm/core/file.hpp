@@ -24,6 +24,9 @@ namespace tfm {
 
 template <class E = error>
 std::string read_file(const std::filesystem::path& p) {
+  // A directory opens on Linux and reads as empty: say what it is instead.
+  std::error_code ec;
+  if (std::filesystem::is_directory(p, ec)) throw E(detail::concat(p.string(), ": is a directory, not a file"));
   std::ifstream in(p, std::ios::binary);
   if (!in) throw E(detail::concat(p.string(), ": cannot open (", std::strerror(errno), ")"));
   std::ostringstream ss;

@@ -77,6 +77,13 @@ bool parse_uint(std::string_view s, T& v) {
   return r.ec == std::errc{} && r.ptr == s.data() + s.size() && !s.empty();
 }
 
+// A JSON id that must fit a token_id: get<token_id>() would keep only the low 32 bits of a larger one.
+inline bool json_token_id(const nlohmann::json& j, token_id& id) {
+  if (!j.is_number_unsigned() || j.get<std::uint64_t>() >= (1u << 31)) return false;
+  id = j.get<token_id>();
+  return true;
+}
+
 // Splits `text` into lines (without '\n' and a trailing '\r').
 inline std::vector<std::string_view> split_lines(std::string_view text) {
   std::vector<std::string_view> lines;
@@ -102,11 +109,18 @@ inline bpe_tokenizer from_hf_parts(const nlohmann::json& vocab, const std::strin
     throw tokenizer_format_error(concat(vocab_where, ": the vocabulary is not a JSON object of token -> id"));
   std::unordered_map<std::string, token_id> text_ids;
   std::size_t n = 0;
+  // The vocabulary is sized by its largest id: ids far beyond the number of tokens given (most of
+  // them unused) are corrupt, and must not size an allocation of gigabytes.
+  const std::size_t max_ids = 2 * (vocab.size() + specials.size()) + 65536;
+  const auto too_large = [&](std::string_view text, std::uint64_t id) {
+    return tokenizer_format_error(concat(vocab_where, ": token '", text, "' has id ", id, " (too large: ",
+                                         vocab.size() + specials.size(), " tokens may use ids below ", max_ids, ")"));
+  };
   for (const auto& [text, idj] : vocab.items()) {
     if (!idj.is_number_unsigned())
       throw tokenizer_format_error(concat(vocab_where, ": token '", text, "' has a non-integer id ", idj.dump()));
     const auto id = idj.get<std::uint64_t>();
-    if (id >= (1u << 31)) throw tokenizer_format_error(concat(vocab_where, ": token '", text, "' has id ", id, " (too large)"));
+    if (id >= max_ids) throw too_large(text, id);
     text_ids[text] = token_id(id);
     n = std::max<std::size_t>(n, id + 1);
   }
@@ -114,6 +128,7 @@ inline bpe_tokenizer from_hf_parts(const nlohmann::json& vocab, const std::strin
     if (const auto it = text_ids.find(s.text); it != text_ids.end() && it->second != s.id)
       throw tokenizer_format_error(concat(vocab_where, ": special token '", s.text, "' has id ", it->second,
                                           " here but ", s.id, " in the special-token list"));
+    if (s.id >= max_ids) throw too_large(s.text, s.id);
     n = std::max<std::size_t>(n, std::size_t(s.id) + 1);
   }
   std::vector<std::string> tokens(n);
@@ -186,6 +201,9 @@ inline bpe_tokenizer from_tfm_format(std::string_view text, const std::string& w
   std::size_t n = 0;
   if (!l.starts_with("tokens ") || !detail::parse_uint(l.substr(7), n) || n >= (1u << 31))
     throw bad("expected 'tokens <count>'");
+  // One line per token: a count beyond the lines left is corrupt, and must not size an allocation.
+  if (n > lines.size() - ln - 1)
+    throw bad(detail::concat("'tokens ", n, "' but only ", lines.size() - ln - 1, " lines follow"));
   ++ln;
   std::vector<std::string> tokens(n);
   std::vector<special_token> specials;
@@ -200,6 +218,8 @@ inline bpe_tokenizer from_tfm_format(std::string_view text, const std::string& w
   l = next();
   std::size_t m = 0;
   if (!l.starts_with("merges ") || !detail::parse_uint(l.substr(7), m)) throw bad("expected 'merges <count>'");
+  if (m > lines.size() - ln - 1)
+    throw bad(detail::concat("'merges ", m, "' but only ", lines.size() - ln - 1, " lines follow"));
   ++ln;
   std::vector<bpe_merge> merges(m);
   for (std::size_t r = 0; r < m; ++r, ++ln) {
@@ -286,7 +306,9 @@ inline std::string to_hf_tokenizer_json(const bpe_tokenizer& t) {
 }
 
 // Parses tokenizer.json text (merges as "a b" strings or as [a, b] pairs); `where` names it.
-inline bpe_tokenizer from_hf_tokenizer_json(const std::string& text, const std::string& where) {
+// (A function try block: a field of the wrong JSON type, {"use_regex": "yes"} say, makes
+// nlohmann throw from value(); that error is reported with the file named too.)
+inline bpe_tokenizer from_hf_tokenizer_json(const std::string& text, const std::string& where) try {
   const auto j = detail::parse_json(text, where);
   const auto fail = [&](std::string_view what) { return tokenizer_format_error(detail::concat(where, ": ", what)); };
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) throw fail("no \"model\" object");
@@ -317,10 +339,11 @@ inline bpe_tokenizer from_hf_tokenizer_json(const std::string& text, const std::
   std::vector<special_token> specials;
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& a : j["added_tokens"]) {
-      if (!a.is_object() || !a.contains("id") || !a.contains("content") || !a["id"].is_number_unsigned() ||
+      token_id id = 0;
+      if (!a.is_object() || !a.contains("id") || !a.contains("content") || !detail::json_token_id(a["id"], id) ||
           !a["content"].is_string())
         throw fail(detail::concat("malformed added token ", a.dump()));
-      specials.push_back({a["content"].get<std::string>(), a["id"].get<token_id>()});
+      specials.push_back({a["content"].get<std::string>(), id});
     }
   }
   std::vector<std::pair<std::string, std::string>> merges;
@@ -343,6 +366,8 @@ inline bpe_tokenizer from_hf_tokenizer_json(const std::string& text, const std::
     }
   }
   return detail::from_hf_parts(model["vocab"], where, merges, merge_where, std::move(specials), pre);
+} catch (const nlohmann::json::exception& e) {
+  throw tokenizer_format_error(detail::concat(where, ": a field has the wrong JSON type: ", e.what()));
 }
 
 inline void save_hf_tokenizer_json(const bpe_tokenizer& t, const std::filesystem::path& p) {
@@ -373,9 +398,11 @@ inline bpe_tokenizer load_hf_vocab_dir(const std::filesystem::path& dir) {
     }
     if (cfg.contains("special_tokens")) {
       if (!cfg["special_tokens"].is_object()) throw fail("\"special_tokens\" is not an object of text -> id");
-      for (const auto& [text, id] : cfg["special_tokens"].items()) {
-        if (!id.is_number_unsigned()) throw fail(detail::concat("special token '", text, "' has a non-integer id"));
-        specials.push_back({text, id.get<token_id>()});
+      for (const auto& [text, idj] : cfg["special_tokens"].items()) {
+        token_id id = 0;
+        if (!detail::json_token_id(idj, id))
+          throw fail(detail::concat("special token '", text, "' has id ", idj.dump(), ", not an integer below 2^31"));
+        specials.push_back({text, id});
       }
     } else if (cfg.contains("added_tokens_decoder") && cfg["added_tokens_decoder"].is_object()) {
       for (const auto& [ids, a] : cfg["added_tokens_decoder"].items()) {
