@@ -240,6 +240,17 @@ BOOST_AUTO_TEST_CASE(errors_name_file_and_line) {
   expect_load_error(t.write("blank.jsonl", "\n \n"), 0, "no examples");
 }
 
+// nlohmann reports a number beyond a double (1e999) as out_of_range, not parse_error: it too is
+// a bad line, named with its file and line, not an exception from the JSON library.
+BOOST_AUTO_TEST_CASE(number_overflow_names_file_and_line) {
+  temp_dir t;
+  const std::string good = line("a", "b");
+  expect_load_error(t.write("big.jsonl", good + "{\"prompt\": \"a\", \"response\": \"b\", \"n\": 1e999}\n"), 2,
+                    "not valid JSON");
+  expect_load_error(t.write("neg.jsonl", "{\"n\": -1e999, \"prompt\": \"a\", \"response\": \"b\"}\n"), 1,
+                    "number overflow");
+}
+
 BOOST_AUTO_TEST_CASE(bad_options) {
   temp_dir t;
   const auto p = t.write("a.jsonl", line("a", "b"));

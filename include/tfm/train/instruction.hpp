@@ -171,7 +171,7 @@ class instruction_dataset {
       nlohmann::json j;
       try {
         j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
+      } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
         throw bad("not valid JSON (", e.what(), ")");
       }
       if (!j.is_object()) throw bad("expected a JSON object, got ", j.type_name());
