@@ -256,6 +256,76 @@ BOOST_AUTO_TEST_CASE(damaged_checkpoints_are_refused_and_the_model_is_untouched)
   check_throws_with<tr::checkpoint_error>([&] { tr::checkpoint_dir::load(dir3, other); }, "architecture");
 }
 
+// Fields of the wrong JSON type or range in config.json and manifest.json (with a manifest that
+// matches the edited files) are checkpoint errors naming the file, never an exception from the
+// JSON library or a value cut to 32 bits; a manifest must list the files load() reads, by plain
+// names inside the checkpoint.
+BOOST_AUTO_TEST_CASE(malformed_config_and_manifest_fields_are_refused) {
+  temp_dir d;
+  nn::model<tfm::test::cfg_gpt2<float>> m(nn::dims{20, 16, 16, 1, 2, 2, 40});
+  tfm::test::randomize(m, 2);
+  tr::checkpoint_dir cd(d.path, 5);
+  const auto dir = cd.save(1, m, some_state());
+  nn::model<tfm::test::cfg_gpt2<float>> target(m.sizes());
+  tfm::test::randomize(target, 9);
+  const auto before = target.parameters_to_host();
+  const auto config = nlohmann::json::parse(tfm::read_file(dir / "config.json"));
+  const auto write = [](const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; };
+  // Writes config.json (and a manifest that matches it), or the manifest's "files" as given.
+  const auto rewrite = [&](const nlohmann::json& cfg, const nlohmann::json& files = nullptr) {
+    write(dir / "config.json", cfg.dump(2));
+    nlohmann::json man;
+    for (const char* f : {"model.safetensors", "config.json", "trainer_state.safetensors"}) {
+      std::uint64_t size = 0;
+      const auto h = tr::detail::file_xxh64(dir / f, size);
+      man["files"][f] = {{"bytes", size}, {"xxh64", tr::detail::hex64(h)}};
+    }
+    if (!files.is_null()) man["files"] = files;
+    write(dir / "manifest.json", man.dump(2));
+  };
+  const auto refused = [&](const std::string& what) {
+    check_throws_with<tr::checkpoint_error>([&] { tr::checkpoint_dir::load(dir, target); }, what);
+    BOOST_TEST(target.parameters_to_host() == before, boost::test_tools::per_element());
+  };
+  auto cfg = config;
+  cfg["model_type"] = 5;
+  rewrite(cfg);
+  refused("model_type '' is not one tfm reads");
+  cfg = config;
+  cfg["vocab_size"] = (std::int64_t{1} << 32) + 20;  // 20 once cut to an int
+  rewrite(cfg);
+  refused("no integer 'vocab_size'");
+  cfg = config;
+  cfg["n_inner"] = "40";
+  rewrite(cfg);
+  refused("no integer 'n_inner'");
+  cfg = config;
+  cfg["tfm_lora_adapters"] = "no";
+  rewrite(cfg);
+  refused("config.json: \"tfm_lora_adapters\" must be true or false");
+
+  rewrite(config, nlohmann::json::object());
+  refused("manifest.json: not a valid manifest (no entry for model.safetensors)");
+  rewrite(config);
+  auto man = nlohmann::json::parse(tfm::read_file(dir / "manifest.json"));
+  auto files = man["files"];
+  files["config.json"] = 5;
+  rewrite(config, files);
+  refused("manifest.json: the entry for config.json needs \"bytes\"");
+  files = man["files"];
+  files["config.json"]["bytes"] = "12";
+  rewrite(config, files);
+  refused("the entry for config.json needs \"bytes\"");
+  files = man["files"];
+  files["../../elsewhere"] = files["config.json"];
+  rewrite(config, files);
+  refused("lists '../../elsewhere', which is not a file name in the checkpoint");
+
+  rewrite(config);  // the same files with a complete manifest load
+  tr::checkpoint_dir::load(dir, target);
+  BOOST_TEST(target.parameters_to_host() == m.parameters_to_host(), boost::test_tools::per_element());
+}
+
 // With TFM_HF_EXPORT_DIR set: writes a gpt2-family and a llama-family model (save_pretrained)
 // and, beside each, reference.safetensors with input tokens and tfm's logits, for
 // tools/check_hf_interop.py to load with transformers and compare. Without it: nothing to do.

@@ -20,6 +20,7 @@
 // corrupted checkpoint is refused with the file named, never half-loaded.
 #pragma once
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -231,15 +232,21 @@ nlohmann::json hf_config(const nn::dims& d) {
 inline nn::dims dims_from_config(const nlohmann::json& j, const std::string& where) {
   auto get = [&](const char* k) -> int {
     auto it = j.find(k);
-    if (it == j.end() || !it->is_number_integer())
-      throw checkpoint_error(tfm::detail::concat(where, ": config.json has no integer '", k, "'"));
+    // get<int>() would keep the low 32 bits of a larger value (2^32 + 20 read as 20)
+    const bool fits =
+        it != j.end() && it->is_number_integer() &&
+        (it->is_number_unsigned() ? it->get<std::uint64_t>() <= std::uint64_t(INT_MAX)
+                                  : it->get<std::int64_t>() >= INT_MIN && it->get<std::int64_t>() <= INT_MAX);
+    if (!fits)
+      throw checkpoint_error(tfm::detail::concat(where, ": config.json has no integer '", k, "' (of int range)"));
     return it->get<int>();
   };
   nn::dims d;
-  const std::string type = j.value("model_type", "");
+  const auto model_type = j.find("model_type");
+  const std::string type = model_type != j.end() && model_type->is_string() ? model_type->get<std::string>() : "";
   if (type == "gpt2") {
     d = {get("vocab_size"), get("n_positions"), get("n_embd"), get("n_layer"), get("n_head"), get("n_head"), 0};
-    d.d_ff = j.contains("n_inner") && j["n_inner"].is_number_integer() ? j["n_inner"].get<int>() : 4 * d.d_model;
+    d.d_ff = j.contains("n_inner") && !j["n_inner"].is_null() ? get("n_inner") : 4 * d.d_model;  // null: 4 * n_embd
   } else if (type == "llama") {
     d = {get("vocab_size"), get("max_position_embeddings"), get("hidden_size"), get("num_hidden_layers"),
          get("num_attention_heads"), get("num_key_value_heads"), get("intermediate_size")};
@@ -317,7 +324,11 @@ void load_pretrained(nn::model<Cfg, Space>& m, const std::filesystem::path& dir)
     expects<checkpoint_error>(a == architecture_string<Cfg>(), where, ": the weights are for architecture '", a,
                               "' but the model is '", architecture_string<Cfg>(), "'");
   }
-  expects<checkpoint_error>(nn::config_traits<Cfg>::has_lora || !cfg.value("tfm_lora_adapters", false), where,
+  const auto lora_flag = cfg.find("tfm_lora_adapters");
+  expects<checkpoint_error>(lora_flag == cfg.end() || lora_flag->is_boolean(), (dir / "config.json").string(),
+                            ": \"tfm_lora_adapters\" must be true or false");
+  expects<checkpoint_error>(nn::config_traits<Cfg>::has_lora || lora_flag == cfg.end() || !lora_flag->get<bool>(),
+                            where,
                             ": the weights hold unmerged LoRA adapters, which this model (no lora policy) would drop; "
                             "load them into the LoRA config, or merge_adapters() before save_pretrained");
   const nn::dims d = dims_from_config(cfg, where), md = m.sizes();
@@ -459,7 +470,16 @@ class checkpoint_dir {
     nlohmann::json man = nlohmann::json::parse(read_file<checkpoint_error>(mp), nullptr, false);
     expects<checkpoint_error>(!man.is_discarded() && man.is_object() && man.contains("files") && man["files"].is_object(),
                               mp.string(), ": not a valid manifest");
+    // The files load() reads must be listed: a manifest that lost them would check nothing.
+    for (const char* f : {"model.safetensors", "config.json", "trainer_state.safetensors"})
+      expects<checkpoint_error>(man["files"].contains(f), mp.string(), ": not a valid manifest (no entry for ", f, ")");
     for (auto const& [name, info] : man["files"].items()) {
+      expects<checkpoint_error>(name != "." && name != ".." && std::filesystem::path(name).filename() == name,
+                                mp.string(), ": lists '", name, "', which is not a file name in the checkpoint");
+      expects<checkpoint_error>(info.is_object() && info.contains("bytes") && info["bytes"].is_number_unsigned() &&
+                                    info.contains("xxh64") && info["xxh64"].is_string(),
+                                mp.string(), ": the entry for ", name,
+                                " needs \"bytes\" (an integer) and \"xxh64\" (a string)");
       const auto p = dir / name;
       expects<checkpoint_error>(std::filesystem::exists(p), p.string(), ": missing (listed in the manifest)");
       std::uint64_t size = 0;
