@@ -409,6 +409,49 @@ BOOST_AUTO_TEST_CASE(resume_is_exact) {
   BOOST_TEST(fs::exists(d2.path / "checkpoints" / "step-00000020" / "config.json"));
 }
 
+BOOST_AUTO_TEST_CASE(resume_refuses_a_malformed_trainer_state) {
+  // Fields that do not parse whole ("12abc" read as 12 before), negative counts (a data position
+  // of -5 wrapped to 2^64 - 5) and a loss scale that is not a positive number are refused with
+  // the field named, and the model is left as it was. The states are written through
+  // checkpoint_dir::save, so their manifests match: only the fields are wrong.
+  temp_dir d;
+  train_small(20, d.path, 10);
+  nn::model<small_cfg> saved(small_dims());
+  const tr::trainer_state good = tr::checkpoint_dir::load(d.path / "checkpoints" / "step-00000010", saved);
+  const auto refused = [&](const char* field, const char* value, const std::string& what) {
+    tr::trainer_state bad = good;
+    for (const char* k : {"loss_scale", "loss_scale_good_steps", "overflows"})
+      bad.fields[k] = std::string(k) == "loss_scale" ? "1024" : "0";
+    bad.fields[field] = value;
+    temp_dir e;
+    const auto dir = tr::checkpoint_dir(e.path, 5).save(10, saved, bad);
+    nn::model<small_cfg> m(small_dims());
+    m.init(11);
+    const auto before = m.parameters_to_host();
+    tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {}));
+    auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
+    tr::batch_source train(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 1);
+    tr::train_options o;
+    o.batch = 4;
+    o.steps = 20;
+    o.show_progress = false;
+    o.scaling = tr::loss_scaling{.enabled = true, .init = 1024, .interval = 4};
+    tr::trainer t(m, opt, tr::constant_lr{1e-3}, train, o);
+    check_throws_with<tr::checkpoint_error>([&] { t.resume(dir); }, what);
+    BOOST_TEST(m.parameters_to_host() == before, boost::test_tools::per_element());
+    BOOST_TEST(t.step() == 0);
+  };
+  refused("data_position", "12abc", "'data_position' is \"12abc\", not a count");
+  refused("data_position", "-5", "'data_position' is \"-5\", not a count");
+  refused("step", "", "'step' is \"\", not a count");
+  refused("tokens_seen", "1e3", "'tokens_seen' is \"1e3\", not a count");
+  refused("bad_in_a_row", "4294967296", "'bad_in_a_row' is out of range");
+  refused("loss_scale", "nan", "'loss_scale' is \"nan\", not a positive finite number");
+  refused("loss_scale", "-2", "'loss_scale' is \"-2\", not a positive finite number");
+  refused("loss_scale", "1024x", "'loss_scale' is \"1024x\"");
+  refused("overflows", "x", "'overflows' is \"x\", not a count");
+}
+
 BOOST_AUTO_TEST_CASE(accumulation_equals_a_bigger_batch) {
   // 2 micro-batches of 2 sequences vs 1 batch of 4 (the same windows in the same order): the
   // same mean gradient up to rounding

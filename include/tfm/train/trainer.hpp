@@ -20,6 +20,7 @@
 // one on the host (same build, same thread count).
 #pragma once
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -230,10 +231,29 @@ class trainer {
       expects<checkpoint_error>(l.has_value(), (o_.out_dir / "checkpoints").string(), ": no checkpoint to resume from");
       dir = *l;
     }
-    auto num = [&](const trainer_state& st, const char* k) -> std::int64_t {
+    // Every field is read whole (std::stoll read "12abc" as 12 and threw without naming the file);
+    // counts are non-negative, the loss scale positive and finite.
+    auto field = [&](const trainer_state& st, const char* k) -> const std::string& {
       auto it = st.fields.find(k);
       expects<checkpoint_error>(it != st.fields.end(), dir.string(), ": the trainer state has no field '", k, "'");
-      return std::stoll(it->second);
+      return it->second;
+    };
+    auto num = [&](const trainer_state& st, const char* k) -> std::int64_t {
+      const std::string& t = field(st, k);
+      std::int64_t v = -1;
+      const auto r = std::from_chars(t.data(), t.data() + t.size(), v);
+      expects<checkpoint_error>(r.ec == std::errc{} && r.ptr == t.data() + t.size() && v >= 0, dir.string(),
+                                ": the trainer state's '", k, "' is \"", t, "\", not a count (an integer >= 0)");
+      return v;
+    };
+    auto scale = [&](const trainer_state& st) -> double {
+      const std::string& t = field(st, "loss_scale");
+      double v = 0;
+      const auto r = std::from_chars(t.data(), t.data() + t.size(), v);
+      expects<checkpoint_error>(r.ec == std::errc{} && r.ptr == t.data() + t.size() && std::isfinite(v) && v > 0,
+                                dir.string(), ": the trainer state's 'loss_scale' is \"", t,
+                                "\", not a positive finite number");
+      return v;
     };
     const bool scaled = o_.scaling.enabled;
     // Everything is checked before the model, the optimizer or this trainer changes.
@@ -247,8 +267,12 @@ class trainer {
       }
       for (const char* k : {"optimizer_steps", "step", "data_position", "skipped", "bad_in_a_row", "tokens_seen"})
         num(s, k);
-      if (scaled && s.fields.count("loss_scale"))
+      expects<checkpoint_error>(num(s, "bad_in_a_row") <= std::numeric_limits<int>::max(), dir.string(),
+                                ": the trainer state's 'bad_in_a_row' is out of range");
+      if (scaled && s.fields.count("loss_scale")) {
+        scale(s);
         for (const char* k : {"loss_scale_good_steps", "overflows"}) num(s, k);
+      }
     });
     opt_.state_from_host(st.arrays);
     opt_.set_steps_taken(num(st, "optimizer_steps"));
@@ -258,7 +282,7 @@ class trainer {
     bad_row_ = int(num(st, "bad_in_a_row"));
     tokens_seen_ = num(st, "tokens_seen");
     if (scaled && st.fields.count("loss_scale")) {
-      loss_scale_ = std::stod(st.fields.at("loss_scale"));
+      loss_scale_ = scale(st);
       good_steps_ = num(st, "loss_scale_good_steps");
       overflows_ = num(st, "overflows");
     }
