@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -509,6 +510,28 @@ BOOST_AUTO_TEST_CASE(round_trip_with_peft_names) {
   BOOST_CHECK_THROW(tr::load_adapters(r4, d.path / "adapter"), tr::checkpoint_error);
   const auto after = r4.parameters_to_host();
   BOOST_TEST(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)) == 0);
+  // adapter_config.json fields of the wrong JSON type, or an integer that only its low 32 bits
+  // would make the rank, are refused with the file named and leave the model alone (nlohmann's
+  // type_error escaped before, and r = 2^32 + 2 was read as 2)
+  {
+    const auto cfg_path = d.path / "adapter" / "adapter_config.json";
+    const std::string original = tfm::read_file(cfg_path);
+    const auto with = [&](const char* k, const nlohmann::json& v, const std::string& what) {
+      auto c = nlohmann::json::parse(original);
+      c[k] = v;
+      std::ofstream(cfg_path, std::ios::binary) << c.dump(2);
+      nn::model<llama_qv<float>> t(dims);
+      t.init(3);
+      const auto w0 = t.parameters_to_host();
+      tfm::test::check_throws_with<tr::checkpoint_error>([&] { tr::load_adapters(t, d.path / "adapter"); }, what);
+      BOOST_TEST(t.parameters_to_host() == w0, boost::test_tools::per_element());
+    };
+    with("r", "2", "adapter_config.json: \"r\" is \"2\", not an integer");
+    with("r", (std::int64_t{1} << 32) + 2, "the adapters have rank 4294967298");
+    with("lora_alpha", "4", "adapter_config.json: \"lora_alpha\" is \"4\", not a number");
+    with("use_rslora", "no", "adapter_config.json: \"use_rslora\" is \"no\", not true or false");
+    std::ofstream(cfg_path, std::ios::binary) << original;
+  }
   // the full weights load back too (adapters included)
   nn::model<llama_qv<float>> full(dims);
   tr::load_pretrained(full, d.path / "full");

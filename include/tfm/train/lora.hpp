@@ -152,13 +152,27 @@ void load_adapters(nn::model<Cfg, Space>& m, const std::filesystem::path& dir) {
   const std::string arch = meta("tfm_architecture");
   expects<checkpoint_error>(arch == architecture_string<Cfg>(), where, ": the adapters are for architecture '", arch,
                             "' but the model is '", architecture_string<Cfg>(), "'");
-  const auto r = cfg.value("r", -1);
-  expects<checkpoint_error>(r == pol::rank, where, ": the adapters have rank ", r, ", the model ", pol::rank);
+  // The fields are read with their JSON types checked (value() would throw nlohmann's type_error
+  // without the file, and cut an integer to its low 32 bits).
+  const auto field = [&](const char* k, const char* want, auto ok) {
+    const auto it = cfg.find(k);
+    expects<checkpoint_error>(it != cfg.end() && ok(*it), cp.string(), ": \"", k, "\" is ",
+                              it == cfg.end() ? std::string("missing") : it->dump(), ", not ", want);
+    return *it;
+  };
+  const auto rank = field("r", "an integer", [](const nlohmann::json& j) { return j.is_number_integer(); });
+  const bool rank_fits = rank.is_number_unsigned() ? rank.template get<std::uint64_t>() == std::uint64_t(pol::rank)
+                                                   : rank.template get<std::int64_t>() == std::int64_t(pol::rank);
+  expects<checkpoint_error>(rank_fits, where, ": the adapters have rank ", rank.dump(), ", the model ", pol::rank);
   const std::string targets = meta("tfm_targets");
   expects<checkpoint_error>(targets == std::to_string(pol::targets), where, ": the adapters target bits ", targets,
                             ", the model's lora policy ", pol::targets);
-  const double alpha = cfg.value("lora_alpha", -1.0);
-  const bool rslora = cfg.value("use_rslora", false);
+  const double alpha =
+      field("lora_alpha", "a number", [](const nlohmann::json& j) { return j.is_number(); }).template get<double>();
+  const auto rs = cfg.find("use_rslora");  // absent: false, as PEFT writes it only when set
+  expects<checkpoint_error>(rs == cfg.end() || rs->is_boolean(), cp.string(), ": \"use_rslora\" is ",
+                            rs == cfg.end() ? std::string() : rs->dump(), ", not true or false");
+  const bool rslora = rs != cfg.end() && rs->template get<bool>();
   expects<checkpoint_error>(alpha == pol::alpha && rslora == pol::rslora, where, ": the adapters have lora_alpha ",
                             alpha, " use_rslora ", rslora, ", the model ", pol::alpha, " / ", pol::rslora);
   std::vector<T> w = m.parameters_to_host();
