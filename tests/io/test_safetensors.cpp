@@ -295,6 +295,23 @@ BOOST_AUTO_TEST_CASE(error_malformed_json) {
   expect_open_error(tmp / "pos.safetensors", "at byte 20 (header byte 12)");
 }
 
+BOOST_AUTO_TEST_CASE(error_overlong_array) {
+  // A shape of 1025 dims is refused by the parser before it builds 1025 values (arrays are only
+  // shapes and offset pairs; 1024 elements parse)
+  temp_dir tmp;
+  std::string ones = "1";
+  for (int i = 1; i < 1025; ++i) ones += ",1";
+  write_raw(tmp / "long.safetensors",
+            "{\"x\": {\"dtype\": \"F32\", \"shape\": [" + ones + "], \"data_offsets\": [0, 4]}}", 4);
+  expect_open_error(tmp / "long.safetensors", "array of more than 1024 elements");
+  ones = "1";
+  for (int i = 1; i < 1024; ++i) ones += ",1";
+  write_raw(tmp / "ok.safetensors",
+            "{\"x\": {\"dtype\": \"F32\", \"shape\": [" + ones + "], \"data_offsets\": [0, 4]}}", 4);
+  tfm::io::safetensors_file f(tmp / "ok.safetensors");
+  BOOST_TEST(f.info("x").shape.size() == 1024u);
+}
+
 BOOST_AUTO_TEST_CASE(error_bad_entries) {
   temp_dir tmp;
   struct bad {

@@ -167,6 +167,7 @@ struct json_value {
 
 class json_parser {
  public:
+  static constexpr std::size_t max_array_elements = 1024;
   // `where` prefixes messages; `base` is added to positions (the text's offset in the file).
   json_parser(std::string_view text, std::string where, std::size_t base)
       : t_(text), where_(std::move(where)), base_(base) {}
@@ -251,6 +252,11 @@ class json_parser {
       }
       for (;;) {
         skip_ws();
+        // Arrays hold a shape or a pair of offsets: a long one is corruption, and each element
+        // costs about 40 times its text in memory (a 20 MB header of zeros took 1.8 GB).
+        if (v.arr.size() == max_array_elements)
+          fail(tfm::detail::concat("array of more than ", max_array_elements,
+                                   " elements (a shape or data_offsets never has that many)"));
         v.arr.push_back(parse_value(depth + 1));
         skip_ws();
         if (peek() == ',') {
