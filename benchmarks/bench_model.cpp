@@ -8,6 +8,7 @@
 //                          parameters: num_weights(), without alignment gaps or head padding)
 //   BM_model/L4_d256/flash_vpad64  the head padded to 50,304 rows (vocab_multiple = 64)
 //   BM_xent/{two_passes,fused}  the cross-entropy over 2048 × 50,257 logits, unfused and fused
+//   BM_norm/fwd_bwd/25x256x768  LayerNorm forward + backward over GPT-2 small's B=4 T=64 norms
 //   BM_gelu/fwd_bwd/{avx2,avx512}  GELU forward + backward kernels over GPT-2 small's B=4 T=64
 //                          MLP activations (the model dispatches to the widest the CPU runs)
 //   BM_model/<name>/bf16   the same with bf16 (fp16) compute over float weights; on CPUs without
@@ -311,5 +312,27 @@ void BM_gelu(benchmark::State& state) {
 BENCHMARK(BM_gelu<0>)->Name("BM_gelu/fwd_bwd/avx2/12x256x3072")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_gelu<1>)->Name("BM_gelu/fwd_bwd/avx512/12x256x3072")->Unit(benchmark::kMillisecond)->UseRealTime();
 #endif
+
+// LayerNorm forward + backward over GPT-2 small's B=4 T=64 norms: 25 of 256 rows of 768 (fp32).
+void BM_norm(benchmark::State& state) {
+  namespace h = tfm::nn::host;
+  const std::int64_t N = 25 * 256;
+  const int D = 768;
+  std::vector<float> x(std::size_t(N) * D), dy(x.size()), y(x.size()), dx(x.size()), w(D), b(D), dw(D), db(D);
+  std::vector<float> mean(static_cast<std::size_t>(N)), rstd(mean.size()), scratch(h::norm_scratch_size(D));
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x[i] = tfm::rng::normal(2, 0, i);
+    dy[i] = tfm::rng::normal(2, 1, i);
+  }
+  for (int c = 0; c < D; ++c) w[std::size_t(c)] = 1.0f + 0.1f * tfm::rng::normal(2, 2, std::uint64_t(c));
+  for (auto _ : state) {
+    h::norm_forward<false>(N, D, x.data(), w.data(), b.data(), y.data(), mean.data(), rstd.data(), 1e-5);
+    h::norm_backward<false>(N, D, dy.data(), x.data(), w.data(), mean.data(), rstd.data(), dx.data(), false, dw.data(),
+                            db.data(), scratch.data());
+    benchmark::DoNotOptimize(dx.data());
+  }
+  state.counters["rows_per_s"] = benchmark::Counter(double(N), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_norm)->Name("BM_norm/fwd_bwd/25x256x768")->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

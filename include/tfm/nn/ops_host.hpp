@@ -139,12 +139,16 @@ void norm_forward(std::int64_t N, int D, const T* x, const T* w, const T* b, Y* 
 #pragma omp parallel for schedule(static)
   for (std::int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * D;
+    // The sums run in SIMD lanes of doubles (a fixed order for a given build, so still
+    // deterministic): one serial chain of D double additions per sum took half the norm's time.
     double m = 0;
     if constexpr (!Rms) {
-      for (int c = 0; c < D; ++c) m += xr[c];
+#pragma omp simd reduction(+ : m)
+      for (int c = 0; c < D; ++c) m += double(xr[c]);
       m /= D;
     }
     double v = 0;
+#pragma omp simd reduction(+ : v)
     for (int c = 0; c < D; ++c) {
       const double d = double(xr[c]) - m;
       v += d * d;
@@ -185,6 +189,7 @@ void norm_backward(std::int64_t N, int D, const G* dy, const T* x, const T* w, c
       // dx̂ = dy·w; dx = r·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))   (LayerNorm)
       //                 r·(dx̂ − x̂·mean(dx̂·x̂))               (RMSNorm)
       double s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
       for (int c = 0; c < D; ++c) {
         const T h = (xr[c] - m) * r;
         const T gc = g(c);
