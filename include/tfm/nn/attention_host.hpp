@@ -347,6 +347,31 @@ inline bool tile_gemm_fast() {
   return false;
 }
 
+// One row of the forward's online softmax over a tile: the allowed logits (keys [cl, ch) of the
+// tile at j0, row i) update the running max m and become exp(logit − m) in sr; returns their sum,
+// and alpha = exp(m_old − m_new) (0 for the row's first keys). `fast` (the tile-product path,
+// tile_gemm_fast) runs flash_row_forward_avx512, which also zeroes the other keys for its P·V.
+template <class T>
+T flash_row_forward([[maybe_unused]] bool fast, T* sr, int cl, int ch, int i, int j0, T scale, T slope, T& m,
+                    T& alpha) {
+#if TFM_HOST_X86_SIMD
+  if constexpr (std::is_same_v<T, float>)
+    if (fast) return flash_row_forward_avx512(sr, cl, ch, i - j0, scale, slope, m, alpha);
+#endif
+  T mx = -std::numeric_limits<T>::infinity();
+  for (int c = cl; c < ch; ++c) {
+    sr[c] = sr[c] * scale - slope * T(std::abs(i - (j0 + c)));
+    mx = std::max(mx, sr[c]);
+  }
+  const T mnew = std::max(m, mx);
+  alpha = m == -std::numeric_limits<T>::infinity() ? T(0) : std::exp(m - mnew);
+  m = mnew;
+  for (int c = cl; c < ch; ++c) sr[c] = exp_t(sr[c] - mnew);
+  T sum = 0;
+  for (int c = cl; c < ch; ++c) sum += sr[c];
+  return sum;
+}
+
 // C (+)= A·B for the flash kernels, N a head size or flash_bc: the AVX-512 kernel for fp32 (called
 // where tile_gemm_fast() holds), plain loops otherwise.
 template <int N, class T>
@@ -570,40 +595,13 @@ void attention_flash_forward(const attention_shape& s, const attention_mask& m, 
           const int i = i0 + r;
           const int cl = std::max(bd.lo(i), j0) - j0, ch = std::min(bd.hi(i), j1) - j0;
           T* sr = S + r * BC;
-#if TFM_HOST_X86_SIMD
-          if constexpr (std::is_same_v<T, float>) {
-            if (fast) {  // P·V below runs over the whole tile: masked entries count 0
-              if (ch <= cl) {
-                for (int c = 0; c < BC; ++c) sr[c] = T(0);
-                continue;
-              }
-              T alpha;
-              const T sum = da::flash_row_forward_avx512(sr, cl, ch, i - j0, scale, slope, mrow[r], alpha);
-              lrow[r] = lrow[r] * alpha + sum;
-              T* ar = acc + r * hd;
-              if (alpha != T(1))
-                for (int d = 0; d < hd; ++d) ar[d] *= alpha;
-              continue;
-            }
+          if (ch <= cl) {                            // no key of this tile for this row
+            if (fast) std::fill(sr, sr + BC, T(0));  // P·V below runs over the whole tile
+            continue;
           }
-#endif
-          if (fast) {  // P·V below runs over the whole tile: masked entries count 0
-            for (int c = 0; c < std::min(cl, nc); ++c) sr[c] = T(0);
-            for (int c = std::max(ch, 0); c < nc; ++c) sr[c] = T(0);
-          }
-          if (ch <= cl) continue;  // no key of this tile for this row
-          T mx = ninf;
-          for (int c = cl; c < ch; ++c) {
-            sr[c] = sr[c] * scale - slope * T(std::abs(i - (j0 + c)));
-            mx = std::max(mx, sr[c]);
-          }
-          const T mnew = std::max(mrow[r], mx);
-          const T alpha = mrow[r] == ninf ? T(0) : std::exp(mrow[r] - mnew);
-          for (int c = cl; c < ch; ++c) sr[c] = da::exp_t(sr[c] - mnew);
-          T sum = 0;
-          for (int c = cl; c < ch; ++c) sum += sr[c];
+          T alpha;
+          const T sum = da::flash_row_forward(fast, sr, cl, ch, i, j0, scale, slope, mrow[r], alpha);
           lrow[r] = lrow[r] * alpha + sum;
-          mrow[r] = mnew;
           T* ar = acc + r * hd;
           if (alpha != T(1))
             for (int d = 0; d < hd; ++d) ar[d] *= alpha;
