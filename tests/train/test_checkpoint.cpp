@@ -215,15 +215,27 @@ BOOST_AUTO_TEST_CASE(checkpoint_dirs_keep_the_last_n_and_load_back) {
   BOOST_TEST(m.parameters_to_host() == n.parameters_to_host(), boost::test_tools::per_element());
 }
 
-BOOST_AUTO_TEST_CASE(damaged_checkpoints_are_refused_and_the_model_is_untouched) {
+namespace {
+// A checkpoint of a small random model at step 1 (dir, under cd), and a differently randomised
+// model of the same sizes to load it into, with its weights as they were before any load (which a
+// refused load must leave).
+struct saved_checkpoint {
   temp_dir d;
-  nn::model<tfm::test::cfg_gpt2<float>> m(nn::dims{20, 16, 16, 1, 2, 2, 40});
-  tfm::test::randomize(m, 2);
-  tr::checkpoint_dir cd(d.path, 5);
-  const auto dir = cd.save(1, m, some_state());
-  nn::model<tfm::test::cfg_gpt2<float>> target(m.sizes());
-  tfm::test::randomize(target, 9);
-  const auto before = target.parameters_to_host();
+  nn::model<tfm::test::cfg_gpt2<float>> m{nn::dims{20, 16, 16, 1, 2, 2, 40}};
+  tr::checkpoint_dir cd{d.path, 5};
+  fs::path dir;
+  nn::model<tfm::test::cfg_gpt2<float>> target{m.sizes()};
+  std::vector<float> before;
+  saved_checkpoint() {
+    tfm::test::randomize(m, 2);
+    dir = cd.save(1, m, some_state());
+    tfm::test::randomize(target, 9);
+    before = target.parameters_to_host();
+  }
+};
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(damaged_checkpoints_are_refused_and_the_model_is_untouched, saved_checkpoint) {
   auto unchanged = [&] { BOOST_TEST(target.parameters_to_host() == before, boost::test_tools::per_element()); };
 
   // one flipped byte in the middle of the weights
@@ -260,15 +272,7 @@ BOOST_AUTO_TEST_CASE(damaged_checkpoints_are_refused_and_the_model_is_untouched)
 // matches the edited files) are checkpoint errors naming the file, never an exception from the
 // JSON library or a value cut to 32 bits; a manifest must list the files load() reads, by plain
 // names inside the checkpoint.
-BOOST_AUTO_TEST_CASE(malformed_config_and_manifest_fields_are_refused) {
-  temp_dir d;
-  nn::model<tfm::test::cfg_gpt2<float>> m(nn::dims{20, 16, 16, 1, 2, 2, 40});
-  tfm::test::randomize(m, 2);
-  tr::checkpoint_dir cd(d.path, 5);
-  const auto dir = cd.save(1, m, some_state());
-  nn::model<tfm::test::cfg_gpt2<float>> target(m.sizes());
-  tfm::test::randomize(target, 9);
-  const auto before = target.parameters_to_host();
+BOOST_FIXTURE_TEST_CASE(malformed_config_and_manifest_fields_are_refused, saved_checkpoint) {
   const auto config = nlohmann::json::parse(tfm::read_file(dir / "config.json"));
   const auto write = [](const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; };
   // Writes config.json (and a manifest that matches it), or the manifest's "files" as given.
