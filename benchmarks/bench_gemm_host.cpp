@@ -4,7 +4,8 @@
 // cblas_sgemm / cblas_sbgemm in the same binary when the build found OpenBLAS.
 //
 // Names: BM_gemm/<variant>/<dtype>/<trans>/M/N/K, trans NN, NT (B stored N×K) or TN (A stored
-// K×M), all row-major. Threads: tfm::host::num_threads() (OMP_NUM_THREADS), and OpenBLAS is set
+// K×M), all row-major; variant blocked_streamed reads B from memory in every call (a model step's
+// weights), blocked from cache. Threads: tfm::host::num_threads() (OMP_NUM_THREADS), and OpenBLAS is set
 // to the same count. Quick smoke run (Google Benchmark 1.7 takes plain seconds):
 //   bench_gemm_host --benchmark_min_time=0.01
 //
@@ -15,6 +16,7 @@
 //   OPENBLAS_CORETYPE=Cooperlake OMP_NUM_THREADS=2 bench_gemm_host --benchmark_filter='f32/NN/(256|1024)/'
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -102,6 +104,28 @@ void bm_tfm(benchmark::State& state, gemm_shape s, transpose t) {
   set_counters(state, s);
 }
 
+// The same product with B taken in turn from copies that together exceed the last-level cache
+// (at least 192 MB), so that every call reads B from memory, as a model step reads its weights:
+// the plain benchmark's B stays in cache from one iteration to the next.
+template <class Policy, class T>
+void bm_tfm_streamed(benchmark::State& state, gemm_shape s, transpose t) {
+  gemm_operands<T> op(s, t);
+  const std::size_t bytes = op.b_store.size() * sizeof(T);
+  const std::size_t copies = std::max<std::size_t>(2, (std::size_t(192) << 20) / bytes + 1);
+  std::vector<std::vector<T>> bs(copies, op.b_store);
+  std::size_t i = 0;
+  for (auto _ : state) {
+    strided_matrix<const T> b = op.b;
+    b.data = bs[i].data();
+    i = i + 1 == copies ? 0 : i + 1;
+    tfm::detail::gemm_host(Policy{}, 1.0f, op.a, b, 0.0f, op.c);
+    benchmark::DoNotOptimize(op.c.data);
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, s);
+  state.counters["B_copies"] = double(copies);
+}
+
 #ifdef TFM_BENCH_OPENBLAS
 CBLAS_TRANSPOSE cblas_trans_a(transpose t) {
   return t == transpose::tn ? CblasTrans : CblasNoTrans;
@@ -181,6 +205,15 @@ void register_all() {
     }
   }
 #endif
+  // GPT-2 small's weights streamed from memory, in the two layouts a weight takes as B: NN (the
+  // forward with [in, out] weights, or the input gradient with [out, in] ones) and NT.
+  for (transpose t : {transpose::nn, transpose::nt}) {
+    for (gemm_shape s : gpt2_shapes) {
+      if (s.m != 256) continue;
+      add("blocked_streamed", "f32", t, bm_tfm_streamed<tfm::gemm_blocked, float>, s);
+      add("blocked_streamed", "bf16", t, bm_tfm_streamed<tfm::gemm_blocked, tfm::bfloat16>, s);
+    }
+  }
   // The LM head products, each in the layout the model runs it in (C alone is 412 MB).
   const head_product head[] = {{{2048, 50257, 256}, transpose::nt},
                                {{2048, 256, 50257}, transpose::nn},

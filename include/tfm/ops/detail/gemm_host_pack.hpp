@@ -65,10 +65,11 @@ void gemm_store_tile(const float* acc, const gemm_tile_out& o) {
   }
 }
 
-// Packing an operand whose K direction runs across memory rows (a transposed operand: the output
-// head's gradient, rows of 50,257 elements, for its weight gradient) takes a few cache lines from
-// each of many rows a page or more apart, which the hardware prefetchers do not follow: the
-// column-wise packing loops prefetch the column this many K steps ahead.
+// Packing an operand whose K direction runs across memory rows (a transposed A: the output head's
+// gradient, rows of 50,257 elements, for its weight gradient; a row-major B: a weight matrix, one
+// or two cache lines of each row per panel) takes a few cache lines from each of many rows a page
+// or more apart, which the hardware prefetchers do not follow: those packing loops prefetch the
+// row or column this many K steps ahead.
 inline constexpr std::int64_t gemm_pack_prefetch_columns = 16;
 
 // Prefetches the cache lines of [p, p + bytes) into L1.
@@ -106,6 +107,8 @@ void gemm_pack_b_panel_generic(strided_matrix<const T> b, float* TFM_RESTRICT ds
   if (b.cols == NR && b.col_stride == 1) {  // a row of the panel is contiguous
     for (std::int64_t k = 0; k < kc; ++k) {
       const T* s = b.data + k * b.row_stride;
+      if (k + gemm_pack_prefetch_columns < kc)
+        gemm_prefetch_span(s + gemm_pack_prefetch_columns * b.row_stride, NR * std::int64_t(sizeof(T)));
       for (int j = 0; j < NR; ++j) dst[k * NR + j] = gemm_to_float(s[j]);
     }
     return;
