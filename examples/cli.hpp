@@ -12,9 +12,11 @@
 #pragma once
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -48,9 +50,14 @@ class cli {
     errno = 0;
     const double d = std::strtod(v.c_str(), &end);
     if (end == v.c_str() || *end != '\0' || errno != 0) fail("%s: '%s' is not a number", opt, v.c_str());
+    if (!std::isfinite(d)) fail("%s: '%s' is not a finite number", opt, v.c_str());
     if constexpr (std::is_integral_v<N>) {
-      if (d != double(static_cast<long long>(d))) fail("%s: '%s' is not a whole number", opt, v.c_str());
       if (std::is_unsigned_v<N> && d < 0) fail("%s: '%s' is negative", opt, v.c_str());
+      // the range first: converting a double outside N's range is undefined
+      if (!(d >= double(std::numeric_limits<N>::min()) && d < double(std::numeric_limits<N>::max()) + 1.0))
+        fail("%s: '%s' is out of range (at most %lld)", opt, v.c_str(),
+             static_cast<long long>(std::numeric_limits<N>::max()));
+      if (d != std::trunc(d)) fail("%s: '%s' is not a whole number", opt, v.c_str());
     }
     x = static_cast<N>(d);
   }

@@ -11,8 +11,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <string>
+#include <limits>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -228,7 +229,13 @@ int run(const options& o) {
   }
   // sizes
   nn::dims d{vocab, o.ctx, o.d_model, o.layers, o.heads, o.kv_heads > 0 ? o.kv_heads : o.heads, o.d_ff};
-  if (d.d_ff == 0) d.d_ff = is_llama<Arch> ? (8 * o.d_model / 3 + 63) / 64 * 64 : 4 * o.d_model;
+  if (d.d_ff == 0) {  // the default, computed wide: 4·d_model can exceed an int
+    const std::int64_t w =
+        is_llama<Arch> ? (8 * std::int64_t(o.d_model) / 3 + 63) / 64 * 64 : 4 * std::int64_t(o.d_model);
+    tfm::expects<tfm::invalid_argument>(w <= std::numeric_limits<int>::max(), "--d-model ", o.d_model,
+                                        ": the default --d-ff (", w, ") exceeds ", std::numeric_limits<int>::max());
+    d.d_ff = int(w);
+  }
   nn::model<Arch> m(d);
   m.init(o.seed);
   if (!o.init_from.empty()) tr::load_pretrained(m, o.init_from);

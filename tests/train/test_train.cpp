@@ -6,11 +6,13 @@
 #include "support/test_main.hpp"
 #include "support/temp_files.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -154,6 +156,28 @@ BOOST_AUTO_TEST_CASE(bad_groups_are_refused) {
   std::vector<float> p(10), g(9);
   tr::adamw<float> o(10, {tr::param_group{"a", {{0, 10}}, 0}});
   check_throws_with<tfm::invalid_argument>([&] { o.step(p, g, 0.1); }, "9 gradients");
+  for (double wd : {-0.1, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()})
+    check_throws_with<tfm::invalid_argument>(
+        [&] {
+          tr::sgd<float> s(10, {tr::param_group{"b", {{0, 10}}, wd}});
+        },
+        "group 'b' has weight decay");
+}
+
+// A NaN or negative learning rate (or gradient scale) is refused before anything is written.
+BOOST_AUTO_TEST_CASE(bad_step_arguments_are_refused) {
+  std::vector<float> p(10, 1.0f), g(10, 0.5f);
+  tr::adamw<float> a(10, {tr::param_group{"a", {{0, 10}}, 0.1}});
+  tr::sgd<float> s(10, {tr::param_group{"a", {{0, 10}}, 0.1}});
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (double lr : {nan, -1e-3, inf}) {
+    check_throws_with<tfm::invalid_argument>([&] { a.step(p, g, lr); }, "adamw::step: the learning rate");
+    check_throws_with<tfm::invalid_argument>([&] { s.step(p, g, lr); }, "sgd::step: the learning rate");
+  }
+  check_throws_with<tfm::invalid_argument>([&] { a.step(p, g, 0.1, nan); }, "gradient scale");
+  BOOST_TEST(std::all_of(p.begin(), p.end(), [](float x) { return x == 1.0f; }));
+  a.step(p, g, 0.0);  // zero is a rate (weights stay, the moments move)
+  BOOST_TEST(std::all_of(p.begin(), p.end(), [](float x) { return x == 1.0f; }));
 }
 
 BOOST_AUTO_TEST_CASE(decay_groups_follow_the_policy) {
@@ -252,6 +276,17 @@ BOOST_AUTO_TEST_CASE(warmup_stable_decay_phases) {
   s.decay_shape = shape::cosine;
   BOOST_TEST(s(135) == 0.5, boost::test_tools::tolerance(1e-12));
   BOOST_TEST(tr::constant_lr{3e-4}(123456) == 3e-4);
+}
+
+BOOST_AUTO_TEST_CASE(bad_rates_are_refused) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  check_throws_with<tfm::invalid_argument>([&] { (void)tr::constant_lr{nan}(0); }, "constant_lr: the learning rate");
+  check_throws_with<tfm::invalid_argument>([&] { (void)tr::constant_lr{-1.0}(0); }, "constant_lr: the learning rate");
+  check_throws_with<tfm::invalid_argument>([&] { (void)tr::warmup_cosine{.max_lr = nan}(3); }, "max_lr=nan");
+  check_throws_with<tfm::invalid_argument>([&] { (void)tr::warmup_cosine{.min_lr = -1e-4}(3); }, "min_lr=-0.0001");
+  check_throws_with<tfm::invalid_argument>(
+      [&] { (void)tr::warmup_stable_decay{.max_lr = std::numeric_limits<double>::infinity()}(3); },
+      "warmup_stable_decay: learning rates must be finite");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -713,6 +748,32 @@ BOOST_AUTO_TEST_CASE(non_finite_steps_never_reach_the_weights) {
   BOOST_TEST(t.skipped() == 4);
   const auto after = m.parameters_to_host();
   BOOST_TEST(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)) == 0);
+}
+
+// A schedule that goes bad (NaN, negative) stops the run at that step, before the step touches
+// the model; a NaN clipping norm is refused up front (it would silently mean "no clipping").
+BOOST_AUTO_TEST_CASE(bad_learning_rates_stop_the_run_first) {
+  nn::model<small_cfg> m(small_dims());
+  m.init(3);
+  tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {}));
+  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
+  tr::batch_source train(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 1);
+  tr::train_options o;
+  o.batch = 2;
+  o.steps = 10;
+  o.show_progress = false;
+  const auto sched = [](std::int64_t step) { return step < 3 ? 1e-3 : -1e-3; };
+  tr::trainer t(m, opt, sched, train, o);
+  std::vector<float> at_3;
+  for (int i = 0; i < 3; ++i) t.train_step();
+  at_3 = m.parameters_to_host();
+  check_throws_with<tfm::invalid_argument>([&] { t.train_step(); }, "schedule gave -0.001 at step 3");
+  BOOST_TEST(t.step() == 3);
+  const auto after = m.parameters_to_host();
+  BOOST_TEST(std::memcmp(at_3.data(), after.data(), after.size() * sizeof(float)) == 0);
+  o.clip = std::numeric_limits<double>::quiet_NaN();
+  check_throws_with<tfm::invalid_argument>([&] { tr::trainer u(m, opt, tr::constant_lr{1e-3}, train, o); },
+                                           "the clipping norm is NaN");
 }
 
 BOOST_AUTO_TEST_CASE(interrupt_flag_checkpoints_and_stops) {

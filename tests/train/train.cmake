@@ -37,4 +37,14 @@ if(TFM_TEXT_ENABLED AND TFM_BUILD_EXAMPLES)
            COMMAND tfm_pretrain --text "${PROJECT_SOURCE_DIR}/README.md" --precision fp64)
   set_tests_properties(test_pretrain_example_bad_precision PROPERTIES LABELS unit
     PASS_REGULAR_EXPRESSION "--precision must be fp32 or bf16, not 'fp64'")
+  # numbers on the command line: NaN/infinity, out-of-range and fractional counts are named
+  foreach(_case "lr;nan;not a finite number" "steps;1e30;out of range" "batch;2.5;not a whole number")
+    list(GET _case 0 _flag)
+    list(GET _case 1 _value)
+    list(GET _case 2 _says)
+    add_test(NAME test_pretrain_example_bad_${_flag}
+             COMMAND tfm_pretrain --text "${PROJECT_SOURCE_DIR}/README.md" --${_flag} ${_value})
+    set_tests_properties(test_pretrain_example_bad_${_flag} PROPERTIES LABELS unit
+      PASS_REGULAR_EXPRESSION "--${_flag}: '${_value}' is ${_says}")
+  endforeach()
 endif()

@@ -107,16 +107,27 @@ std::vector<param_group> decay_groups(const std::vector<nn::param_info>& table, 
 // would be a silent bug).
 inline void check_groups(const std::vector<param_group>& groups, std::size_t n, const char* who) {
   std::vector<std::pair<std::size_t, std::size_t>> all;
-  for (auto const& g : groups)
+  for (auto const& g : groups) {
+    expects(std::isfinite(g.weight_decay) && g.weight_decay >= 0, who, ": group '", g.name, "' has weight decay ",
+            g.weight_decay, "; it must be finite and not negative");
     for (auto const& r : g.ranges) {
       expects(r.first <= n && r.second <= n - r.first, who, ": group '", g.name, "' range [", r.first, ", ",
               r.first + r.second, ") is outside the ", n, " parameters");
       all.push_back(r);
     }
+  }
   std::sort(all.begin(), all.end());
   for (std::size_t i = 1; i < all.size(); ++i)
     expects(all[i - 1].first + all[i - 1].second <= all[i].first, who, ": parameter ranges overlap at offset ",
             all[i].first);
+}
+
+// Checks the arguments every optimizer step takes: a NaN or negative learning rate would train
+// every weight into garbage (or uphill) without any error.
+inline void check_step_args(const char* who, double lr, double grad_scale) {
+  expects(std::isfinite(lr) && lr >= 0, who, ": the learning rate must be finite and not negative, got ", lr);
+  expects(std::isfinite(grad_scale) && grad_scale >= 0, who,
+          ": the gradient scale must be finite and not negative, got ", grad_scale);
 }
 
 namespace detail {
@@ -447,6 +458,7 @@ class adamw : public detail::host_optimizer<adamw<T, S>, T> {
   void step(std::span<T> params, std::span<const T> grads, double lr, double grad_scale = 1.0, const Copy& copy = {}) {
     expects(params.size() == n_ && grads.size() == n_, "adamw::step: ", params.size(), " parameters and ",
             grads.size(), " gradients for an optimizer of ", n_);
+    check_step_args("adamw::step", lr, grad_scale);
     ++t_;
     const double bc1 = 1.0 - std::pow(o_.beta1, double(t_));
     const double bc2 = 1.0 - std::pow(o_.beta2, double(t_));
@@ -543,6 +555,7 @@ class sgd : public detail::host_optimizer<sgd<T, S>, T> {
   void step(std::span<T> params, std::span<const T> grads, double lr, double grad_scale = 1.0, const Copy& copy = {}) {
     expects(params.size() == n_ && grads.size() == n_, "sgd::step: ", params.size(), " parameters and ",
             grads.size(), " gradients for an optimizer of ", n_);
+    check_step_args("sgd::step", lr, grad_scale);
     ++t_;
     const S mu = S(o_.momentum), lr_ = S(lr), gs = S(grad_scale);
     const bool nest = o_.nesterov, mom = o_.momentum > 0;

@@ -206,6 +206,7 @@ class cuda_adamw : public cuda_detail::cuda_optimizer_base {
   void step(std::span<T> params, std::span<const T> grads, double lr, double grad_scale = 1.0) {
     expects(params.size() == n_ && grads.size() == n_, "cuda_adamw::step: ", params.size(), " parameters and ",
             grads.size(), " gradients for ", n_);
+    check_step_args("cuda_adamw::step", lr, grad_scale);
     ++t_;
     const double bc1 = 1.0 - std::pow(o_.beta1, double(t_)), bc2 = 1.0 - std::pow(o_.beta2, double(t_));
     const cuda_detail::adamw_scalars a{float(o_.beta1),  float(o_.beta2),  float(1 - o_.beta1),
@@ -260,6 +261,7 @@ class cuda_sgd : public cuda_detail::cuda_optimizer_base {
   void step(std::span<T> params, std::span<const T> grads, double lr, double grad_scale = 1.0) {
     expects(params.size() == n_ && grads.size() == n_, "cuda_sgd::step: ", params.size(), " parameters and ",
             grads.size(), " gradients for ", n_);
+    check_step_args("cuda_sgd::step", lr, grad_scale);
     ++t_;
     if (nchunks_ == 0) return;
     cuda_detail::sgd_kernel<T><<<nchunks_, cuda_detail::threads, 0, stream_>>>(

@@ -16,9 +16,21 @@
 
 namespace tfm::train {
 
+namespace detail {
+// Learning rates must be finite and not negative (min_lr above max_lr is allowed: a warm-up
+// to a low rate, then a rise, is unusual but well defined).
+inline void check_lr_range(const char* who, double max_lr, double min_lr) {
+  expects(std::isfinite(max_lr) && max_lr >= 0 && std::isfinite(min_lr) && min_lr >= 0, who,
+          ": learning rates must be finite and not negative, got max_lr=", max_lr, " min_lr=", min_lr);
+}
+}  // namespace detail
+
 struct constant_lr {
   double lr = 1e-3;
-  double operator()(std::int64_t) const { return lr; }
+  double operator()(std::int64_t) const {
+    expects(std::isfinite(lr) && lr >= 0, "constant_lr: the learning rate must be finite and not negative, got ", lr);
+    return lr;
+  }
 };
 
 // Linear warm-up to max_lr, cosine decay to min_lr at step decay_end, then min_lr.
@@ -28,6 +40,7 @@ struct warmup_cosine {
   double operator()(std::int64_t step) const {
     expects(decay_end >= warmup && warmup >= 0, "warmup_cosine: need 0 <= warmup <= decay_end, got warmup=", warmup,
             " decay_end=", decay_end);
+    detail::check_lr_range("warmup_cosine", max_lr, min_lr);
     if (step < warmup) return max_lr * double(step + 1) / double(warmup + 1);
     if (step >= decay_end) return min_lr;
     const double r = double(step - warmup) / double(decay_end - warmup);
@@ -45,6 +58,7 @@ struct warmup_stable_decay {
   double operator()(std::int64_t step) const {
     expects(warmup >= 0 && stable >= 0 && decay >= 0, "warmup_stable_decay: negative phase length (warmup=", warmup,
             " stable=", stable, " decay=", decay, ")");
+    detail::check_lr_range("warmup_stable_decay", max_lr, min_lr);
     if (step < warmup) return max_lr * double(step + 1) / double(warmup + 1);
     if (step < warmup + stable) return max_lr;
     if (decay == 0 || step >= warmup + stable + decay) return min_lr;

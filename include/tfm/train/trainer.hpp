@@ -164,6 +164,7 @@ class trainer {
     expects(train_.seq_len() <= m_.sizes().ctx, "trainer: sequence length ", train_.seq_len(),
             " exceeds the model's context ", m_.sizes().ctx);
     expects(o_.max_bad_steps >= 1, "trainer: max_bad_steps must be at least 1");
+    expects(!std::isnan(o_.clip), "trainer: the clipping norm is NaN (use 0 or less for no clipping)");
     // A device optimizer runs on the model's stream, so that its gradient norm waits for the
     // backward and the next forward waits for its update (CUDA: cuda_adamw/cuda_sgd).
     if constexpr (requires { opt_.set_stream(m_.get_backend().stream()); }) opt_.set_stream(m_.get_backend().stream());
@@ -292,6 +293,10 @@ class trainer {
   // One optimizer step (grad_accum micro-batches). Returns the mean loss (NaN when skipped).
   double train_step() {
     const int B = o_.batch, Tn = train_.seq_len();
+    // the schedule's value first: a bad one stops the run before this step changes anything
+    const double lr = sched_(step_);
+    expects(std::isfinite(lr) && lr >= 0, "trainer: the learning-rate schedule gave ", lr, " at step ", step_,
+            " (it must be finite and not negative)");
     m_.zero_grad();
     double loss_sum = 0;
     bool finite = true;
@@ -315,7 +320,6 @@ class trainer {
       loss_sum += l;
     }
     tokens_seen_ += std::int64_t(B) * Tn * o_.grad_accum;
-    const double lr = sched_(step_);
     last_lr_ = lr;
     const double ls = o_.scaling.enabled ? loss_scale_ : 1.0;
     const double scale = 1.0 / (o_.grad_accum * ls);
