@@ -61,6 +61,10 @@ TFM_DEVICE double block_sum_d(double v, double* red) {
   return r;
 }
 
+// a·b rounded on its own: never contracted with a following addition into a fused multiply-add.
+TFM_DEVICE float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+TFM_DEVICE double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+
 template <class T>
 __global__ void embedding_fwd_kernel(std::int64_t N, int T_, int D, const std::int32_t* tok, const T* wte,
                                      const T* pos, T* out) {
@@ -149,7 +153,8 @@ __global__ void norm_bwd_kernel(std::int64_t N, int D, const G* dy, const T* x, 
     T* o = dx + n * D;
     for (int c = threadIdx.x; c < D; c += blockDim.x) {
       const T h = (xr[c] - m) * r;
-      const T v = r * (static_cast<T>(g[c]) * w[c] - a1 - h * a2);
+      // dy·w rounded as dh above (not fused with − a1): LayerNorm over D = 1 gives dx = 0 exactly
+      const T v = r * (mul_rn(static_cast<T>(g[c]), w[c]) - a1 - h * a2);
       o[c] = accumulate ? o[c] + v : v;
     }
   }
@@ -266,7 +271,7 @@ __global__ void __launch_bounds__(norm_warps * 32, 2)
       const int c = lane + 32 * k;
       if (c < D) {
         const T h = (xr[c] - m) * r;
-        const T v = r * (g[k] * w[c] - a1 - h * a2);
+        const T v = r * (mul_rn(g[k], w[c]) - a1 - h * a2);  // dy·w rounded as dh (norm_bwd_kernel)
         o[c] = accumulate ? o[c] + v : v;
       }
     }
@@ -576,9 +581,6 @@ __global__ void add_bias_float_kernel(std::int64_t N, int out, const C* b, float
 TFM_DEVICE bool lora_keep(std::uint64_t seed, std::uint64_t stream, std::uint64_t e, double p) {
   return double(tfm::rng::uniform(seed, stream, e)) >= p;
 }
-// a·b rounded on its own: never contracted with a following addition into a fused multiply-add.
-TFM_DEVICE float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-TFM_DEVICE double mul_rn(double a, double b) { return __dmul_rn(a, b); }
 // y [N, in] = drop(x [N, in], row stride ldx), computed in T (the scale s = T(1/(1−p))) and
 // stored as S (T, or the compute type: rounded once).
 template <class T, class S>
