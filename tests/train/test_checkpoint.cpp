@@ -24,8 +24,6 @@ namespace {
 using tfm::test::check_throws_with;
 using tfm::test::temp_dir;
 
-
-
 template <class Cfg>
 std::vector<float> logits_of(nn::model<Cfg>& m) {
   const auto tok = tfm::test::random_tokens(2 * 8, m.sizes().vocab, 5);

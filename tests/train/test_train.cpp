@@ -401,6 +401,23 @@ run_result train_small(std::int64_t steps, const fs::path& out = {}, std::int64_
   return {m.parameters_to_host(), s};
 }
 
+// The set-up of the loop tests that drive a trainer themselves: the small model initialised from
+// a seed, AdamW over all its parameters without weight decay, random windows of the pattern
+// corpus, and options with a batch and a step count (no progress bar).
+struct small_loop {
+  nn::model<small_cfg> m{small_dims()};
+  tr::adamw<float> opt{m.num_parameters(), tr::decay_groups(m.parameter_table(), {})};
+  tr::token_corpus c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
+  tr::batch_source train{c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 1};
+  tr::train_options o;
+  small_loop(std::uint64_t seed, int batch, std::int64_t steps) {
+    m.init(seed);
+    o.batch = batch;
+    o.steps = steps;
+    o.show_progress = false;
+  }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(loop)
@@ -460,18 +477,11 @@ BOOST_AUTO_TEST_CASE(resume_refuses_a_malformed_trainer_state) {
     bad.fields[field] = value;
     temp_dir e;
     const auto dir = tr::checkpoint_dir(e.path, 5).save(10, saved, bad);
-    nn::model<small_cfg> m(small_dims());
-    m.init(11);
+    small_loop l(11, 4, 20);
+    auto& m = l.m;
     const auto before = m.parameters_to_host();
-    tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {}));
-    auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
-    tr::batch_source train(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 1);
-    tr::train_options o;
-    o.batch = 4;
-    o.steps = 20;
-    o.show_progress = false;
-    o.scaling = tr::loss_scaling{.enabled = true, .init = 1024, .interval = 4};
-    tr::trainer t(m, opt, tr::constant_lr{1e-3}, train, o);
+    l.o.scaling = tr::loss_scaling{.enabled = true, .init = 1024, .interval = 4};
+    tr::trainer t(m, l.opt, tr::constant_lr{1e-3}, l.train, l.o);
     check_throws_with<tr::checkpoint_error>([&] { t.resume(dir); }, what);
     BOOST_TEST(m.parameters_to_host() == before, boost::test_tools::per_element());
     BOOST_TEST(t.step() == 0);
@@ -511,19 +521,12 @@ BOOST_AUTO_TEST_CASE(loss_scale_overflows_are_skipped_and_backed_off) {
   temp_dir d;
   // a scale beyond fp32's range overflows the gradients; the trainer halves it until the
   // steps go through, without counting them toward max_bad_steps
-  nn::model<small_cfg> m(small_dims());
-  m.init(11);
-  tr::adamw<float> opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {}));
-  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
-  tr::batch_source train(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 1);
-  tr::train_options o;
-  o.batch = 4;
-  o.steps = 40;
-  o.max_bad_steps = 2;
-  o.show_progress = false;
-  o.out_dir = d.path;
-  o.scaling = {.enabled = true, .init = 1e42, .interval = 1000};
-  tr::trainer t(m, opt, tr::constant_lr{1e-3}, train, o);
+  small_loop l(11, 4, 40);
+  auto& m = l.m;
+  l.o.max_bad_steps = 2;
+  l.o.out_dir = d.path;
+  l.o.scaling = {.enabled = true, .init = 1e42, .interval = 1000};
+  tr::trainer t(m, l.opt, tr::constant_lr{1e-3}, l.train, l.o);
   const auto before = m.parameters_to_host();
   BOOST_TEST_REQUIRE(std::isinf(float(t.loss_scale() * 16)));  // the first steps must overflow
   t.train_step();
@@ -731,19 +734,12 @@ BOOST_AUTO_TEST_CASE(fp16_compute_with_dynamic_loss_scaling) {
 }
 
 BOOST_AUTO_TEST_CASE(non_finite_steps_never_reach_the_weights) {
-  nn::model<small_cfg> m(small_dims());
-  m.init(3);
+  small_loop l(3, 2, 100);
+  auto& m = l.m;
   m.param("wte")[5] = std::numeric_limits<float>::quiet_NaN();  // every batch holding token 5 gives NaN
   const auto before = m.parameters_to_host();
-  tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {}));
-  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
-  tr::batch_source train(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 1);
-  tr::train_options o;
-  o.batch = 2;
-  o.steps = 100;
-  o.max_bad_steps = 4;
-  o.show_progress = false;
-  tr::trainer t(m, opt, tr::constant_lr{1e-2}, train, o);
+  l.o.max_bad_steps = 4;
+  tr::trainer t(m, l.opt, tr::constant_lr{1e-2}, l.train, l.o);
   check_throws_with<tr::training_error>([&] { t.run(); }, "4 steps in a row had a non-finite loss or gradient");
   BOOST_TEST(t.skipped() == 4);
   const auto after = m.parameters_to_host();
@@ -753,44 +749,27 @@ BOOST_AUTO_TEST_CASE(non_finite_steps_never_reach_the_weights) {
 // A schedule that goes bad (NaN, negative) stops the run at that step, before the step touches
 // the model; a NaN clipping norm is refused up front (it would silently mean "no clipping").
 BOOST_AUTO_TEST_CASE(bad_learning_rates_stop_the_run_first) {
-  nn::model<small_cfg> m(small_dims());
-  m.init(3);
-  tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {}));
-  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
-  tr::batch_source train(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 1);
-  tr::train_options o;
-  o.batch = 2;
-  o.steps = 10;
-  o.show_progress = false;
+  small_loop l(3, 2, 10);
   const auto sched = [](std::int64_t step) { return step < 3 ? 1e-3 : -1e-3; };
-  tr::trainer t(m, opt, sched, train, o);
-  std::vector<float> at_3;
+  tr::trainer t(l.m, l.opt, sched, l.train, l.o);
   for (int i = 0; i < 3; ++i) t.train_step();
-  at_3 = m.parameters_to_host();
+  const auto at_3 = l.m.parameters_to_host();
   check_throws_with<tfm::invalid_argument>([&] { t.train_step(); }, "schedule gave -0.001 at step 3");
   BOOST_TEST(t.step() == 3);
-  const auto after = m.parameters_to_host();
+  const auto after = l.m.parameters_to_host();
   BOOST_TEST(std::memcmp(at_3.data(), after.data(), after.size() * sizeof(float)) == 0);
-  o.clip = std::numeric_limits<double>::quiet_NaN();
-  check_throws_with<tfm::invalid_argument>([&] { tr::trainer u(m, opt, tr::constant_lr{1e-3}, train, o); },
+  l.o.clip = std::numeric_limits<double>::quiet_NaN();
+  check_throws_with<tfm::invalid_argument>([&] { tr::trainer u(l.m, l.opt, tr::constant_lr{1e-3}, l.train, l.o); },
                                            "the clipping norm is NaN");
 }
 
 BOOST_AUTO_TEST_CASE(interrupt_flag_checkpoints_and_stops) {
   temp_dir d;
-  nn::model<small_cfg> m(small_dims());
-  m.init(3);
-  tr::adamw<float> opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {}));
-  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
-  tr::batch_source train(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 1);
+  small_loop l(3, 2, 100);
   std::atomic<bool> stop{true};
-  tr::train_options o;
-  o.batch = 2;
-  o.steps = 100;
-  o.out_dir = d.path;
-  o.show_progress = false;
-  o.interrupt = &stop;
-  tr::trainer t(m, opt, tr::constant_lr{1e-3}, train, o);
+  l.o.out_dir = d.path;
+  l.o.interrupt = &stop;
+  tr::trainer t(l.m, l.opt, tr::constant_lr{1e-3}, l.train, l.o);
   auto s = t.run();
   BOOST_TEST(s.interrupted);
   BOOST_TEST(s.step == 1);
