@@ -1,5 +1,6 @@
 #define TFM_TEST_MODULE test_safetensors
 #include "support/test_main.hpp"
+#include "support/temp_files.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -8,8 +9,6 @@
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "tfm/core/dtype.hpp"
 #include "tfm/core/error.hpp"
@@ -21,22 +20,7 @@ using namespace tfm::io;
 
 namespace {
 
-// A fresh directory per test case, removed at the end.
-struct temp_dir {
-  fs::path dir;
-  temp_dir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("tfm_test_safetensors_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  fs::path operator/(const std::string& name) const { return dir / name; }
-};
+using tfm::test::temp_dir;
 
 void write_bytes(const fs::path& p, const std::string& bytes) {
   std::ofstream os(p, std::ios::binary | std::ios::trunc);

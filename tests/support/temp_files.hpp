@@ -1,12 +1,13 @@
 // tests/support/temp_files.hpp — what file-writing tests share: a temporary directory removed
-// with its contents at the end of the scope, and a check that a call throws an exception of a
-// given type whose message contains a given text.
+// with its contents at the end of the scope (and files written into it), and a check that a call
+// throws an exception of a given type whose message contains a given text.
 #pragma once
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <system_error>
 
@@ -28,6 +29,15 @@ struct temp_dir {
   }
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;
+  std::filesystem::path operator/(const std::string& name) const { return path / name; }
+  // Writes `bytes` to the file `name` in the directory (replacing it) and returns its path.
+  std::filesystem::path write(const std::string& name, const std::string& bytes) const {
+    const auto p = path / name;
+    std::ofstream os(p, std::ios::binary | std::ios::trunc);
+    os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    BOOST_REQUIRE_MESSAGE(os.good(), "cannot write " << p.string());
+    return p;
+  }
 };
 
 // f() must throw E with `needle` in its message.

@@ -1,5 +1,6 @@
 #define TFM_TEST_MODULE train_instruction
 #include "support/test_main.hpp"
+#include "support/temp_files.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -9,8 +10,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <unistd.h>
 
 #include "tfm/core/error.hpp"
 #include "tfm/train/instruction.hpp"
@@ -25,27 +24,7 @@ namespace {
 constexpr int ign = instruction_ignore;
 constexpr std::uint32_t eot = 256;
 
-// A fresh directory per test case, removed at the end.
-struct temp_dir {
-  fs::path dir;
-  temp_dir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("tfm_test_instruction_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  fs::path write(const std::string& name, const std::string& bytes) const {
-    const fs::path p = dir / name;
-    std::ofstream os(p, std::ios::binary | std::ios::trunc);
-    os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return p;
-  }
-};
+using tfm::test::temp_dir;
 
 // Byte-level encoding: every UTF-8 byte is its own id, 256 is end-of-text.
 std::vector<std::uint32_t> bytes(std::string_view s) {
@@ -234,8 +213,8 @@ BOOST_AUTO_TEST_CASE(errors_name_file_and_line) {
   expect_load_error(t.write("vocab.jsonl", good), 1, "id 999",
                     [](std::string_view) { return std::vector<std::uint32_t>{1, 999}; });
   expect_load_error(t.write("empty_r.jsonl", good + line("a", "")), 2, "empty response");
-  expect_load_error(t.dir / "does_not_exist.jsonl", 0, "cannot open");
-  expect_load_error(t.dir, 0, "error reading");  // a directory opens but cannot be read
+  expect_load_error(t / "does_not_exist.jsonl", 0, "cannot open");
+  expect_load_error(t.path, 0, "error reading");  // a directory opens but cannot be read
   expect_load_error(t.write("empty.jsonl", ""), 0, "no examples");
   expect_load_error(t.write("blank.jsonl", "\n \n"), 0, "no examples");
 }

@@ -1,5 +1,6 @@
 #define TFM_TEST_MODULE train_report
 #include "support/test_main.hpp"
+#include "support/temp_files.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -15,8 +16,6 @@
 #include <utility>
 #include <vector>
 
-#include <unistd.h>
-
 #include "tfm/core/error.hpp"
 #include "tfm/train/report.hpp"
 
@@ -28,22 +27,7 @@ namespace {
 
 constexpr double qnan = std::numeric_limits<double>::quiet_NaN();
 
-// A fresh directory per test case, removed at the end.
-struct temp_dir {
-  fs::path dir;
-  temp_dir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("tfm_test_report_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  fs::path operator/(const std::string& name) const { return dir / name; }
-};
+using tfm::test::temp_dir;
 
 // A FILE* backed by memory (open_memstream): what progress writes, readable after flush.
 struct mem_file {
