@@ -303,6 +303,23 @@ BOOST_AUTO_TEST_CASE(xent_forward_backward_fused_equals_the_two_passes) {
     }
 }
 
+// xent_backward refuses a target outside [0, V) that is not the ignore index, as xent_forward does
+// (it indexed dz[y] unchecked: a target of V wrote the padding column, -5 the row before). The
+// rows are padded so that the stray write stays inside the buffer without the check.
+BOOST_AUTO_TEST_CASE(xent_backward_refuses_bad_targets) {
+  const int V = 8, N = 2;
+  const std::int64_t ld = V + 4;
+  for (std::int32_t bad : {std::int32_t(V), std::int32_t(-5)}) {
+    const std::vector<std::int32_t> y = {1, bad};
+    std::vector<float> z(std::size_t(N * ld), 0.5f), lse(N, 0.0f);
+    BOOST_CHECK_THROW(host::xent_backward<float>(N, V, ld, z.data(), y.data(), ignore, lse.data(), 1.0, z.data()),
+                      tfm::invalid_argument);
+    std::vector<tfm::bfloat16> zb(z.size(), tfm::bfloat16(0.5f));
+    BOOST_CHECK_THROW(host::mixed::xent_backward(N, V, ld, zb.data(), y.data(), ignore, lse.data(), 1.0, zb.data()),
+                      tfm::invalid_argument);
+  }
+}
+
 // host::zero_fill (what zero_grad runs): sizes below and above the thread split (1 MiB) and the
 // streaming-store threshold (128 MiB), unaligned starts and odd lengths; the bytes around the
 // range keep their values.

@@ -723,10 +723,11 @@ double xent_forward(std::int64_t N, int V, std::int64_t ld, const T* z, const st
 }
 // dz = scale·(softmax(z) − onehot(y)), rows with ignored targets get 0; rows ld apart, and the
 // padding columns V … ld−1 of dz get 0 (the head's padded rows then get no gradient). In place
-// over z allowed.
+// over z allowed. Targets are checked as in xent_forward (an out-of-range one would index dz[y]).
 template <class T>
 void xent_backward(std::int64_t N, int V, std::int64_t ld, const T* z, const std::int32_t* y, int ignore_index,
                    const T* lse, double scale, T* dz) {
+  check_targets(N, V, y, ignore_index);
   expects<invalid_argument>(ld >= V, "xent_backward: row stride ", ld, " is below the vocabulary ", V);
 #pragma omp parallel for schedule(static)
   for (std::int64_t n = 0; n < N; ++n)

@@ -442,10 +442,11 @@ void xent_row_backward(float* row, C* d, int V, std::int64_t ld, std::int32_t y,
   narrow_n(V, row, d);
 }
 // dz = scale·(softmax(z) − onehot(y)) in float, rounded to C; rows with ignored targets and the
-// padding columns V … ld−1 get 0. In place over z allowed.
+// padding columns V … ld−1 get 0. In place over z allowed. Targets are checked as in xent_forward.
 template <class C>
 void xent_backward(std::int64_t N, int V, std::int64_t ld, const C* z, const std::int32_t* y, int ignore_index,
                    const float* lse, double scale, C* dz) {
+  host::check_targets(N, V, y, ignore_index);
   expects<invalid_argument>(ld >= V, "xent_backward: row stride ", ld, " is below the vocabulary ", V);
 #pragma omp parallel
   {
