@@ -49,7 +49,8 @@ class cli {
     char* end = nullptr;
     errno = 0;
     const double d = std::strtod(v.c_str(), &end);
-    if (end == v.c_str() || *end != '\0' || errno != 0) fail("%s: '%s' is not a number", opt, v.c_str());
+    if (end == v.c_str() || *end != '\0') fail("%s: '%s' is not a number", opt, v.c_str());
+    if (errno == ERANGE) fail("%s: '%s' is out of range of a double", opt, v.c_str());
     if (!std::isfinite(d)) fail("%s: '%s' is not a finite number", opt, v.c_str());
     if constexpr (std::is_integral_v<N>) {
       if (std::is_unsigned_v<N> && d < 0) fail("%s: '%s' is negative", opt, v.c_str());
