@@ -62,6 +62,9 @@ class cli {
     }
     x = static_cast<N>(d);
   }
+  // Whether the current argument is an operand rather than an option (it does not start with '-').
+  bool operand() const { return argv_[i_][0] != '-'; }
+  const char* current() const { return argv_[i_]; }
   [[noreturn]] void unknown() const { fail("unknown argument '%s' (see --help)", argv_[i_]); }
 
   template <class... A>

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli.hpp"
 #include "tfm/data/pipeline.hpp"
 
 namespace {
@@ -50,38 +51,37 @@ int main(int argc, char** argv) {
   std::filesystem::path output, report;
   bool quiet = false;
   try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string_view a = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw std::runtime_error("missing value after " + std::string(a));
-        return argv[++i];
-      };
-      if (a == "-h" || a == "--help") { usage(stdout); return 0; }
-      else if (a == "-o" || a == "--output") output = value();
-      else if (a == "--report") report = value();
-      else if (a == "--separator") cfg.read.txt_separator = value();
-      else if (a == "--field") cfg.read.jsonl_field = value();
-      else if (a == "--short-documents") {
+    tfm::examples::cli c(argc, argv, "tfm_data_pipeline", [] { usage(stdout); });
+    while (c.next()) {
+      if (c.is("-o") || c.is("--output")) output = c.value();
+      else if (c.is("--report")) report = c.value();
+      else if (c.is("--separator")) cfg.read.txt_separator = c.value();
+      else if (c.is("--field")) cfg.read.jsonl_field = c.value();
+      else if (c.is("--short-documents")) {
         auto& q = cfg.gopher_quality;
         q.min_words = q.min_stop_words = std::nullopt;
         q.max_bullet_lines_ratio = q.max_ellipsis_lines_ratio = std::nullopt;
         auto& r = cfg.gopher_repetition;
         r.max_dup_line_frac = r.max_dup_para_frac = r.max_dup_line_char_frac = r.max_dup_para_char_frac = std::nullopt;
       }
-      else if (a == "--no-quality") cfg.quality = false;
-      else if (a == "--no-repetition") cfg.repetition = false;
-      else if (a == "--no-exact-dedup") cfg.exact_dedup = false;
-      else if (a == "--no-near-dedup") cfg.near_dedup = false;
-      else if (a == "--no-pii") cfg.scrub_pii = false;
-      else if (a == "--line-dedup") cfg.line_dedup = true;
-      else if (a == "--min-words") cfg.gopher_quality.min_words = std::stoul(value());
-      else if (a == "--bands") cfg.minhash.bands = std::stoi(value());
-      else if (a == "--rows") cfg.minhash.rows = std::stoi(value());
-      else if (a == "--verify") cfg.minhash.verify_threshold = std::stod(value());
-      else if (a == "--max-doc-bytes") cfg.read.max_document_bytes = std::stoull(value());
-      else if (a == "--quiet") quiet = true;
-      else if (a.starts_with("-")) throw std::runtime_error("unknown option " + std::string(a));
-      else inputs.emplace_back(a);
+      else if (c.is("--no-quality")) cfg.quality = false;
+      else if (c.is("--no-repetition")) cfg.repetition = false;
+      else if (c.is("--no-exact-dedup")) cfg.exact_dedup = false;
+      else if (c.is("--no-near-dedup")) cfg.near_dedup = false;
+      else if (c.is("--no-pii")) cfg.scrub_pii = false;
+      else if (c.is("--line-dedup")) cfg.line_dedup = true;
+      else if (c.is("--min-words")) {
+        std::size_t n = 0;
+        c.number(n);
+        cfg.gopher_quality.min_words = n;
+      }
+      else if (c.is("--bands")) c.number(cfg.minhash.bands);
+      else if (c.is("--rows")) c.number(cfg.minhash.rows);
+      else if (c.is("--verify")) c.number(cfg.minhash.verify_threshold);
+      else if (c.is("--max-doc-bytes")) c.number(cfg.read.max_document_bytes);
+      else if (c.is("--quiet")) quiet = true;
+      else if (c.operand()) inputs.emplace_back(c.current());
+      else c.unknown();
     }
     if (inputs.empty() || output.empty()) {
       usage(stderr);

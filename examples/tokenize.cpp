@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cli.hpp"
 #include "tfm/data/shard.hpp"
 #include "tfm/tokenizer/tokenizer.hpp"
 
@@ -49,33 +50,29 @@ struct args {
   bool quiet = false;
 };
 
+void print_usage() { std::fputs(usage, stdout); }
+
 args parse(int argc, char** argv) {
   args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    const auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw tfm::invalid_argument(k + " needs a value");
-      return argv[++i];
-    };
-    if (k == "--help" || k == "-h") {
-      std::fputs(usage, stdout);
-      std::exit(0);
-    } else if (k == "--corpus") a.corpus.emplace_back(value());
-    else if (k == "--out") a.out = value();
-    else if (k == "--vocab-size") a.vocab_size = std::stoul(value());
-    else if (k == "--pre") a.pre = tfm::parse_pre_tokenizer_kind(value(), "--pre");
-    else if (k == "--hf-dir") a.hf_dir = value();
-    else if (k == "--load") a.load = value();
-    else if (k == "--val-fraction") a.val_fraction = std::stod(value());
-    else if (k == "--split-docs-on") a.split_on = value();
-    else if (k == "--threads") a.threads = std::stoi(value());
-    else if (k == "--quiet") a.quiet = true;
-    else throw tfm::invalid_argument("unknown option " + k + " (see --help)");
+  tfm::examples::cli c(argc, argv, "tfm_tokenize", print_usage);
+  while (c.next()) {
+    if (c.is("--corpus")) a.corpus.emplace_back(c.value());
+    else if (c.is("--out")) a.out = c.value();
+    else if (c.is("--vocab-size")) c.number(a.vocab_size);
+    else if (c.is("--pre")) a.pre = tfm::parse_pre_tokenizer_kind(c.value(), "--pre");
+    else if (c.is("--hf-dir")) a.hf_dir = c.value();
+    else if (c.is("--load")) a.load = c.value();
+    else if (c.is("--val-fraction")) c.number(a.val_fraction);
+    else if (c.is("--split-docs-on")) a.split_on = c.value();
+    else if (c.is("--threads")) c.number(a.threads);
+    else if (c.is("--quiet")) a.quiet = true;
+    else c.unknown();
   }
   const int sources = (a.vocab_size > 0) + !a.hf_dir.empty() + !a.load.empty();
   if (a.corpus.empty() || a.out.empty() || sources != 1)
     throw tfm::invalid_argument("need --corpus, --out and exactly one of --vocab-size, --hf-dir, --load (see --help)");
   if (!(a.val_fraction >= 0 && a.val_fraction < 1)) throw tfm::invalid_argument("--val-fraction must be in [0, 1)");
+  if (a.threads < 0) throw tfm::invalid_argument("--threads must not be negative (0: all cores)");
   return a;
 }
 

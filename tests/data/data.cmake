@@ -14,6 +14,10 @@ endif()
 if(TFM_TEXT_ENABLED AND TFM_BUILD_EXAMPLES)
   add_test(NAME test_data_example_help COMMAND tfm_data_pipeline --help)
   set_tests_properties(test_data_example_help PROPERTIES LABELS unit PASS_REGULAR_EXPRESSION "usage: tfm_data_pipeline")
+  add_test(NAME test_data_example_bad_number
+           COMMAND tfm_data_pipeline --bands 12abc "${PROJECT_SOURCE_DIR}/README.md" -o unused.jsonl)
+  set_tests_properties(test_data_example_bad_number PROPERTIES LABELS unit
+    PASS_REGULAR_EXPRESSION "--bands: '12abc' is not a number")
   if(EXISTS "${TFM_SHARED_DATA_DIR}/corpus")
     add_test(NAME test_data_example_run
              COMMAND tfm_data_pipeline --quiet --short-documents "${TFM_SHARED_DATA_DIR}/corpus"

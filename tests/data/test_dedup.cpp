@@ -4,6 +4,7 @@
 #include "support/test_main.hpp"
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -120,6 +121,16 @@ BOOST_AUTO_TEST_CASE(minhash_estimates_jaccard) {
   std::vector<uint32_t> s(112);
   BOOST_TEST(mh.signature("", s.data()) == 0u);
   BOOST_TEST(mh.signature("short", s.data()) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(bad_configurations_are_refused) {
+  BOOST_CHECK_THROW(minhash(minhash_config{.bands = 0}), tfm::invalid_argument);
+  // bands × rows beyond an int (it sizes every signature)
+  BOOST_CHECK_THROW(minhash(minhash_config{.bands = 1 << 20, .rows = 1 << 12}), tfm::invalid_argument);
+  BOOST_CHECK_THROW(minhash(minhash_config{.bands = 1 << 10, .rows = 65}), tfm::invalid_argument);
+  BOOST_CHECK_NO_THROW(minhash(minhash_config{.bands = 1 << 10, .rows = 64}));
+  for (double v : {-0.1, 1.5, std::numeric_limits<double>::quiet_NaN()})
+    BOOST_CHECK_THROW(minhash(minhash_config{.verify_threshold = v}), tfm::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE(theory_of_bands) {

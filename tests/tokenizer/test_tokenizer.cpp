@@ -262,6 +262,12 @@ BOOST_AUTO_TEST_CASE(training_is_deterministic_and_breaks_ties_by_smallest_pair)
   BOOST_TEST(small.merges().size() == 2u);
   BOOST_TEST(small.vocab_size() == 256u + 2u + 1u);
   BOOST_CHECK_THROW(tfm::bpe_trainer(tfm::bpe_train_options{.vocab_size = 256}), tfm::invalid_argument);
+  // the largest vocabulary 32-bit ids allow trains as far as the corpus goes: the merge table is
+  // sized by the pairs there are, not by the request (4 billion merges were reserved up front)
+  const auto all = train_on("abc", std::size_t(1) << 32, tfm::pre_tokenizer_kind::gpt2);
+  BOOST_TEST(all.merges().size() == 2u);
+  BOOST_CHECK_THROW(tfm::bpe_trainer(tfm::bpe_train_options{.vocab_size = (std::size_t(1) << 32) + 1}),
+                    tfm::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE(fuzz_round_trip_and_cached_path_matches_reference) {

@@ -127,6 +127,13 @@ class minhash {
     if (cfg.ngram < 1 || cfg.bands < 1 || cfg.rows < 1)
       throw invalid_argument(tfm::detail::concat("minhash: ngram, bands and rows must be >= 1, got ", cfg.ngram,
                                             ", ", cfg.bands, ", ", cfg.rows));
+    // bands·rows permutations per document (an int): beyond 2^16 a signature is 256 KB per document
+    if (std::int64_t(cfg.bands) * cfg.rows > (std::int64_t(1) << 16))
+      throw invalid_argument(tfm::detail::concat("minhash: bands × rows = ", std::int64_t(cfg.bands) * cfg.rows,
+                                                 " permutations, more than the 65536 allowed"));
+    if (!(cfg.verify_threshold >= 0 && cfg.verify_threshold <= 1))
+      throw invalid_argument(
+          tfm::detail::concat("minhash: verify_threshold must be in [0, 1], got ", cfg.verify_threshold));
     uint64_t s = cfg.seed;
     auto next = [&s] {  // splitmix64
       s += 0x9e3779b97f4a7c15ULL;

@@ -19,9 +19,11 @@
 // tokens in the order given. vocab_size counts all three; training stops early (a smaller
 // vocabulary) only when no pair is left.
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <queue>
 #include <string>
 #include <string_view>
@@ -53,6 +55,9 @@ class bpe_trainer {
     detail::sort_specials_longest_first(specials_);
     expects(opt_.vocab_size >= 256 + opt_.special_tokens.size(), "bpe_trainer: vocab_size ", opt_.vocab_size,
             " is smaller than 256 byte tokens + ", opt_.special_tokens.size(), " special tokens");
+    expects(opt_.vocab_size <= std::size_t(std::numeric_limits<token_id>::max()) + 1, "bpe_trainer: vocab_size ",
+            opt_.vocab_size, " exceeds the ", std::size_t(std::numeric_limits<token_id>::max()) + 1,
+            " ids of 32-bit tokens");
   }
 
   // Counts the pre-tokens of `text` (special tokens in it are skipped).
@@ -118,7 +123,10 @@ class bpe_trainer {
     std::vector<std::string> tokens(256);
     for (unsigned b = 0; b < 256; ++b) tokens[b] = std::string(1, char(b));
     std::vector<bpe_merge> merges;
-    merges.reserve(n_merges);
+    // a merge joins at least one adjacent pair of some word: no more merges than pairs
+    std::size_t pair_slots = 0;
+    for (const auto& wd : words) pair_slots += wd.empty() ? 0 : wd.size() - 1;
+    merges.reserve(std::min(n_merges, pair_slots));
     progress_bar bar(opt_.progress, n_merges);
     std::vector<std::uint64_t> touched;
     std::vector<token_id> merged;
