@@ -11,6 +11,7 @@
 //   }
 #pragma once
 #include <atomic>
+#include <charconv>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
@@ -19,6 +20,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 
 namespace tfm::examples {
@@ -46,6 +48,18 @@ class cli {
   void number(N& x) {
     const char* opt = argv_[i_];
     const std::string v = value();
+    if constexpr (std::is_integral_v<N>) {  // a plain integer exactly (a seed beyond 2^53 too)
+      N n{};
+      const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (end == v.data() + v.size() && !v.empty()) {
+        if (ec == std::errc{}) {
+          x = n;
+          return;
+        }
+        if (ec == std::errc::result_out_of_range) out_of_range<N>(opt, v);
+      }
+    }
+    // otherwise as a double: 1e3 steps, a learning rate
     char* end = nullptr;
     errno = 0;
     const double d = std::strtod(v.c_str(), &end);
@@ -56,8 +70,7 @@ class cli {
       if (std::is_unsigned_v<N> && d < 0) fail("%s: '%s' is negative", opt, v.c_str());
       // the range first: converting a double outside N's range is undefined
       if (!(d >= double(std::numeric_limits<N>::min()) && d < double(std::numeric_limits<N>::max()) + 1.0))
-        fail("%s: '%s' is out of range (at most %lld)", opt, v.c_str(),
-             static_cast<long long>(std::numeric_limits<N>::max()));
+        out_of_range<N>(opt, v);
       if (d != std::trunc(d)) fail("%s: '%s' is not a whole number", opt, v.c_str());
     }
     x = static_cast<N>(d);
@@ -65,6 +78,11 @@ class cli {
   // Whether the current argument is an operand rather than an option (it does not start with '-').
   bool operand() const { return argv_[i_][0] != '-'; }
   const char* current() const { return argv_[i_]; }
+  template <class N>
+  [[noreturn]] void out_of_range(const char* opt, const std::string& v) const {
+    fail("%s: '%s' is out of range [%s, %s]", opt, v.c_str(), std::to_string(std::numeric_limits<N>::min()).c_str(),
+         std::to_string(std::numeric_limits<N>::max()).c_str());
+  }
   [[noreturn]] void unknown() const { fail("unknown argument '%s' (see --help)", argv_[i_]); }
 
   template <class... A>

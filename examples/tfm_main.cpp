@@ -4,14 +4,18 @@
 // program into the whole pipeline (data → tokenizer → pretraining → evaluation → export).
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
+#include "cli.hpp"
 #include "tfm/tfm.hpp"
 
 namespace {
@@ -35,40 +39,47 @@ void usage() {
       "  --shape M,N,K replaces the default shapes (may be given several times)");
 }
 
+// "M,N,K": three positive integers, each matrix of the product at most 2^30 elements.
+bool parse_shape(std::string_view v, std::array<int, 3>& mnk) {
+  const char* p = v.data();
+  const char* const end = v.data() + v.size();
+  for (int d = 0; d < 3; ++d) {
+    if (d > 0) {
+      if (p == end || *p != ',') return false;
+      ++p;
+    }
+    const auto r = std::from_chars(p, end, mnk[std::size_t(d)]);
+    if (r.ec != std::errc{} || mnk[std::size_t(d)] <= 0) return false;
+    p = r.ptr;
+  }
+  const std::int64_t m = mnk[0], n = mnk[1], k = mnk[2], cap = std::int64_t(1) << 30;
+  return p == end && m * k <= cap && k * n <= cap && m * n <= cap;
+}
+
 options parse(int argc, char** argv) {
   options o;
   bool custom_shapes = false;
-  auto need = [&](int& i) -> const char* {
-    if (i + 1 >= argc) {
-      std::fprintf(stderr, "tfm_main: %s needs a value (see --help)\n", argv[i]);
-      std::exit(2);
-    }
-    return argv[++i];
-  };
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      usage();
-      std::exit(0);
-    } else if (a == "--threads") {
-      o.threads = std::atoi(need(i));
-    } else if (a == "--repeats") {
-      o.repeats = std::max(1, std::atoi(need(i)));
-    } else if (a == "--seed") {
-      o.seed = std::strtoull(need(i), nullptr, 10);
-    } else if (a == "--shape") {
-      int m, n, k;
-      const char* v = need(i);
-      if (std::sscanf(v, "%d,%d,%d", &m, &n, &k) != 3 || m <= 0 || n <= 0 || k <= 0) {
-        std::fprintf(stderr, "tfm_main: --shape wants M,N,K with positive integers, got '%s'\n", v);
-        std::exit(2);
-      }
+  tfm::examples::cli c(argc, argv, "tfm_main", usage);
+  while (c.next()) {
+    if (c.is("--threads")) {
+      c.number(o.threads);
+      if (o.threads < 0) c.fail("--threads must not be negative (0: OMP_NUM_THREADS or all cores)");
+    } else if (c.is("--repeats")) {
+      c.number(o.repeats);
+      if (o.repeats < 1) c.fail("--repeats must be at least 1");
+    } else if (c.is("--seed")) {
+      c.number(o.seed);
+    } else if (c.is("--shape")) {
+      const std::string v = c.value();
+      std::array<int, 3> mnk{};
+      if (!parse_shape(v, mnk))
+        c.fail("--shape wants M,N,K with positive integers and matrices of at most 2^30 elements, got '%s'",
+               v.c_str());
       if (!custom_shapes) o.shapes.clear();
       custom_shapes = true;
-      o.shapes.push_back({m, n, k});
+      o.shapes.push_back(mnk);
     } else {
-      std::fprintf(stderr, "tfm_main: unknown argument '%s' (see --help)\n", argv[i]);
-      std::exit(2);
+      c.unknown();
     }
   }
   return o;

@@ -12,3 +12,14 @@ endif()
 add_test(NAME test_gemm_host_without_amx COMMAND test_gemm_host --log_level=message --run_test=gemm_host)
 set_tests_properties(test_gemm_host_without_amx PROPERTIES LABELS unit
   ENVIRONMENT "TFM_HOST_AMX=0;OMP_WAIT_POLICY=passive")
+
+# The main job (examples/tfm_main): every host GEMM variant against the reference on one small
+# shape, and a malformed --shape refused by name.
+if(TFM_BUILD_EXAMPLES)
+  add_test(NAME test_main_example COMMAND tfm_main --threads 2 --repeats 1 --shape 64,96,80)
+  set_tests_properties(test_main_example PROPERTIES LABELS unit
+    PASS_REGULAR_EXPRESSION "all GEMM variants agree with the reference")
+  add_test(NAME test_main_example_bad_shape COMMAND tfm_main --shape 256,768,768x)
+  set_tests_properties(test_main_example_bad_shape PROPERTIES LABELS unit
+    PASS_REGULAR_EXPRESSION "--shape wants M,N,K with positive integers")
+endif()
