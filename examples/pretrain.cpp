@@ -164,6 +164,12 @@ options parse(int argc, char** argv) {
     std::fprintf(stderr, "tfm_pretrain: give exactly one of --text FILE or --shards A,B,... (see --help)\n");
     std::exit(2);
   }
+  // what the library does not see as given (it gets 1 − F, a scale only when > 0, ...)
+  if (o.val_shards.empty() && !(o.val_fraction > 0 && o.val_fraction < 1))
+    args.fail("--val-fraction must be in (0, 1), got %g", o.val_fraction);
+  if (o.loss_scale < 0) args.fail("--loss-scale must be positive (or 0: off), got %g", o.loss_scale);
+  if (o.threads < 0) args.fail("--threads must not be negative (0: OMP_NUM_THREADS or all cores)");
+  if (o.decay < 0) args.fail("--decay must not be negative (0: steps/5)");
   return o;
 }
 

@@ -763,6 +763,20 @@ BOOST_AUTO_TEST_CASE(bad_learning_rates_stop_the_run_first) {
                                            "the clipping norm is NaN");
 }
 
+BOOST_AUTO_TEST_CASE(bad_options_are_refused) {
+  const auto refused = [](auto set, const std::string& what) {
+    small_loop l(3, 2, 10);
+    set(l.o);
+    check_throws_with<tfm::invalid_argument>([&] { tr::trainer t(l.m, l.opt, tr::constant_lr{1e-3}, l.train, l.o); },
+                                             what);
+  };
+  refused([](tr::train_options& o) { o.eval_batches = 0; }, "eval_batches must be at least 1, got 0");
+  refused([](tr::train_options& o) { o.eval_every = -1; }, "eval_every (-1)");
+  refused([](tr::train_options& o) { o.checkpoint_every = -3; }, "must not be negative");
+  refused([](tr::train_options& o) { o.log_every = -1; }, "must not be negative");
+  refused([](tr::train_options& o) { o.grad_accum = 0; }, "grad_accum (0) must be positive");
+}
+
 BOOST_AUTO_TEST_CASE(interrupt_flag_checkpoints_and_stops) {
   temp_dir d;
   small_loop l(3, 2, 100);

@@ -164,6 +164,10 @@ class trainer {
     expects(train_.seq_len() <= m_.sizes().ctx, "trainer: sequence length ", train_.seq_len(),
             " exceeds the model's context ", m_.sizes().ctx);
     expects(o_.max_bad_steps >= 1, "trainer: max_bad_steps must be at least 1");
+    expects(o_.eval_every >= 0 && o_.checkpoint_every >= 0 && o_.log_every >= 0,
+            "trainer: eval_every (", o_.eval_every, "), checkpoint_every (", o_.checkpoint_every, ") and log_every (",
+            o_.log_every, ") must not be negative");
+    expects(o_.eval_batches >= 1, "trainer: eval_batches must be at least 1, got ", o_.eval_batches);
     expects(!std::isnan(o_.clip), "trainer: the clipping norm is NaN (use 0 or less for no clipping)");
     // A device optimizer runs on the model's stream, so that its gradient norm waits for the
     // backward and the next forward waits for its update (CUDA: cuda_adamw/cuda_sgd).
