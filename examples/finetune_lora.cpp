@@ -88,6 +88,8 @@ options parse(int argc, char** argv) {
     std::fprintf(stderr, "tfm_finetune_lora: give --base and exactly one of --text or --instructions (see --help)\n");
     std::exit(2);
   }
+  if (o.threads < 0) args.fail("--threads must not be negative (0: OMP_NUM_THREADS or all cores)");
+  if (o.ctx < 0) args.fail("--ctx must not be negative (0: the base's context)");
   return o;
 }
 

@@ -775,6 +775,8 @@ BOOST_AUTO_TEST_CASE(bad_options_are_refused) {
   refused([](tr::train_options& o) { o.checkpoint_every = -3; }, "must not be negative");
   refused([](tr::train_options& o) { o.log_every = -1; }, "must not be negative");
   refused([](tr::train_options& o) { o.grad_accum = 0; }, "grad_accum (0) must be positive");
+  small_loop l(3, 2, 10);
+  check_throws_with<tfm::invalid_argument>([&] { tr::evaluate(l.m, l.train, 0, 2); }, "got 0 batches of 2");
 }
 
 BOOST_AUTO_TEST_CASE(interrupt_flag_checkpoints_and_stops) {

@@ -97,6 +97,8 @@ struct train_summary {
 // Mean loss over `batches` fixed windows of a source; bits per byte from the corpus's byte count.
 template <class Model>
 eval_metrics evaluate(Model& m, const batch_source& src, int batches, int B, std::int64_t step = 0) {
+  expects(batches >= 1 && B >= 1, "evaluate: need at least one batch of at least one sequence, got ", batches,
+          " batches of ", B);
   const int T = src.seq_len();
   std::vector<std::int32_t> tok(std::size_t(B) * T), tgt(tok.size());
   double sum = 0;
