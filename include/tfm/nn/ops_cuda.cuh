@@ -44,6 +44,8 @@ inline unsigned grid_for(std::int64_t n, int block = threads) {
   const std::int64_t b = (n + block - 1) / block;
   return unsigned(b < 65536 * 8 ? (b > 0 ? b : 1) : 65536 * 8);
 }
+// Blocks for kernels that take one row (or one group of rows) per block and stride over the rest.
+inline unsigned row_grid(std::int64_t rows) { return grid_for(rows, 1); }
 
 #define TFM_OPS_CUDA_LOOP(i, n)                                                          \
   for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < (n); \
@@ -695,12 +697,12 @@ struct cuda_backend {
     namespace oc = detail::ops_cuda;
     const auto warp_rows = [&](auto cpl) {
       const std::int64_t rows_of_blocks = (N + oc::norm_warps - 1) / oc::norm_warps;
-      const unsigned blocks = unsigned(rows_of_blocks < 65536 * 8 ? rows_of_blocks : 65536 * 8);
+      const unsigned blocks = oc::row_grid(rows_of_blocks);
       oc::norm_fwd_warp_kernel<Rms, decltype(cpl)::value, T, Y>
           <<<blocks, oc::norm_warps * 32, 0, stream()>>>(N, D, x, w, b, y, mean, rstd, eps);
     };
     if (!st_->warp_norms || !oc::with_norm_cols_per_lane(D, warp_rows)) {
-      const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
+      const unsigned blocks = oc::row_grid(N);
       oc::norm_fwd_kernel<Rms, T, Y><<<blocks, oc::threads, 0, stream()>>>(N, D, x, w, b, y, mean, rstd, eps);
     }
     TFM_CUDA_CHECK(cudaGetLastError());
@@ -840,7 +842,7 @@ struct cuda_backend {
     count = 0;
     if (N == 0) return 0.0;
     namespace oc = detail::ops_cuda;
-    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
+    const unsigned blocks = oc::row_grid(N);
     oc::xent_fwd_kernel<T, Z><<<blocks, 512, 0, stream()>>>(N, V, ld, z, y, ignore, lse, losses);
     TFM_CUDA_CHECK(cudaGetLastError());
     return xent_total(N, losses, y, ignore, count);
@@ -865,7 +867,7 @@ struct cuda_backend {
     count = 0;
     if (N == 0) return 0.0;
     namespace oc = detail::ops_cuda;
-    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
+    const unsigned blocks = oc::row_grid(N);
     oc::xent_fwd_bwd_kernel<T, Z><<<blocks, 512, 0, stream()>>>(N, V, ld, z, y, ignore, lse, losses, T(scale), dz);
     TFM_CUDA_CHECK(cudaGetLastError());
     return xent_total(N, losses, y, ignore, count);
@@ -877,7 +879,7 @@ struct cuda_backend {
     expects<invalid_argument>(ld >= V, "xent_backward: row stride ", ld, " is below the vocabulary ", V);
     if (N == 0) return;
     namespace oc = detail::ops_cuda;
-    const unsigned blocks = unsigned(N < 65536 * 8 ? N : 65536 * 8);
+    const unsigned blocks = oc::row_grid(N);
     oc::xent_bwd_kernel<T, Z><<<blocks, 512, 0, stream()>>>(N, V, ld, z, y, ignore, lse, T(scale), dz);
     TFM_CUDA_CHECK(cudaGetLastError());
   }
