@@ -1,6 +1,6 @@
-// Finite-difference gradient checks in double of the whole model, for every variant: every
-// parameter tensor gets sampled elements checked (all elements of the small ones), plus the
-// gradient with respect to the embedding input through wte.
+// Finite-difference gradient checks in double of the whole model, for every variant and for the
+// combinations whose code paths meet: every trainable parameter tensor gets sampled elements checked
+// (all elements of the small ones), plus the gradient with respect to the embedding input through wte.
 #define TFM_TEST_MODULE test_model_grad
 #include "support/test_main.hpp"
 
@@ -39,15 +39,28 @@ constexpr std::size_t fd_samples = 10;
 constexpr std::size_t fd_samples = 29;
 #endif
 
+// As small_dims with d_model 32: head size 8, so that a RoPE fraction of 1/2 rotates two pairs and
+// leaves four dimensions alone (with head size 4 it rotates one pair).
+nn::dims wide_dims(int kv) {
+  nn::dims d = small_dims(kv);
+  d.d_model = 32;
+  return d;
+}
+
 template <class Cfg>
-void check_gradients(int kv) {
-  nn::model<Cfg> m(small_dims(kv));
+void check_gradients(const nn::dims& d) {
+  nn::model<Cfg> m(d);
   randomize(m, 11);
   const int B = 2, T = 9;
   auto tok = random_tokens(B * T, m.sizes().vocab, 1);
   auto tgt = random_tokens(B * T, m.sizes().vocab, 2);
   tgt[3] = nn::ignore_index;
   tgt[12] = nn::ignore_index;
+  // A backward of another batch first: the checked backward then starts from stale activations, scratch
+  // and gradients (not a zeroed arena), which it must neither read nor keep.
+  auto tok0 = random_tokens(B * T, m.sizes().vocab, 3), tgt0 = random_tokens(B * T, m.sizes().vocab, 4);
+  m.forward(tok0.data(), tgt0.data(), B, T);
+  m.backward();
   m.forward(tok.data(), tgt.data(), B, T);
   m.zero_grad();
   m.backward();
@@ -58,9 +71,11 @@ void check_gradients(int kv) {
   double worst = 0;
   std::string worst_name;
   for (auto const& p : m.parameter_table()) {
+    if (!p.trainable) continue;  // a LoRA model's frozen base has no gradient
     const std::size_t stride = p.size <= 40 ? 1 : p.size / fd_samples + 1;
     for (std::size_t e = (p.size > 40 ? (p.size * 7) % stride : 0); e < p.size; e += stride) {
       const std::size_t i = p.offset + e;
+      const double a = analytic[std::size_t(p.grad_offset) + e];  // = i without LoRA
       const double w0 = w[i];
       w[i] = w0 + h;
       const double lp = m.forward(tok.data(), tgt.data(), B, T);
@@ -68,9 +83,9 @@ void check_gradients(int kv) {
       const double lm = m.forward(tok.data(), tgt.data(), B, T);
       w[i] = w0;
       const double num = (lp - lm) / (2 * h);
-      const double err = std::abs(num - analytic[i]) / (1e-6 + std::abs(num));
-      if (std::abs(num - analytic[i]) > 1e-8 + 1e-5 * std::abs(num)) {
-        BOOST_ERROR(p.name << "[" << e << "]: analytic " << analytic[i] << " vs numeric " << num);
+      const double err = std::abs(num - a) / (1e-6 + std::abs(num));
+      if (std::abs(num - a) > 1e-8 + 1e-5 * std::abs(num)) {
+        BOOST_ERROR(p.name << "[" << e << "]: analytic " << a << " vs numeric " << num);
       }
       if (err > worst) {
         worst = err;
@@ -82,6 +97,48 @@ void check_gradients(int kv) {
   BOOST_TEST_MESSAGE(checked << " elements checked, worst relative error " << worst << " (" << worst_name << ")");
   BOOST_TEST(checked > 100);
 }
+template <class Cfg>
+void check_gradients(int kv) {
+  check_gradients<Cfg>(small_dims(kv));
+}
+
+// Combinations of variants whose code paths meet (each variant alone is checked in the suites below).
+// Post-norm with RMSNorm (no norm bias), SwiGLU, no biases, an untied head, RoPE and GQA.
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_post_norm_llama : cfg_llama<P, Kernel> {
+  static constexpr nn::norm_position norm_at = nn::norm_position::post;
+};
+// Partial RoPE (fraction 1/2, theta 500) on the q and k heads of GQA.
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_rope_half_gqa : cfg_llama<P, Kernel> {
+  using position = rope_half_pos;
+};
+// ALiBi with GQA and a bidirectional sliding window; without biases (LayerNorm without its bias).
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_alibi_gqa_window_bidir : base_gpt2<P> {
+  using attention = nn::attn::config<nn::attn::gqa<2>, nn::attn::sliding_window<3, false>, Kernel>;
+  using position = nn::pos::alibi;
+  static constexpr bool biases = false;
+};
+// SwiGLU with biases (c_fc.bias holds gate and up).
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_swiglu_biases : cfg_gpt2<P, Kernel> {
+  using mlp = nn::mlps::swiglu;
+};
+// Block weights stored [in, out] with an untied head (always [V, D]), SwiGLU's fused gate and up
+// columns and GQA's narrower c_attn.
+template <class P, class Kernel = nn::attn::naive>
+struct cfg_in_out_llama : cfg_llama<P, Kernel> {
+  static constexpr nn::weight_layout weights = nn::weight_layout::in_out;
+};
+// LoRA adapters with dropout in post-norm blocks, on the two projections whose input gradient goes to
+// the block input (c_attn before RoPE, SwiGLU's gate), which post-norm accumulates into (beta = 1)
+// where pre-norm overwrites it: only the adapters have gradients.
+struct post_norm_lora_policy : nn::lora::adapters<nn::lora::q | nn::lora::gate, 2> {
+  static constexpr double dropout = 0.2;
+};
+template <class P>
+using cfg_post_norm_lora = with_lora<cfg_post_norm_llama<P>, post_norm_lora_policy>;
 
 }  // namespace
 
@@ -101,8 +158,12 @@ BOOST_AUTO_TEST_CASE(post_norm) { check_gradients<cfg_post_norm<double>>(4); }
 BOOST_AUTO_TEST_CASE(untied) { check_gradients<cfg_untied<double>>(4); }
 BOOST_AUTO_TEST_CASE(rmsnorm_gelu) { check_gradients<cfg_rmsnorm_gelu<double>>(4); }
 BOOST_AUTO_TEST_CASE(in_out_layout) { check_gradients<cfg_in_out<double>>(4); }
-// (the tied padded head: invariants/padded_vocabulary_is_the_same_model)
 BOOST_AUTO_TEST_CASE(padded_vocab_untied) { check_gradients<cfg_llama_padded<double>>(2); }
+BOOST_AUTO_TEST_CASE(padded_vocab_tied) { check_gradients<cfg_padded<double>>(4); }  // wte: embedding and head
+BOOST_AUTO_TEST_CASE(post_norm_rmsnorm_swiglu) { check_gradients<cfg_post_norm_llama<double>>(2); }
+BOOST_AUTO_TEST_CASE(swiglu_biases) { check_gradients<cfg_swiglu_biases<double>>(4); }
+BOOST_AUTO_TEST_CASE(in_out_untied_swiglu_gqa) { check_gradients<cfg_in_out_llama<double>>(2); }
+BOOST_AUTO_TEST_CASE(lora_post_norm_dropout) { check_gradients<cfg_post_norm_lora<double>>(2); }
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(flash_kernel)
@@ -114,6 +175,10 @@ BOOST_AUTO_TEST_CASE(window) { check_gradients<cfg_window<double, nn::attn::flas
 BOOST_AUTO_TEST_CASE(window_bidir) { check_gradients<cfg_window_bidir<double, nn::attn::flash>>(4); }
 BOOST_AUTO_TEST_CASE(alibi) { check_gradients<cfg_alibi<double, nn::attn::flash>>(4); }
 BOOST_AUTO_TEST_CASE(rope_half) { check_gradients<cfg_rope_half<double, nn::attn::flash>>(4); }
+BOOST_AUTO_TEST_CASE(rope_half_gqa) { check_gradients<cfg_rope_half_gqa<double, nn::attn::flash>>(wide_dims(2)); }
+BOOST_AUTO_TEST_CASE(alibi_gqa_window_bidir_no_biases) {
+  check_gradients<cfg_alibi_gqa_window_bidir<double, nn::attn::flash>>(2);
+}
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---- invariants of the whole model ----
