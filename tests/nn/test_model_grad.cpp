@@ -209,31 +209,67 @@ BOOST_AUTO_TEST_CASE(causal_past_logits_fixed) {
   check_causal<cfg_window<double, nn::attn::flash>>(4);
 }
 
-// GQA with kv_heads = heads is MHA; a window W ≥ T is full attention (same weights, same logits).
+// Two configs that must be the same model: with the same weights (same parameter table), the
+// same logits, loss and gradients up to double rounding (the kernels sum in other orders).
 template <class A, class B>
-void check_same_logits(int kv) {
+void check_same_model(int kv) {
   nn::model<A> a(small_dims(kv));
   nn::model<B> b(small_dims(kv));
   randomize(a, 9);
-  auto w = a.parameters_to_host();
-  b.parameters_from_host(w);
-  auto tok = random_tokens(2 * 5, a.sizes().vocab, 4);
-  a.forward(tok.data(), nullptr, 2, 5);
-  b.forward(tok.data(), nullptr, 2, 5);
-  auto la = a.logits_to_host(), lb = b.logits_to_host();
-  for (std::size_t i = 0; i < la.size(); ++i) BOOST_TEST(std::abs(la[i] - lb[i]) <= 1e-12);
+  b.parameters_from_host(a.parameters_to_host());
+  const int Bn = 2, T = 5;
+  auto tok = random_tokens(Bn * T, a.sizes().vocab, 4);
+  auto tgt = random_tokens(Bn * T, a.sizes().vocab, 8);
+  tgt[2] = nn::ignore_index;
+  const double la = a.forward(tok.data(), tgt.data(), Bn, T);
+  const double lb = b.forward(tok.data(), tgt.data(), Bn, T);
+  BOOST_TEST(std::abs(la - lb) <= 1e-12 * std::abs(lb));
+  auto za = a.logits_to_host(), zb = b.logits_to_host();
+  BOOST_TEST_REQUIRE(za.size() == zb.size());
+  for (std::size_t i = 0; i < za.size(); ++i) BOOST_TEST(std::abs(za[i] - zb[i]) <= 1e-12);
+  a.zero_grad();
+  b.zero_grad();
+  a.backward();
+  b.backward();
+  auto ga = a.gradients(), gb = b.gradients();
+  BOOST_TEST_REQUIRE(ga.size() == gb.size());
+  // relative to each tensor's largest gradient: some are zero up to rounding (the key bias's:
+  // softmax does not see a constant added to a row's scores)
+  for (auto const& p : a.parameter_table()) {
+    double scale = 0, worst = 0;
+    for (std::size_t e = 0; e < p.size; ++e) scale = std::max(scale, std::abs(gb[p.offset + e]));
+    for (std::size_t e = 0; e < p.size; ++e) worst = std::max(worst, std::abs(ga[p.offset + e] - gb[p.offset + e]));
+    BOOST_TEST(worst <= 1e-11 * (scale + 1e-300), p.name << ": worst difference " << worst << " of " << scale);
+  }
 }
-template <class P>
+// GQA with kv_heads = heads is MHA; a window W ≥ T is full attention; the flash kernel is the
+// naive one, inside the whole model (every position encoding and mask that reaches the kernel).
+template <class P, class Kernel = nn::attn::naive>
 struct cfg_gqa4 : base_gpt2<P> {
-  using attention = nn::attn::config<nn::attn::gqa<4>, nn::attn::causal, nn::attn::naive>;
+  using attention = nn::attn::config<nn::attn::gqa<4>, nn::attn::causal, Kernel>;
+};
+template <class P, bool Causal = true>
+struct cfg_window_wide : base_gpt2<P> {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::sliding_window<5, Causal>, nn::attn::flash>;
 };
 template <class P>
-struct cfg_window_wide : base_gpt2<P> {
-  using attention = nn::attn::config<nn::attn::mha, nn::attn::sliding_window<5>, nn::attn::flash>;
+struct cfg_bidir_flash : base_gpt2<P> {
+  using attention = nn::attn::config<nn::attn::mha, nn::attn::bidirectional, nn::attn::flash>;
 };
-BOOST_AUTO_TEST_CASE(gqa_full_equals_mha) { check_same_logits<cfg_gqa4<double>, cfg_gpt2<double>>(4); }
+BOOST_AUTO_TEST_CASE(gqa_full_equals_mha) {
+  check_same_model<cfg_gqa4<double>, cfg_gpt2<double>>(4);
+  check_same_model<cfg_gqa4<double, nn::attn::flash>, cfg_gpt2<double, nn::attn::flash>>(4);
+}
 BOOST_AUTO_TEST_CASE(window_at_least_T_equals_full) {
-  check_same_logits<cfg_window_wide<double>, cfg_gpt2<double, nn::attn::flash>>(4);
+  check_same_model<cfg_window_wide<double>, cfg_gpt2<double, nn::attn::flash>>(4);
+  check_same_model<cfg_window_wide<double, false>, cfg_bidir_flash<double>>(4);
+}
+BOOST_AUTO_TEST_CASE(flash_model_equals_naive_model) {
+  check_same_model<cfg_gpt2<double, nn::attn::flash>, cfg_gpt2<double>>(4);
+  check_same_model<cfg_llama<double, nn::attn::flash>, cfg_llama<double>>(2);
+  check_same_model<cfg_alibi<double, nn::attn::flash>, cfg_alibi<double>>(4);
+  check_same_model<cfg_window_bidir<double, nn::attn::flash>, cfg_window_bidir<double>>(4);
+  check_same_model<cfg_rope_half<double, nn::attn::flash>, cfg_rope_half<double>>(4);
 }
 
 // A padded head (vocab_multiple) is the same model: with the same weights (copied by name, the
@@ -384,13 +420,14 @@ BOOST_AUTO_TEST_CASE(lazy_zero_grad) {
   check_lazy_zero_grad<cfg_gpt2_lora<double>>(4);  // LoRA: adapters only, all cleared
 }
 
-// RoPE: q·k after rotation depends only on the position difference.
-BOOST_AUTO_TEST_CASE(rope_relative_position) {
-  const int hd = 8, C = 40, rot = tfm::nn::math::rope_dims(hd, 1.0);
+// RoPE: q·k after rotation depends only on the position difference, also when only a fraction
+// of each head rotates (the other dimensions add the same q·k at every offset).
+void check_rope_relative(double fraction, double theta) {
+  const int hd = 8, C = 40, rot = tfm::nn::math::rope_dims(hd, fraction);
   std::vector<double> table(std::size_t(C) * rot);
   for (int t = 0; t < C; ++t)
     for (int j = 0; j < rot / 2; ++j) {
-      const double ang = tfm::nn::math::rope_angle(t, j, rot, 10000.0);
+      const double ang = tfm::nn::math::rope_angle(t, j, rot, theta);
       table[std::size_t(t) * rot + 2 * j] = std::cos(ang);
       table[std::size_t(t) * rot + 2 * j + 1] = std::sin(ang);
     }
@@ -415,6 +452,10 @@ BOOST_AUTO_TEST_CASE(rope_relative_position) {
   BOOST_TEST(std::abs(dot_at(17, 13) - base) <= 1e-12);
   BOOST_TEST(std::abs(dot_at(34, 30) - base) <= 1e-12);
   BOOST_TEST(std::abs(dot_at(8, 3) - base) > 1e-6);  // a different offset differs
+}
+BOOST_AUTO_TEST_CASE(rope_relative_position) {
+  check_rope_relative(1.0, 10000.0);
+  check_rope_relative(0.5, 500.0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
