@@ -12,7 +12,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
+#include <map>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -22,6 +24,7 @@
 #include "nn/model_configs.hpp"
 #include "tfm/data/shard.hpp"
 #include "tfm/train/instruction.hpp"
+#include "tfm/train/lora.hpp"
 #include "tfm/train/trainer.hpp"
 
 namespace fs = std::filesystem;
@@ -840,6 +843,645 @@ BOOST_AUTO_TEST_CASE(instruction_data_trains_and_resumes_exactly) {
   auto [w_res, s_res] = run(40, b.path, -1, true, nullptr);
   BOOST_TEST(s_res.step == 40);
   BOOST_TEST(std::memcmp(w_full.data(), w_res.data(), w_full.size() * sizeof(float)) == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- where the trainer's features meet ----
+// Exact resume, accumulation, loss scaling, the compute copy, LoRA, schedules, optimizers,
+// evaluators and checkpoint rotation in combinations the cases above take one at a time.
+namespace {
+
+// One run of the small model for the cases below (train_small's model, data and seeds, with
+// every option the combinations need).
+struct probe_options {
+  std::int64_t steps = 12, stop_after = -1, checkpoint_every = 0, eval_every = 0;
+  int accum = 1, batch = 2, keep_last = 3;
+  double weight_decay = 0.1, clip = 1.0;
+  fs::path out;
+  bool resume = false;  // from the latest checkpoint under out, or from resume_from when set
+  fs::path resume_from;
+  tr::loss_scaling scaling{};
+  std::uint64_t dropout_seed = 0;
+  bool evaluator = false;  // set_evaluator (recording its steps) instead of set_validation
+  nn::dims dims = small_dims();
+};
+struct probe_result {
+  std::vector<float> weights;
+  tr::train_summary summary;
+  double loss_scale = 0;
+  std::int64_t optimizer_steps = 0;
+  std::map<std::string, std::vector<float>> optimizer_state;
+  std::vector<std::int64_t> eval_steps;  // where the evaluator ran (probe_options::evaluator)
+};
+
+template <class Cfg, class Opt, class Sched = tr::warmup_cosine>
+probe_result probe_run(const probe_options& p, typename Opt::options oo,
+                       Sched sched = tr::warmup_cosine{.max_lr = 3e-3, .min_lr = 3e-4, .warmup = 3, .decay_end = 12}) {
+  nn::model<Cfg> m(p.dims);
+  m.init(11);
+  Opt opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = p.weight_decay}), oo);
+  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
+  auto [trs, vas] = tr::split_at(c, 0.9);
+  tr::batch_source train(c, trs, 12, tr::sampling::random_windows, 99);
+  tr::batch_source val(c, vas, 12, tr::sampling::sequential, 0);
+  tr::train_options o;
+  o.batch = p.batch;
+  o.grad_accum = p.accum;
+  o.steps = p.steps;
+  o.eval_every = p.eval_every;
+  o.eval_batches = 2;
+  o.checkpoint_every = p.checkpoint_every;
+  o.keep_last = p.keep_last;
+  o.out_dir = p.out;
+  o.stop_after = p.stop_after;
+  o.show_progress = false;
+  o.scaling = p.scaling;
+  o.dropout_seed = p.dropout_seed;
+  o.clip = p.clip;
+  tr::trainer t(m, opt, sched, train, o);
+  probe_result r;
+  if (p.evaluator)
+    t.set_evaluator([&](std::int64_t step) {
+      r.eval_steps.push_back(step);
+      return tr::evaluate(m, val, 2, p.batch, step);
+    });
+  else
+    t.set_validation(val);
+  if (p.resume) t.resume(p.resume_from);
+  r.summary = t.run();
+  r.weights = m.parameters_to_host();
+  r.loss_scale = t.loss_scale();
+  r.optimizer_steps = opt.steps_taken();
+  r.optimizer_state = opt.state_to_host();
+  return r;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// The first tensor (by the parameter table) where two weight vectors differ, for messages.
+template <class Cfg>
+std::string first_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  nn::model<Cfg> m(small_dims());
+  for (auto const& p : m.parameter_table())
+    for (std::size_t e = 0; e < p.size; ++e)
+      if (std::memcmp(&a[p.offset + e], &b[p.offset + e], sizeof(float)) != 0)
+        return tfm::detail::concat(p.name, "[", e, "]: ", a[p.offset + e], " vs ", b[p.offset + e]);
+  return "none";
+}
+
+// Runs p to the end in one go and again stopped after `stop` then resumed (fresh objects, as a
+// new process would), and checks that weights, optimizer state, counters and loss scale agree bit
+// for bit.
+template <class Cfg, class Opt, class Sched = tr::warmup_cosine>
+void check_resume_is_exact(
+    probe_options p, std::int64_t stop, typename Opt::options oo,
+    Sched sched = tr::warmup_cosine{.max_lr = 3e-3, .min_lr = 3e-4, .warmup = 3, .decay_end = 12},
+    const probe_result* full_in = nullptr) {
+  temp_dir d1, d2;
+  p.out = d1.path;
+  const probe_result full = full_in ? *full_in : probe_run<Cfg, Opt>(p, oo, sched);
+  p.out = d2.path;
+  p.stop_after = stop;
+  const auto first = probe_run<Cfg, Opt>(p, oo, sched);
+  BOOST_TEST_REQUIRE(first.summary.step == stop);
+  p.stop_after = -1;
+  p.resume = true;
+  const auto second = probe_run<Cfg, Opt>(p, oo, sched);
+  BOOST_TEST_CONTEXT("stopped after step " << stop) {
+    BOOST_TEST(second.summary.step == p.steps);
+    BOOST_TEST(same_bits(full.weights, second.weights),
+               "first difference: " << first_difference<Cfg>(full.weights, second.weights));
+    BOOST_TEST(full.optimizer_steps == second.optimizer_steps);
+    BOOST_TEST_REQUIRE(full.optimizer_state.size() == second.optimizer_state.size());
+    for (auto const& [k, v] : full.optimizer_state)
+      BOOST_TEST(same_bits(v, second.optimizer_state.at(k)), "optimizer." << k);
+    BOOST_TEST(full.summary.skipped == second.summary.skipped);
+    BOOST_TEST(full.summary.overflows == second.summary.overflows);
+    BOOST_TEST(full.loss_scale == second.loss_scale);
+    BOOST_TEST(full.summary.last_loss == second.summary.last_loss);
+  }
+}
+
+// Steps (1-based counts, as the metrics log numbers them) at which the scale overflowed and grew.
+struct scale_events {
+  std::vector<std::int64_t> overflow, growth;
+};
+scale_events scale_history(const fs::path& out) {
+  const auto h = tr::metrics_log::read(out / "metrics.jsonl");
+  scale_events e;
+  std::int64_t of = 0;
+  double scale = 0;
+  for (auto const& s : h.train) {
+    if (s.overflows > of)
+      e.overflow.push_back(s.step);
+    else if (scale > 0 && s.loss_scale > scale)
+      e.growth.push_back(s.step);
+    of = s.overflows;
+    scale = s.loss_scale;
+  }
+  return e;
+}
+
+const tr::adamw<float>::options adam_opts{.beta1 = 0.9, .beta2 = 0.99};
+
+struct drop_lora_policy : nn::lora::adapters<nn::lora::qkv | nn::lora::o | nn::lora::up | nn::lora::down, 4> {
+  static constexpr double dropout = 0.1;
+};
+struct lora_drop_bf16_cfg : tfm::test::cfg_gpt2<tfm::bfloat16> {
+  using lora = drop_lora_policy;
+};
+struct untied_bf16_cfg : tfm::test::cfg_untied<tfm::bfloat16> {};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(interactions)
+
+// bf16 compute, dynamic loss scaling and two micro-batches per step: a scale above float's range
+// overflows (the step is skipped, the scale backs off by 2^-8), three clean steps grow it back
+// (x2^8) into overflow again. Stopped right after an overflow, right after a growth and at the
+// last overflow, the resumed run is the uninterrupted one bit for bit; and the copy-writing
+// optimizer equals the plain one through all of it.
+BOOST_AUTO_TEST_CASE(bf16_scaled_accumulated_resume_across_overflows) {
+  using cfg = tfm::test::cfg_gpt2<tfm::bfloat16>;
+  probe_options p;
+  p.steps = 12;
+  p.accum = 2;
+  p.scaling = {.enabled = true, .init = std::ldexp(1.0, 132), .growth = 256, .backoff = 1.0 / 256, .interval = 3};
+  temp_dir d;
+  p.out = d.path;
+  const auto full = probe_run<cfg, tr::adamw<float>>(p, adam_opts);
+  const auto ev = scale_history(d.path);
+  BOOST_TEST_MESSAGE("bf16 + scaling + accumulation: overflows at steps " <<
+                     [&] {
+                       std::string s;
+                       for (auto x : ev.overflow) s += std::to_string(x) + " ";
+                       return s;
+                     }() << ", growth at " << (ev.growth.empty() ? -1 : ev.growth.front())
+                                                                          << ", final scale " << full.loss_scale);
+  BOOST_TEST_REQUIRE(ev.overflow.size() >= 2u);
+  BOOST_TEST_REQUIRE(!ev.growth.empty());
+  BOOST_TEST(full.summary.overflows == std::int64_t(ev.overflow.size()));
+  BOOST_TEST(full.summary.skipped == full.summary.overflows);
+  // right after an overflow (scale just backed off), one clean step later (a partial count toward
+  // growth), right after a growth, right after the last overflow
+  for (std::int64_t stop : {ev.overflow.front(), ev.overflow.front() + 1, ev.growth.front(), ev.overflow.back()})
+    if (stop < p.steps)
+      check_resume_is_exact<cfg, tr::adamw<float>>(
+          p, stop, adam_opts, tr::warmup_cosine{.max_lr = 3e-3, .min_lr = 3e-4, .warmup = 3, .decay_end = 12}, &full);
+  p.out.clear();
+  const auto plain = probe_run<cfg, loop::without_copy<tr::adamw<float>>>(p, adam_opts);
+  BOOST_TEST(same_bits(full.weights, plain.weights),
+             "copy-writing vs plain: " << first_difference<cfg>(full.weights, plain.weights));
+  BOOST_TEST(full.summary.overflows == plain.summary.overflows);
+}
+
+// fp16 compute at 2^24 (fp16 activation gradients overflow, not the float ones): the same, with
+// SGD (its compute copy written block by block after the update).
+BOOST_AUTO_TEST_CASE(fp16_scaled_accumulated_resume_with_sgd) {
+  using cfg = tfm::test::cfg_gpt2<tfm::half>;
+  using sgd = tr::sgd<float>;
+  probe_options p;
+  p.steps = 12;
+  p.accum = 2;
+  p.weight_decay = 0.01;
+  p.scaling = {.enabled = true, .init = 16777216.0, .interval = 3};
+  temp_dir d;
+  p.out = d.path;
+  const sgd::options so{.momentum = 0.9};
+  const tr::constant_lr lr{0.05};
+  const auto full = probe_run<cfg, sgd>(p, so, lr);
+  const auto ev = scale_history(d.path);
+  BOOST_TEST_MESSAGE("fp16 + scaling: " << full.summary.overflows << " overflows, first at "
+                                        << (ev.overflow.empty() ? -1 : ev.overflow.front()) << ", final scale "
+                                        << full.loss_scale);
+  BOOST_TEST_REQUIRE(!ev.overflow.empty());
+  check_resume_is_exact<cfg, sgd>(p, ev.overflow.front(), so, lr, &full);
+  p.out.clear();
+  const auto plain = probe_run<cfg, loop::without_copy<sgd>>(p, so, lr);
+  BOOST_TEST(same_bits(full.weights, plain.weights),
+             "copy-writing vs plain: " << first_difference<cfg>(full.weights, plain.weights));
+}
+
+// A LoRA fine-tune in bf16 with adapter dropout and two micro-batches: resume restores adapters
+// and optimizer state exactly, the frozen base never moves (in either run), the optimizer state
+// covers only the adapters, the copy-writing path equals the plain one, and two runs agree.
+BOOST_AUTO_TEST_CASE(lora_bf16_dropout_accumulated_resume) {
+  using cfg = lora_drop_bf16_cfg;
+  probe_options p;
+  p.steps = 10;
+  p.accum = 2;
+  p.dropout_seed = 77;
+  p.weight_decay = 0.0;
+  temp_dir d;
+  p.out = d.path;
+  const auto full = probe_run<cfg, tr::adamw<float>>(p, adam_opts);
+  check_resume_is_exact<cfg, tr::adamw<float>>(
+      p, 4, adam_opts, tr::warmup_cosine{.max_lr = 3e-3, .min_lr = 3e-4, .warmup = 3, .decay_end = 12}, &full);
+  nn::model<cfg> m0(small_dims());
+  m0.init(11);
+  const auto init = m0.parameters_to_host();
+  std::size_t adapters_moved = 0, base_moved = 0;
+  for (auto const& pi : m0.parameter_table())
+    for (std::size_t e = 0; e < pi.size; ++e) {
+      const bool moved = full.weights[pi.offset + e] != init[pi.offset + e];
+      (pi.trainable ? adapters_moved : base_moved) += moved;
+    }
+  BOOST_TEST(base_moved == 0u);
+  BOOST_TEST(adapters_moved > 0u);
+  BOOST_TEST(full.optimizer_state.at("exp_avg").size() == m0.num_trainable());
+  BOOST_TEST(m0.num_trainable() < m0.num_parameters() / 2);
+  p.out.clear();
+  const auto again = probe_run<cfg, tr::adamw<float>>(p, adam_opts);
+  BOOST_TEST(same_bits(full.weights, again.weights));
+  const auto plain = probe_run<cfg, loop::without_copy<tr::adamw<float>>>(p, adam_opts);
+  BOOST_TEST(same_bits(full.weights, plain.weights),
+             "copy-writing vs plain: " << first_difference<cfg>(full.weights, plain.weights));
+  // the adapters of the resumed run go through PEFT files and back, onto the same base
+  temp_dir a;
+  nn::model<cfg> r(small_dims());
+  r.parameters_from_host(full.weights);
+  tr::save_adapters(r, a.path);
+  nn::model<cfg> fresh(small_dims());
+  fresh.init(11);
+  tr::load_adapters(fresh, a.path);
+  BOOST_TEST(same_bits(fresh.parameters_to_host(), full.weights));
+}
+
+// Warm-up, stable and decay phases of warmup_stable_decay: stopped at the end of warm-up, at the
+// end of the stable stretch and one step into the decay, the resumed runs are exact.
+BOOST_AUTO_TEST_CASE(resume_across_wsd_phase_boundaries) {
+  const tr::warmup_stable_decay wsd{.max_lr = 4e-3,
+                                    .min_lr = 1e-4,
+                                    .warmup = 3,
+                                    .stable = 4,
+                                    .decay = 5,
+                                    .decay_shape = tr::warmup_stable_decay::shape::one_minus_sqrt};
+  probe_options p;
+  p.steps = 13;  // one step past the decay's end (min_lr)
+  temp_dir d;
+  p.out = d.path;
+  const auto full = probe_run<small_cfg, tr::adamw<float>>(p, adam_opts, wsd);
+  for (std::int64_t stop : {3, 7, 8, 12})
+    check_resume_is_exact<small_cfg, tr::adamw<float>>(p, stop, adam_opts, wsd, &full);
+}
+
+// SGD with momentum, with Nesterov, in bf16 compute, and without momentum (no state arrays at
+// all): exact resume.
+BOOST_AUTO_TEST_CASE(resume_with_sgd_variants) {
+  using sgd = tr::sgd<float>;
+  probe_options p;
+  p.steps = 10;
+  p.weight_decay = 0.01;
+  const tr::constant_lr lr{0.05};
+  check_resume_is_exact<small_cfg, sgd>(p, 4, {.momentum = 0.9}, lr);
+  check_resume_is_exact<small_cfg, sgd>(p, 4, {.momentum = 0.9, .nesterov = true}, lr);
+  check_resume_is_exact<tfm::test::cfg_gpt2<tfm::bfloat16>, sgd>(p, 4, {.momentum = 0.8, .nesterov = true}, lr);
+  p.accum = 2;
+  check_resume_is_exact<small_cfg, sgd>(p, 5, {.momentum = 0.0}, lr);
+  // the momentum-free run writes no optimizer arrays, and resumes
+  temp_dir d;
+  p.out = d.path;
+  p.stop_after = 3;
+  probe_run<small_cfg, sgd>(p, {.momentum = 0.0}, lr);
+  nn::model<small_cfg> m(small_dims());
+  const auto st = tr::checkpoint_dir::load(d.path / "checkpoints" / "step-00000003", m);
+  BOOST_TEST(st.arrays.empty());
+  BOOST_TEST(st.fields.at("optimizer_steps") == "3");
+}
+
+// A checkpoint of the last step: resuming from it leaves nothing to do. run() trains no step,
+// evaluates nothing, writes no checkpoint and no metrics line, and the weights stay.
+BOOST_AUTO_TEST_CASE(resume_from_the_last_step_does_nothing_more) {
+  temp_dir d;
+  probe_options p;
+  p.steps = 6;
+  p.out = d.path;
+  p.evaluator = true;
+  const auto full = probe_run<small_cfg, tr::adamw<float>>(p, adam_opts);
+  BOOST_TEST(full.eval_steps == (std::vector<std::int64_t>{6}), boost::test_tools::per_element());
+  const auto metrics_lines = [&] {
+    std::ifstream f(d.path / "metrics.jsonl");
+    return std::count(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>(), '\n');
+  };
+  const auto lines = metrics_lines();
+  const auto written = fs::last_write_time(d.path / "checkpoints" / "step-00000006" / "manifest.json");
+  p.resume = true;
+  const auto again = probe_run<small_cfg, tr::adamw<float>>(p, adam_opts);
+  BOOST_TEST(again.summary.step == 6);
+  BOOST_TEST(same_bits(full.weights, again.weights));
+  BOOST_TEST(again.eval_steps.empty());
+  BOOST_TEST(!again.summary.last_eval.has_value());
+  BOOST_TEST(std::isnan(again.summary.last_loss));
+  BOOST_TEST(again.optimizer_steps == 6);
+  BOOST_TEST(metrics_lines() == lines);
+  BOOST_TEST(tr::checkpoint_dir(d.path / "checkpoints").list().size() == 1u);
+  BOOST_TEST((fs::last_write_time(d.path / "checkpoints" / "step-00000006" / "manifest.json") == written));
+}
+
+// stop_after at the last step: every step is done, so the run ends like a complete one (the
+// final evaluation included), and its checkpoint is the complete run's.
+BOOST_AUTO_TEST_CASE(stop_after_the_last_step_is_a_complete_run) {
+  temp_dir d1, d2;
+  probe_options p;
+  p.steps = 6;
+  p.evaluator = true;
+  p.out = d1.path;
+  const auto full = probe_run<small_cfg, tr::adamw<float>>(p, adam_opts);
+  p.out = d2.path;
+  p.stop_after = 6;
+  const auto stopped = probe_run<small_cfg, tr::adamw<float>>(p, adam_opts);
+  BOOST_TEST(same_bits(full.weights, stopped.weights));
+  BOOST_TEST(stopped.summary.step == 6);
+  BOOST_TEST(!stopped.summary.interrupted);
+  BOOST_TEST(stopped.eval_steps == full.eval_steps, boost::test_tools::per_element());
+  BOOST_TEST(stopped.summary.last_eval.has_value());
+  // likewise an interrupt that arrives during the last step: nothing is left to continue
+  small_loop l(3, 2, 1);
+  std::atomic<bool> stop{true};
+  l.o.interrupt = &stop;
+  tr::trainer t(l.m, l.opt, tr::constant_lr{1e-3}, l.train, l.o);
+  int evaluations = 0;
+  t.set_evaluator([&](std::int64_t step) {
+    ++evaluations;
+    return tr::eval_metrics{.step = step};
+  });
+  const auto s = t.run();
+  BOOST_TEST(s.step == 1);
+  BOOST_TEST(!s.interrupted);
+  BOOST_TEST(evaluations == 1);
+}
+
+// set_evaluator: called every eval_every steps and once at the end (not twice at the last
+// step); evaluating (in evaluation mode: no adapter dropout) changes nothing in training, and a
+// run stopped at an evaluation step and resumed evaluates at the uninterrupted run's steps.
+BOOST_AUTO_TEST_CASE(evaluator_steps_and_no_effect_on_training) {
+  using cfg = lora_drop_bf16_cfg;
+  probe_options p;
+  p.steps = 10;
+  p.eval_every = 3;
+  p.dropout_seed = 5;
+  p.accum = 2;
+  p.evaluator = true;
+  const auto with = probe_run<cfg, tr::adamw<float>>(p, adam_opts);
+  BOOST_TEST(with.eval_steps == (std::vector<std::int64_t>{3, 6, 9, 10}), boost::test_tools::per_element());
+  BOOST_TEST_REQUIRE(with.summary.last_eval.has_value());
+  BOOST_TEST(with.summary.last_eval->step == 10);
+  p.eval_every = 0;
+  const auto without = probe_run<cfg, tr::adamw<float>>(p, adam_opts);
+  BOOST_TEST(without.eval_steps == (std::vector<std::int64_t>{10}), boost::test_tools::per_element());
+  BOOST_TEST(same_bits(with.weights, without.weights),
+             "evaluation changed training: " << first_difference<cfg>(with.weights, without.weights));
+  temp_dir d;
+  p.eval_every = 3;
+  p.out = d.path;
+  p.stop_after = 6;
+  const auto first = probe_run<cfg, tr::adamw<float>>(p, adam_opts);
+  p.stop_after = -1;
+  p.resume = true;
+  const auto second = probe_run<cfg, tr::adamw<float>>(p, adam_opts);
+  BOOST_TEST(first.eval_steps == (std::vector<std::int64_t>{3, 6}), boost::test_tools::per_element());
+  BOOST_TEST(second.eval_steps == (std::vector<std::int64_t>{9, 10}), boost::test_tools::per_element());
+  BOOST_TEST(same_bits(with.weights, second.weights));
+  BOOST_TEST(second.summary.last_eval->loss == with.summary.last_eval->loss);
+}
+
+// keep_last during a resumed run: the rotation goes on across the stop (the stop's checkpoint
+// is pruned in its turn), and the newest is the final step's.
+BOOST_AUTO_TEST_CASE(keep_last_rotates_across_a_resume) {
+  temp_dir d;
+  probe_options p;
+  p.steps = 12;
+  p.checkpoint_every = 2;
+  p.keep_last = 2;
+  p.out = d.path;
+  p.stop_after = 5;
+  probe_run<small_cfg, tr::adamw<float>>(p, adam_opts);
+  const tr::checkpoint_dir cd(d.path / "checkpoints", 2);
+  auto names = [&] {
+    std::vector<std::string> v;
+    for (auto const& x : cd.list()) v.push_back(x.filename().string());
+    return v;
+  };
+  BOOST_TEST(names() == (std::vector<std::string>{"step-00000004", "step-00000005"}), boost::test_tools::per_element());
+  p.stop_after = -1;
+  p.resume = true;
+  const auto resumed = probe_run<small_cfg, tr::adamw<float>>(p, adam_opts);
+  BOOST_TEST(names() == (std::vector<std::string>{"step-00000010", "step-00000012"}), boost::test_tools::per_element());
+  for (auto const& e : fs::directory_iterator(d.path / "checkpoints"))
+    BOOST_TEST(e.path().filename().string()[0] != '.');
+  nn::model<small_cfg> m(small_dims());
+  tr::checkpoint_dir::load(*cd.latest(), m);
+  BOOST_TEST(same_bits(m.parameters_to_host(), resumed.weights));
+}
+
+// A run resumed from an older checkpoint than the newest in its directory (a branch: resume(dir)
+// with the stale run's later checkpoints still there): the checkpoint just written is never the
+// one rotation removes, and save_checkpoint's directory exists.
+BOOST_AUTO_TEST_CASE(keep_last_keeps_the_checkpoint_just_written) {
+  temp_dir d;
+  probe_options p;
+  p.steps = 12;
+  p.checkpoint_every = 4;
+  p.keep_last = 2;
+  p.out = d.path;
+  probe_run<small_cfg, tr::adamw<float>>(p, adam_opts);  // leaves step 8 and step 12
+  const auto root = d.path / "checkpoints";
+  BOOST_TEST_REQUIRE(fs::exists(root / "step-00000008"));
+  p.keep_last = 1;
+  p.resume = true;
+  p.resume_from = root / "step-00000008";
+  p.stop_after = 10;
+  const auto branch = probe_run<small_cfg, tr::adamw<float>>(p, adam_opts);
+  BOOST_TEST(branch.summary.step == 10);
+  BOOST_TEST(fs::exists(root / "step-00000010" / "manifest.json"), "the step-10 checkpoint of the branch was pruned");
+  if (fs::exists(root / "step-00000010")) {
+    nn::model<small_cfg> m(small_dims());
+    tr::checkpoint_dir::load(root / "step-00000010", m);
+    BOOST_TEST(same_bits(m.parameters_to_host(), branch.weights));
+  }
+}
+
+// Thread count changed between the stop and the resume: not promised to be exact (determinism is
+// per thread count), so what the resumed run gives is reported, not asserted beyond rounding. A
+// model of ~115k parameters, so that the gradient norm and the optimizer split their work over
+// the threads (from 2^15 elements); clipping at 0.05 makes the norm's rounding reach the weights.
+BOOST_AUTO_TEST_CASE(resume_with_another_thread_count) {
+  probe_options p;
+  p.steps = 6;
+  p.batch = 4;
+  p.dims = nn::dims{96, 16, 64, 2, 4, 4, 256};
+  p.clip = 0.05;
+  const auto run = [&](int threads_before, int threads_after, std::int64_t stop) {
+    temp_dir d;
+    probe_options q = p;
+    q.out = d.path;
+    q.stop_after = stop;
+    {
+      tfm::host::scoped_num_threads t(threads_before);
+      probe_run<small_cfg, tr::adamw<float>>(q, adam_opts);
+    }
+    q.stop_after = -1;
+    q.resume = true;
+    tfm::host::scoped_num_threads t(threads_after);
+    return probe_run<small_cfg, tr::adamw<float>>(q, adam_opts);
+  };
+  const auto one = run(1, 1, 3), two = run(2, 2, 3), mixed = run(2, 1, 3);
+  BOOST_TEST(mixed.summary.step == 6);
+  double worst = 0;
+  for (std::size_t i = 0; i < two.weights.size(); ++i)
+    worst = std::max(worst, double(std::abs(mixed.weights[i] - two.weights[i])));
+  BOOST_TEST_MESSAGE("threads: 1-thread run == 2-thread run: "
+                     << same_bits(one.weights, two.weights) << "; 2 threads then 1 (resumed) == 2-thread run: "
+                     << same_bits(mixed.weights, two.weights) << " (largest difference " << worst
+                     << "); == 1-thread run: " << same_bits(mixed.weights, one.weights));
+  BOOST_TEST(worst < 1e-4);  // rounding only
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+// Random windows with only a leading part of each window's targets supervised (the rest
+// ignore_index), as instruction data has: micro-batches hold different numbers of counted targets.
+struct masked_source {
+  tr::batch_source src;
+  int seq_len() const { return src.seq_len(); }
+  std::uint64_t position() const { return src.position(); }
+  void set_position(std::uint64_t p) { src.set_position(p); }
+  void next(int B, std::span<std::int32_t> tok, std::span<std::int32_t> tgt) {
+    const std::uint64_t at = src.position();
+    src.next(B, tok, tgt);
+    const int T = src.seq_len();
+    for (int b = 0; b < B; ++b) {
+      const int keep = 1 + int(tfm::rng::random_u32(8, 0, at + std::uint64_t(b)) % std::uint32_t(T));
+      for (int t = keep; t < T; ++t) tgt[std::size_t(b) * T + t] = nn::ignore_index;
+    }
+  }
+};
+
+// Random windows without token 5, except one position of the micro-batches that start at the
+// given windows: with wte[5] NaN (an untied model) exactly those micro-batches give a NaN loss.
+struct poisoned_source {
+  tr::batch_source src;
+  std::vector<std::uint64_t> poison;
+  int seq_len() const { return src.seq_len(); }
+  std::uint64_t position() const { return src.position(); }
+  void set_position(std::uint64_t p) { src.set_position(p); }
+  void next(int B, std::span<std::int32_t> tok, std::span<std::int32_t> tgt) {
+    const std::uint64_t at = src.position();
+    src.next(B, tok, tgt);
+    for (auto& t : tok)
+      if (t == 5) t = 6;
+    if (std::find(poison.begin(), poison.end(), at) != poison.end()) tok[1] = 5;
+  }
+};
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(interactions_data)
+
+// Two micro-batches of 2 against one batch of 4 when targets are partly ignored: the step must
+// follow the mean over all counted targets of the 4 windows (what one batch computes), not the
+// mean of the two micro-batches' means. One SGD step at lr 1 without momentum, decay or clipping
+// exposes the gradient itself.
+BOOST_AUTO_TEST_CASE(accumulation_with_ignored_targets_equals_a_bigger_batch) {
+  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
+  const auto step = [&](int accum, int batch, double* loss) {
+    nn::model<small_cfg> m(small_dims());
+    m.init(11);
+    tr::sgd<float> opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.0}),
+                       {.momentum = 0.0});
+    masked_source src{tr::batch_source(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 3)};
+    tr::train_options o;
+    o.batch = batch;
+    o.grad_accum = accum;
+    o.steps = 1;
+    o.clip = 0;
+    o.show_progress = false;
+    const auto before = m.parameters_to_host();
+    tr::trainer t(m, opt, tr::constant_lr{1.0}, src, o);
+    *loss = t.train_step();
+    auto after = m.parameters_to_host();
+    for (std::size_t i = 0; i < after.size(); ++i) after[i] -= before[i];
+    return after;
+  };
+  double la = 0, lb = 0;
+  const auto a = step(2, 2, &la), b = step(1, 4, &lb);
+  double diff = 0, norm = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff += double(a[i] - b[i]) * double(a[i] - b[i]);
+    norm += double(b[i]) * double(b[i]);
+  }
+  const double rel = std::sqrt(diff / norm);
+  BOOST_TEST_MESSAGE("accumulated vs one batch, ignored targets: relative update difference " << rel << ", loss " << la
+                                                                                              << " vs " << lb);
+  BOOST_TEST(rel < 1e-5);
+  BOOST_TEST(la == lb, boost::test_tools::tolerance(1e-6));
+}
+
+// A NaN loss in the second micro-batch (the first one's gradients already accumulated) or in
+// the first one (the second one's backward then overwrites lazily zeroed gradients): the step is
+// skipped without touching the weights or the optimizer's step count, the loss scale does not
+// back off (a NaN loss is not an overflow), and nothing of it is left for the next step: the run
+// continued equals one resumed from a checkpoint right after the skipped step (fresh gradients).
+BOOST_AUTO_TEST_CASE(nan_micro_batch_skips_the_step_and_leaves_no_trace) {
+  const auto check = [&]<class Cfg>(std::type_identity<Cfg>, const char* what) {
+    auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
+    // batch 2, two micro-batches: step s (0-based) draws windows 4s .. 4s+3; poison step 2's
+    // second micro-batch (window 10) and step 4's first (window 16)
+    const std::vector<std::uint64_t> poison{10, 16};
+    auto run = [&](const fs::path& out, std::int64_t stop, bool resume, std::vector<int>* skipped_at) {
+      nn::model<Cfg> m(small_dims());
+      m.init(11);
+      m.param("wte")[5 * 16 + 3] = std::numeric_limits<float>::quiet_NaN();
+      tr::adamw<float> opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}), adam_opts);
+      poisoned_source src{tr::batch_source(c, tr::split{0, c.size()}, 12, tr::sampling::random_windows, 3), poison};
+      tr::train_options o;
+      o.batch = 2;
+      o.grad_accum = 2;
+      o.steps = 8;
+      o.out_dir = out;
+      o.stop_after = stop;
+      o.show_progress = false;
+      o.scaling = {.enabled = true, .init = 1024, .interval = 1000};
+      tr::trainer t(m, opt, tr::constant_lr{3e-3}, src, o);
+      if (resume) t.resume();
+      if (skipped_at) {  // step by step, watching the weights
+        while (t.step() < o.steps) {
+          const auto w = m.parameters_to_host();
+          const auto n = opt.steps_taken();
+          const double l = t.train_step();
+          if (std::isnan(l)) {
+            skipped_at->push_back(int(t.step()));
+            BOOST_TEST(same_bits(w, m.parameters_to_host()));
+            BOOST_TEST(opt.steps_taken() == n);
+          }
+          BOOST_TEST(t.loss_scale() == 1024.0);
+          BOOST_TEST(t.overflows() == 0);
+        }
+      } else {
+        t.run();
+      }
+      return m.parameters_to_host();
+    };
+    BOOST_TEST_CONTEXT(what) {
+      std::vector<int> skipped;
+      const auto stepped = run({}, -1, false, &skipped);
+      BOOST_TEST(skipped == (std::vector<int>{3, 5}), boost::test_tools::per_element());
+      temp_dir d1, d2;
+      const auto full = run(d1.path, -1, false, nullptr);
+      BOOST_TEST(same_bits(stepped, full));
+      run(d2.path, 3, false, nullptr);  // checkpoint right after the step whose second micro-batch was NaN
+      const auto resumed = run(d2.path, -1, true, nullptr);
+      BOOST_TEST(same_bits(full, resumed), "first difference: " << first_difference<Cfg>(full, resumed));
+      temp_dir d3;
+      run(d3.path, 5, false, nullptr);  // right after the one whose first micro-batch was NaN
+      BOOST_TEST(same_bits(full, run(d3.path, -1, true, nullptr)));
+    }
+  };
+  check(std::type_identity<tfm::test::cfg_untied<float>>{}, "fp32");
+  check(std::type_identity<untied_bf16_cfg>{}, "bf16");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

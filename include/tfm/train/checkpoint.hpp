@@ -19,6 +19,7 @@
 // before reading anything, and reads everything before changing the model: a truncated or
 // corrupted checkpoint is refused with the file named, never half-loaded.
 #pragma once
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
@@ -439,7 +440,7 @@ class checkpoint_dir {
                                                    ec.message(), ")"));
     }
     sync_path<checkpoint_error>(root_, true);
-    prune();
+    prune(final_dir);
     return final_dir;
   }
 
@@ -519,8 +520,13 @@ class checkpoint_dir {
   }
 
  private:
-  void prune() {
+  // Removes the oldest checkpoints until keep_last remain. The one just written (`newest`) counts
+  // as the newest whatever its step: a run resumed from an older checkpoint than the directory's
+  // last (resume(dir)) writes steps below those of the abandoned run, and rotation by name alone
+  // deleted the checkpoint it had just written (with keep_last = 1) and kept the stale one.
+  void prune(const std::filesystem::path& newest) {
     auto v = list();
+    if (const auto it = std::find(v.begin(), v.end(), newest); it != v.end()) std::rotate(it, it + 1, v.end());
     std::error_code ec;
     while (v.size() > std::size_t(keep_)) {
       std::filesystem::remove_all(v.front(), ec);

@@ -7,11 +7,13 @@
 //   t.set_validation(val_data);
 //   t.run();
 //
-// A step: `grad_accum` micro-batches of forward + backward (gradients add up; one
-// model::forward_backward call each, whose cross-entropy writes the logits' gradient in the
-// same pass that computes the loss), the global gradient norm (one pass), then one optimizer
-// pass that applies 1/grad_accum and the clipping factor as it reads each gradient. A non-finite loss or gradient never reaches the weights: the
-// step is skipped and counted; `max_bad_steps` of them in a row stop training with an error.
+// A step: `grad_accum` micro-batches of forward + backward (gradients add up, each micro-batch's
+// weighted by its share of the step's counted targets, so that the step is one batch of
+// grad_accum·batch sequences; one model::forward_backward call each, whose cross-entropy writes
+// the logits' gradient in the same pass that computes the loss), the global gradient norm (one pass), then one
+// optimizer pass that applies 1/grad_accum and the clipping factor as it reads each gradient. A non-finite loss or
+// gradient never reaches the weights: the step is skipped and counted; `max_bad_steps` of them in a row stop training
+// with an error.
 //
 // Around it: evaluation every `eval_every` steps (loss, perplexity, bits per byte), a progress
 // bar (plain lines when not on a terminal), metrics.jsonl, loss.svg, and checkpoints (train/
@@ -19,6 +21,7 @@
 // optimizer state, step and data position: the continued run is bit for bit the uninterrupted
 // one on the host (same build, same thread count).
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -79,7 +82,8 @@ struct train_options {
   // so that transformers' generate() stops at the data's end-of-text token
   nlohmann::json hf_config_extra = nlohmann::json::object();
   std::uint64_t dropout_seed = 0;  // LoRA adapter dropout: masks from (seed, step, micro-batch)
-  std::int64_t stop_after = -1;                 // stop (with a checkpoint) once this step is done; -1: never
+  std::int64_t stop_after = -1;    // stop (with a checkpoint) once this step is done; -1: never
+                                   // (at or past `steps`: the run is complete, with its final evaluation)
   const std::atomic<bool>* interrupt = nullptr;  // set (e.g. by SIGINT): checkpoint and stop after the step
 };
 
@@ -181,9 +185,10 @@ class trainer {
               "trainer: loss scaling needs init >= min_scale > 0, growth >= 1, 0 < backoff < 1, interval > 0");
       loss_scale_ = ls.init;
     }
-    const std::size_t n = std::size_t(o_.batch) * train_.seq_len();
+    const std::size_t n = std::size_t(o_.batch) * train_.seq_len() * std::size_t(o_.grad_accum);
     tok_.resize(n);
     tgt_.resize(n);
+    counted_.resize(std::size_t(o_.grad_accum));
   }
 
   // Validation windows of a token corpus: evaluate() every eval_every steps and at the end.
@@ -306,24 +311,42 @@ class trainer {
     m_.zero_grad();
     double loss_sum = 0;
     bool finite = true;
+    // Every micro-batch's windows first, and the targets each one counts (not ignore_index): a
+    // micro-batch's mean loss is weighted by its share of the step's counted targets, so the step
+    // follows the mean over all of them, as one batch of grad_accum·batch sequences would (with
+    // targets partly ignored, as instruction data has, micro-batches count different numbers).
+    // Where every micro-batch counts the same, each weight is exactly 1.
+    const std::size_t per = std::size_t(B) * std::size_t(Tn);
+    std::int64_t counted_total = 0;
     for (int a = 0; a < o_.grad_accum; ++a) {
-      train_.next(B, tok_, tgt_);
+      const std::span<std::int32_t> tk(tok_.data() + std::size_t(a) * per, per),
+          tg(tgt_.data() + std::size_t(a) * per, per);
+      train_.next(B, tk, tg);
+      counted_[std::size_t(a)] =
+          std::int64_t(std::count_if(tg.begin(), tg.end(), [](std::int32_t t) { return t != nn::ignore_index; }));
+      counted_total += counted_[std::size_t(a)];
+    }
+    for (int a = 0; a < o_.grad_accum; ++a) {
+      const std::int32_t* tk = tok_.data() + std::size_t(a) * per;
+      const std::int32_t* tg = tgt_.data() + std::size_t(a) * per;
+      const std::int64_t c = counted_[std::size_t(a)];
+      const double w = c > 0 ? double(o_.grad_accum) * double(c) / double(counted_total) : 1.0;
       m_.set_dropout_seed(o_.dropout_seed, std::uint64_t(step_) * std::uint64_t(o_.grad_accum) + std::uint64_t(a));
-      const double ls = o_.scaling.enabled ? loss_scale_ : 1.0;
+      const double ls = (o_.scaling.enabled ? loss_scale_ : 1.0) * w;
       // forward and backward in one call where the model has it (one pass over the logits); a
       // non-finite loss skips the backward: its gradient would be garbage, the step is skipped
       double l;
-      if constexpr (requires { m_.forward_backward(tok_.data(), tgt_.data(), B, Tn, ls); }) {
-        l = m_.forward_backward(tok_.data(), tgt_.data(), B, Tn, ls);
+      if constexpr (requires { m_.forward_backward(tk, tg, B, Tn, ls); }) {
+        l = m_.forward_backward(tk, tg, B, Tn, ls);
       } else {
-        l = m_.forward(tok_.data(), tgt_.data(), B, Tn);
+        l = m_.forward(tk, tg, B, Tn);
         if (std::isfinite(l)) m_.backward(ls);
       }
       if (!std::isfinite(l)) {
         finite = false;
         continue;
       }
-      loss_sum += l;
+      loss_sum += l * w;
     }
     tokens_seen_ += std::int64_t(B) * Tn * o_.grad_accum;
     last_lr_ = lr;
@@ -414,7 +437,9 @@ class trainer {
       if (bar) bar->update(sm);
       if (o_.eval_every > 0 && step_ % o_.eval_every == 0 && step_ < o_.steps) do_eval();
       const bool interrupt = o_.interrupt && o_.interrupt->load();
-      const bool stop_here = (o_.stop_after >= 0 && step_ >= o_.stop_after) || interrupt;
+      // after the last step there is nothing left to stop: the run ends as a complete one (with
+      // its final evaluation, which a resumed run would never make up)
+      const bool stop_here = step_ < o_.steps && ((o_.stop_after >= 0 && step_ >= o_.stop_after) || interrupt);
       if (!o_.out_dir.empty() && step_ < o_.steps && !stop_here && o_.checkpoint_every > 0 &&
           step_ % o_.checkpoint_every == 0)
         save_checkpoint();
@@ -453,7 +478,8 @@ class trainer {
   Source& train_;
   std::function<eval_metrics(std::int64_t)> eval_;
   train_options o_;
-  std::vector<std::int32_t> tok_, tgt_;
+  std::vector<std::int32_t> tok_, tgt_;  // the step's grad_accum micro-batches, one after the other
+  std::vector<std::int64_t> counted_;    // targets each micro-batch counts
   std::int64_t step_ = 0, skipped_ = 0, tokens_seen_ = 0;
   int bad_row_ = 0;
   double loss_scale_ = 1.0;
