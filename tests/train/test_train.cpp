@@ -375,33 +375,89 @@ struct run_result {
   tr::train_summary summary;
 };
 
-// Trains the small model (config Cfg) on the pattern corpus; out_dir empty: no files.
-template <class Cfg = small_cfg, class Opt = tr::adamw<float>>
-run_result train_small(std::int64_t steps, const fs::path& out = {}, std::int64_t stop_after = -1, bool resume = false,
-                       int accum = 1, int batch = 4, tr::loss_scaling scaling = {}) {
-  nn::model<Cfg> m(small_dims());
+// One run of the small model on the pattern corpus (model seed 11, random training windows, a
+// sequential validation split), with every option the tests need; out empty: no files.
+struct probe_options {
+  std::int64_t steps = 12, stop_after = -1, checkpoint_every = 0, eval_every = 0;
+  int accum = 1, batch = 2, keep_last = 3, eval_batches = 2;
+  double weight_decay = 0.1, clip = 1.0;
+  fs::path out;
+  bool resume = false;  // from the latest checkpoint under out, or from resume_from when set
+  fs::path resume_from;
+  tr::loss_scaling scaling{};
+  std::uint64_t dropout_seed = 0;
+  bool evaluator = false;  // set_evaluator (recording its steps) instead of set_validation
+  nn::dims dims = small_dims();
+};
+struct probe_result {
+  std::vector<float> weights;
+  tr::train_summary summary;
+  double loss_scale = 0;
+  std::int64_t optimizer_steps = 0;
+  std::map<std::string, std::vector<float>> optimizer_state;
+  std::vector<std::int64_t> eval_steps;  // where the evaluator ran (probe_options::evaluator)
+};
+
+template <class Cfg, class Opt, class Sched = tr::warmup_cosine>
+probe_result probe_run(const probe_options& p, typename Opt::options oo,
+                       Sched sched = tr::warmup_cosine{.max_lr = 3e-3, .min_lr = 3e-4, .warmup = 3, .decay_end = 12}) {
+  nn::model<Cfg> m(p.dims);
   m.init(11);
-  Opt opt(m.num_parameters(), tr::decay_groups(m.parameter_table(), {.weight_decay = 0.1}),
-          {.beta1 = 0.9, .beta2 = 0.99});
+  Opt opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = p.weight_decay}), oo);
   auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
   auto [trs, vas] = tr::split_at(c, 0.9);
   tr::batch_source train(c, trs, 12, tr::sampling::random_windows, 99);
   tr::batch_source val(c, vas, 12, tr::sampling::sequential, 0);
   tr::train_options o;
-  o.batch = batch;
-  o.grad_accum = accum;
-  o.steps = steps;
-  o.eval_every = 10;
-  o.eval_batches = 4;
-  o.out_dir = out;
-  o.stop_after = stop_after;
+  o.batch = p.batch;
+  o.grad_accum = p.accum;
+  o.steps = p.steps;
+  o.eval_every = p.eval_every;
+  o.eval_batches = p.eval_batches;
+  o.checkpoint_every = p.checkpoint_every;
+  o.keep_last = p.keep_last;
+  o.out_dir = p.out;
+  o.stop_after = p.stop_after;
   o.show_progress = false;
-  o.scaling = scaling;
-  tr::trainer t(m, opt, tr::warmup_cosine{.max_lr = 3e-3, .min_lr = 3e-4, .warmup = 5, .decay_end = std::max<std::int64_t>(steps, 5)}, train, o);
-  t.set_validation(val);
-  if (resume) t.resume();
-  auto s = t.run();
-  return {m.parameters_to_host(), s};
+  o.scaling = p.scaling;
+  o.dropout_seed = p.dropout_seed;
+  o.clip = p.clip;
+  tr::trainer t(m, opt, sched, train, o);
+  probe_result r;
+  if (p.evaluator)
+    t.set_evaluator([&](std::int64_t step) {
+      r.eval_steps.push_back(step);
+      return tr::evaluate(m, val, p.eval_batches, p.batch, step);
+    });
+  else
+    t.set_validation(val);
+  if (p.resume) t.resume(p.resume_from);
+  r.summary = t.run();
+  r.weights = m.parameters_to_host();
+  r.loss_scale = t.loss_scale();
+  r.optimizer_steps = opt.steps_taken();
+  r.optimizer_state = opt.state_to_host();
+  return r;
+}
+
+// Trains the small model (config Cfg) on the pattern corpus; out_dir empty: no files.
+template <class Cfg = small_cfg, class Opt = tr::adamw<float>>
+run_result train_small(std::int64_t steps, const fs::path& out = {}, std::int64_t stop_after = -1, bool resume = false,
+                       int accum = 1, int batch = 4, tr::loss_scaling scaling = {}) {
+  probe_options p;
+  p.steps = steps;
+  p.stop_after = stop_after;
+  p.eval_every = 10;
+  p.accum = accum;
+  p.batch = batch;
+  p.eval_batches = 4;
+  p.out = out;
+  p.resume = resume;
+  p.scaling = scaling;
+  const auto r = probe_run<Cfg, Opt>(
+      p, {.beta1 = 0.9, .beta2 = 0.99},
+      tr::warmup_cosine{.max_lr = 3e-3, .min_lr = 3e-4, .warmup = 5, .decay_end = std::max<std::int64_t>(steps, 5)});
+  return {r.weights, r.summary};
 }
 
 // The set-up of the loop tests that drive a trainer themselves: the small model initialised from
@@ -851,71 +907,6 @@ BOOST_AUTO_TEST_SUITE_END()
 // Exact resume, accumulation, loss scaling, the compute copy, LoRA, schedules, optimizers,
 // evaluators and checkpoint rotation in combinations the cases above take one at a time.
 namespace {
-
-// One run of the small model for the cases below (train_small's model, data and seeds, with
-// every option the combinations need).
-struct probe_options {
-  std::int64_t steps = 12, stop_after = -1, checkpoint_every = 0, eval_every = 0;
-  int accum = 1, batch = 2, keep_last = 3;
-  double weight_decay = 0.1, clip = 1.0;
-  fs::path out;
-  bool resume = false;  // from the latest checkpoint under out, or from resume_from when set
-  fs::path resume_from;
-  tr::loss_scaling scaling{};
-  std::uint64_t dropout_seed = 0;
-  bool evaluator = false;  // set_evaluator (recording its steps) instead of set_validation
-  nn::dims dims = small_dims();
-};
-struct probe_result {
-  std::vector<float> weights;
-  tr::train_summary summary;
-  double loss_scale = 0;
-  std::int64_t optimizer_steps = 0;
-  std::map<std::string, std::vector<float>> optimizer_state;
-  std::vector<std::int64_t> eval_steps;  // where the evaluator ran (probe_options::evaluator)
-};
-
-template <class Cfg, class Opt, class Sched = tr::warmup_cosine>
-probe_result probe_run(const probe_options& p, typename Opt::options oo,
-                       Sched sched = tr::warmup_cosine{.max_lr = 3e-3, .min_lr = 3e-4, .warmup = 3, .decay_end = 12}) {
-  nn::model<Cfg> m(p.dims);
-  m.init(11);
-  Opt opt(m.num_trainable(), tr::decay_groups(m.parameter_table(), {.weight_decay = p.weight_decay}), oo);
-  auto c = tr::token_corpus::from_tokens(pattern_tokens(4000), 4000, 16);
-  auto [trs, vas] = tr::split_at(c, 0.9);
-  tr::batch_source train(c, trs, 12, tr::sampling::random_windows, 99);
-  tr::batch_source val(c, vas, 12, tr::sampling::sequential, 0);
-  tr::train_options o;
-  o.batch = p.batch;
-  o.grad_accum = p.accum;
-  o.steps = p.steps;
-  o.eval_every = p.eval_every;
-  o.eval_batches = 2;
-  o.checkpoint_every = p.checkpoint_every;
-  o.keep_last = p.keep_last;
-  o.out_dir = p.out;
-  o.stop_after = p.stop_after;
-  o.show_progress = false;
-  o.scaling = p.scaling;
-  o.dropout_seed = p.dropout_seed;
-  o.clip = p.clip;
-  tr::trainer t(m, opt, sched, train, o);
-  probe_result r;
-  if (p.evaluator)
-    t.set_evaluator([&](std::int64_t step) {
-      r.eval_steps.push_back(step);
-      return tr::evaluate(m, val, 2, p.batch, step);
-    });
-  else
-    t.set_validation(val);
-  if (p.resume) t.resume(p.resume_from);
-  r.summary = t.run();
-  r.weights = m.parameters_to_host();
-  r.loss_scale = t.loss_scale();
-  r.optimizer_steps = opt.steps_taken();
-  r.optimizer_state = opt.state_to_host();
-  return r;
-}
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
