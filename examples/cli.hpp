@@ -75,6 +75,14 @@ class cli {
     }
     x = static_cast<N>(d);
   }
+  // A number that must not be negative (a thread count or a length, where 0 is the default).
+  template <class N>
+  void non_negative(N& x) {
+    const char* opt = argv_[i_];
+    number(x);  // (an unsigned N refuses a negative value there)
+    if constexpr (!std::is_unsigned_v<N>)
+      if (x < N(0)) fail("%s: '%s' is negative", opt, argv_[i_]);
+  }
   // Whether the current argument is an operand rather than an option (it does not start with '-').
   bool operand() const { return argv_[i_][0] != '-'; }
   const char* current() const { return argv_[i_]; }

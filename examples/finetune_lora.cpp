@@ -75,9 +75,9 @@ options parse(int argc, char** argv) {
     else if (args.is("--warmup")) args.number(o.warmup);
     else if (args.is("--eval-every")) args.number(o.eval_every);
     else if (args.is("--batch")) args.number(o.batch);
-    else if (args.is("--ctx")) args.number(o.ctx);
+    else if (args.is("--ctx")) args.non_negative(o.ctx);
     else if (args.is("--eval-batches")) args.number(o.eval_batches);
-    else if (args.is("--threads")) args.number(o.threads);
+    else if (args.is("--threads")) args.non_negative(o.threads);
     else if (args.is("--lr")) args.number(o.lr);
     else if (args.is("--min-lr")) args.number(o.min_lr);
     else if (args.is("--clip")) args.number(o.clip);
@@ -88,8 +88,6 @@ options parse(int argc, char** argv) {
     std::fprintf(stderr, "tfm_finetune_lora: give --base and exactly one of --text or --instructions (see --help)\n");
     std::exit(2);
   }
-  if (o.threads < 0) args.fail("--threads must not be negative (0: OMP_NUM_THREADS or all cores)");
-  if (o.ctx < 0) args.fail("--ctx must not be negative (0: the base's context)");
   return o;
 }
 

@@ -146,9 +146,9 @@ options parse(int argc, char** argv) {
     else if (args.is("--no-decay-embeddings")) o.decay_embeddings = false;
     else if (args.is("--schedule")) o.schedule = args.value();
     else if (args.is("--warmup")) args.number(o.warmup);
-    else if (args.is("--decay")) args.number(o.decay);
+    else if (args.is("--decay")) args.non_negative(o.decay);
     else if (args.is("--seed")) args.number(o.seed);
-    else if (args.is("--threads")) args.number(o.threads);
+    else if (args.is("--threads")) args.non_negative(o.threads);
     else if (args.is("--out")) o.out = args.value();
     else if (args.is("--eval-every")) args.number(o.eval_every);
     else if (args.is("--eval-batches")) args.number(o.eval_batches);
@@ -156,7 +156,7 @@ options parse(int argc, char** argv) {
     else if (args.is("--keep")) args.number(o.keep);
     else if (args.is("--log-every")) args.number(o.log_every);
     else if (args.is("--resume")) o.resume = true;
-    else if (args.is("--loss-scale")) args.number(o.loss_scale);
+    else if (args.is("--loss-scale")) args.non_negative(o.loss_scale);
     else if (args.is("--init-from")) o.init_from = args.value();
     else args.unknown();
   }
@@ -164,12 +164,9 @@ options parse(int argc, char** argv) {
     std::fprintf(stderr, "tfm_pretrain: give exactly one of --text FILE or --shards A,B,... (see --help)\n");
     std::exit(2);
   }
-  // what the library does not see as given (it gets 1 − F, a scale only when > 0, ...)
+  // what the library does not see as given (it gets 1 − F)
   if (o.val_shards.empty() && !(o.val_fraction > 0 && o.val_fraction < 1))
     args.fail("--val-fraction must be in (0, 1), got %g", o.val_fraction);
-  if (o.loss_scale < 0) args.fail("--loss-scale must be positive (or 0: off), got %g", o.loss_scale);
-  if (o.threads < 0) args.fail("--threads must not be negative (0: OMP_NUM_THREADS or all cores)");
-  if (o.decay < 0) args.fail("--decay must not be negative (0: steps/5)");
   return o;
 }
 

@@ -62,8 +62,7 @@ options parse(int argc, char** argv) {
   tfm::examples::cli c(argc, argv, "tfm_main", usage);
   while (c.next()) {
     if (c.is("--threads")) {
-      c.number(o.threads);
-      if (o.threads < 0) c.fail("--threads must not be negative (0: OMP_NUM_THREADS or all cores)");
+      c.non_negative(o.threads);
     } else if (c.is("--repeats")) {
       c.number(o.repeats);
       if (o.repeats < 1) c.fail("--repeats must be at least 1");

@@ -64,7 +64,7 @@ args parse(int argc, char** argv) {
     else if (c.is("--load")) a.load = c.value();
     else if (c.is("--val-fraction")) c.number(a.val_fraction);
     else if (c.is("--split-docs-on")) a.split_on = c.value();
-    else if (c.is("--threads")) c.number(a.threads);
+    else if (c.is("--threads")) c.non_negative(a.threads);
     else if (c.is("--quiet")) a.quiet = true;
     else c.unknown();
   }
@@ -72,7 +72,6 @@ args parse(int argc, char** argv) {
   if (a.corpus.empty() || a.out.empty() || sources != 1)
     throw tfm::invalid_argument("need --corpus, --out and exactly one of --vocab-size, --hf-dir, --load (see --help)");
   if (!(a.val_fraction >= 0 && a.val_fraction < 1)) throw tfm::invalid_argument("--val-fraction must be in [0, 1)");
-  if (a.threads < 0) throw tfm::invalid_argument("--threads must not be negative (0: all cores)");
   return a;
 }
 
