@@ -38,6 +38,7 @@
 
 #include "tfm/core/dtype.hpp"
 #include "tfm/core/error.hpp"
+#include "tfm/data/detail/utf8.hpp"
 
 namespace tfm::io {
 
@@ -359,25 +360,6 @@ class json_parser {
     return v;
   }
 
-  // Bytes of the well-formed UTF-8 sequence at p_ (a lead byte >= 0x80): the header is UTF-8.
-  std::size_t utf8_length() const {
-    const auto at = [&](std::size_t k) { return static_cast<unsigned char>(t_[p_ + k]); };
-    const unsigned char b0 = at(0);
-    const std::size_t n = b0 >= 0xC2 && b0 <= 0xDF   ? 2
-                          : b0 >= 0xE0 && b0 <= 0xEF ? 3
-                          : b0 >= 0xF0 && b0 <= 0xF4 ? 4
-                                                     : 0;
-    bool ok = n > 0 && p_ + n <= t_.size();
-    for (std::size_t k = 1; ok && k < n; ++k) {
-      // The second byte's range excludes overlong forms, surrogates and code points above U+10FFFF.
-      const unsigned char lo = k > 1 ? 0x80 : b0 == 0xE0 ? 0xA0 : b0 == 0xF0 ? 0x90 : 0x80;
-      const unsigned char hi = k > 1 ? 0xBF : b0 == 0xED ? 0x9F : b0 == 0xF4 ? 0x8F : 0xBF;
-      ok = at(k) >= lo && at(k) <= hi;
-    }
-    if (!ok) fail("invalid UTF-8 in string");
-    return n;
-  }
-
   std::string parse_string() {
     expect('"');
     std::string out;
@@ -389,10 +371,11 @@ class json_parser {
         return out;
       }
       if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
-      if (static_cast<unsigned char>(c) >= 0x80) {
-        const std::size_t n = utf8_length();
-        out.append(t_.substr(p_, n));
-        p_ += n;
+      if (static_cast<unsigned char>(c) >= 0x80) {  // the header is UTF-8: one well-formed sequence
+        const auto d = data::detail::decode_utf8(t_, p_);
+        if (!d.valid) fail("invalid UTF-8 in string");
+        out.append(t_.substr(p_, d.len));
+        p_ += d.len;
         continue;
       }
       if (c != '\\') {
