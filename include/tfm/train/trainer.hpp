@@ -277,8 +277,7 @@ class trainer {
         expects<checkpoint_error>(it->second.size() == size, dir.string(), ": optimizer.", name, " holds ",
                                   it->second.size(), " values, this optimizer has ", size);
       }
-      for (const char* k : {"optimizer_steps", "step", "data_position", "skipped", "bad_in_a_row", "tokens_seen"})
-        num(s, k);
+      for (const char* k : {"optimizer_steps", "step", "data_position", "skipped", "tokens_seen"}) num(s, k);
       expects<checkpoint_error>(num(s, "bad_in_a_row") <= std::numeric_limits<int>::max(), dir.string(),
                                 ": the trainer state's 'bad_in_a_row' is out of range");
       if (scaled && s.fields.count("loss_scale")) {
